@@ -1,0 +1,495 @@
+"""The one cattrs converter that reads and writes manifests, and every rule.
+
+Reading (``structure``) is strict: a wrong type is an error (no ``123`` →
+``"123"``), unknown keys are errors with a "did you mean" hint, and every rule
+of the manifest (kebab-case ids, public docs URLs, unique capability ids, …)
+is checked while structuring, so one pass reports *every* problem at once.
+cattrs' exception tree is then flattened into :class:`ManifestProblem` lines
+whose paths use the camelCase wire names (``$.auth.headerName``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import ipaddress
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar, get_args, get_origin
+from urllib.parse import urlsplit
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._exceptions import ManifestError, ManifestProblem
+from ._manifest import (
+    ApiKeyAuth,
+    Auth,
+    Capability,
+    Connection,
+    Connector,
+    NoAuth,
+    OAuth,
+    Publisher,
+    SetupStep,
+)
+
+__all__ = ["converter", "define_connector", "to_wire"]
+
+T = TypeVar("T")
+
+AUTH_TYPES: dict[str, type[NoAuth | ApiKeyAuth | OAuth]] = {
+    cls.type: cls for cls in (OAuth, ApiKeyAuth, NoAuth)
+}
+
+_KEBAB = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+_HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ID_MAX = 64
+_LINE_MAX = 200
+
+
+class _Invalid(ValueError):
+    """A rule violation found by a structure hook.
+
+    ``subpath`` locates it below the field the hook was structuring, such as
+    ``[2].id`` for a duplicate capability id.
+    """
+
+    def __init__(self, message: str, subpath: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.subpath = subpath
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _wire_names(cls: type) -> dict[str, str]:
+    return {a.name: _camel(a.name) for a in attrs.fields(cls)}
+
+
+def _describe(value: object) -> str:
+    """Name a JSON value's type, with a short excerpt of it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {shown!r}"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    if _camel(word) in choices:
+        return f"; did you mean {_camel(word)!r}?"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# --- rules ----------------------------------------------------------------
+
+Check = Callable[[Any], None]
+
+
+def _nonblank(value: str) -> None:
+    if not value.strip():
+        raise _Invalid("must not be empty")
+
+
+def _one_line(value: str) -> None:
+    _nonblank(value)
+    if "\n" in value or "\r" in value:
+        raise _Invalid("must be a single line")
+    if len(value) > _LINE_MAX:
+        raise _Invalid(f"must be at most {_LINE_MAX} characters, got {len(value)}")
+
+
+def _kebab(value: str) -> None:
+    if len(value) > _ID_MAX or not _KEBAB.fullmatch(value):
+        raise _Invalid(
+            f"must be kebab-case (lowercase letters and digits in words joined by single "
+            f"hyphens, starting with a letter, at most {_ID_MAX} characters), got {value!r}"
+        )
+
+
+def _host_is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_is_public(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        pass
+    # A name without a dot (``intranet``) or under a reserved suffix only
+    # resolves inside one network.
+    reserved = (".localhost", ".local", ".internal", ".test", ".invalid", ".example")
+    return "." in host and not host.endswith(reserved)
+
+
+def _split_url(value: str) -> tuple[str, str]:
+    """Return (scheme, host) of an absolute URL, or raise _Invalid."""
+    if any(ch.isspace() for ch in value):
+        raise _Invalid(f"must be a URL without spaces, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - property access validates the port
+    except ValueError as exc:
+        raise _Invalid(f"is not a valid URL ({exc}): {value!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise _Invalid(f"must be an absolute http(s) URL, got {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise _Invalid("must not contain credentials (user:password@)")
+    return parts.scheme, host
+
+
+def _public_url(value: str) -> None:
+    try:
+        _scheme, host = _split_url(value)
+    except _Invalid:
+        host = ""
+    if not _host_is_public(host):
+        raise _Invalid(
+            f"must be a public http(s) URL, got {value!r} "
+            "(a repository path or a local address will not open from a web page)"
+        )
+
+
+def _endpoint_url(value: str) -> None:
+    scheme, host = _split_url(value)
+    if scheme != "https" and not _host_is_loopback(host):
+        raise _Invalid(f"must use https (plain http is allowed on loopback only), got {value!r}")
+    if "#" in value:
+        raise _Invalid("must not contain a fragment (#...)")
+
+
+def _server_path(value: str) -> None:
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        raise _Invalid(f"must be a server path starting with a single '/', got {value!r}")
+    if any(ch.isspace() for ch in value) or "://" in value:
+        raise _Invalid(f"must be a plain server path, got {value!r}")
+
+
+def _header_name(value: str) -> None:
+    if not _HEADER_TOKEN.fullmatch(value):
+        raise _Invalid(f"must be a valid HTTP header name, got {value!r}")
+
+
+def _email(value: str) -> None:
+    if not _EMAIL.fullmatch(value):
+        raise _Invalid(f"must be an e-mail address, got {value!r}")
+
+
+def _scope(value: str) -> None:
+    if not value or any(ch.isspace() for ch in value):
+        raise _Invalid(f"must be a non-empty scope without spaces, got {value!r}")
+
+
+# --- the converter ----------------------------------------------------------
+
+converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+"""The project-owned converter for manifests (strict, camelCase on the wire)."""
+
+
+def _structure_str(value: object, _: type) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_describe(value)}")
+    return value
+
+
+def _structure_bool(value: object, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def _structure_enum(value: object, cls: type[enum.Enum]) -> enum.Enum:
+    choices = [member.value for member in cls]
+    if isinstance(value, str) and value in choices:
+        return cls(value)
+    hint = _did_you_mean(value, choices) if isinstance(value, str) else ""
+    raise _Invalid(f"expected one of {', '.join(choices)}; got {_describe(value)}{hint}")
+
+
+def _is_homogeneous_tuple(tp: Any) -> bool:
+    args = get_args(tp)
+    return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_hook(tp: Any) -> Callable[[object, Any], tuple[Any, ...]]:
+    item_type = get_args(tp)[0]
+
+    def structure(value: object, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list | tuple):
+            raise _Invalid(f"expected an array, got {_describe(value)}")
+        items: list[Any] = []
+        errors: list[Exception] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(converter.structure(item, item_type))
+            except Exception as exc:  # noqa: BLE001 - collected, re-raised as a group below
+                exc.__notes__ = [
+                    *getattr(exc, "__notes__", []),
+                    IterableValidationNote(f"@ index {index}", index, item_type),
+                ]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {tp!r}", errors, tp)
+        return tuple(items)
+
+    return structure
+
+
+def _structure_auth(value: object, _: Any) -> Auth:
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected an object, got {_describe(value)}")
+    kind = value.get("type")
+    if kind is None:
+        raise _Invalid(f"required field is missing (one of {', '.join(AUTH_TYPES)})", ".type")
+    if kind not in AUTH_TYPES:
+        hint = _did_you_mean(kind, list(AUTH_TYPES)) if isinstance(kind, str) else ""
+        raise _Invalid(
+            f"expected one of {', '.join(AUTH_TYPES)}; got {_describe(kind)}{hint}", ".type"
+        )
+    rest = {key: item for key, item in value.items() if key != "type"}
+    return converter.structure(rest, AUTH_TYPES[kind])
+
+
+def _checked(tp: Any, *checks: Check) -> Callable[[object, Any], Any]:
+    """A field hook: structure as ``tp``, then apply each check unless None."""
+
+    def structure(value: object, _: Any) -> Any:
+        result = converter.structure(value, tp)
+        if result is not None:
+            for check in checks:
+                check(result)
+        return result
+
+    return structure
+
+
+def _each(*checks: Check) -> Check:
+    """Apply checks to every item of a tuple, reporting the item's index."""
+
+    def check(items: tuple[Any, ...]) -> None:
+        for index, item in enumerate(items):
+            try:
+                for inner in checks:
+                    inner(item)
+            except _Invalid as exc:
+                raise _Invalid(exc.message, f"[{index}]{exc.subpath}") from None
+
+    return check
+
+
+def _unique(key: Callable[[Any], str] = str, subpath: str = "", what: str = "value") -> Check:
+    def check(items: tuple[Any, ...]) -> None:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            k = key(item)
+            if k in seen:
+                raise _Invalid(
+                    f"duplicate {what} {k!r} (already at index {seen[k]})", f"[{index}]{subpath}"
+                )
+            seen[k] = index
+
+    return check
+
+
+def _nonempty(items: tuple[Any, ...]) -> None:
+    if not items:
+        raise _Invalid("must list at least one item")
+
+
+_opt_str = str | None
+
+# Per-field rules, by class and attribute name.
+_RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
+    Connector: {
+        "id": _checked(str, _kebab),
+        "name": _checked(str, _one_line),
+        "summary": _checked(str, _one_line),
+        "description": _checked(str, _nonblank),
+        "capabilities": _checked(
+            tuple[Capability, ...],
+            _nonempty,
+            _unique(lambda c: c.id, ".id", "capability id"),
+        ),
+        "docs_path": _checked(_opt_str, _public_url),
+        "tags": _checked(tuple[str, ...], _each(_one_line), _unique(what="tag")),
+    },
+    ApiKeyAuth: {
+        "description": _checked(str, _nonblank),
+        "header_name": _checked(str, _header_name),
+    },
+    OAuth: {
+        "authorize_url": _checked(str, _endpoint_url),
+        "token_url": _checked(str, _endpoint_url),
+        "scopes": _checked(tuple[str, ...], _each(_scope), _unique(what="scope")),
+        "revocation_url": _checked(_opt_str, _endpoint_url),
+    },
+    Capability: {
+        "id": _checked(str, _kebab),
+        "label": _checked(str, _one_line),
+    },
+    SetupStep: {
+        "title": _checked(str, _one_line),
+        "description": _checked(str, _nonblank),
+    },
+    Publisher: {
+        "name": _checked(str, _one_line),
+        "url": _checked(_opt_str, _public_url),
+        "email": _checked(_opt_str, _email),
+    },
+    Connection: {
+        "start_path": _checked(str, _server_path),
+        "status_path": _checked(_opt_str, _server_path),
+        "disconnect_path": _checked(_opt_str, _server_path),
+    },
+}
+
+
+def _register_class(cls: type) -> None:
+    rules = _RULES.get(cls, {})
+    structure_overrides: dict[str, Any] = {
+        name: override(rename=wire, struct_hook=rules.get(name))
+        for name, wire in _wire_names(cls).items()
+    }
+    inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
+        cls, converter, _cattrs_forbid_extra_keys=True, **structure_overrides
+    )
+
+    def structure(value: object, _: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _Invalid(f"expected an object, got {_describe(value)}")
+        return inner(value, cls)
+
+    converter.register_structure_hook(cls, structure)
+
+    unstructure_overrides: dict[str, Any] = {
+        a.name: override(rename=_camel(a.name), omit_if_default=a.default is None)
+        for a in attrs.fields(cls)
+    }
+    plain: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+        cls, converter, **unstructure_overrides
+    )
+    tag = getattr(cls, "type", None)
+    if tag is None:
+        converter.register_unstructure_hook(cls, plain)
+    else:
+
+        def tagged(obj: Any) -> dict[str, Any]:
+            return {"type": tag, **plain(obj)}
+
+        converter.register_unstructure_hook(cls, tagged)
+
+
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook_func(
+    lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum), _structure_enum
+)
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook)
+converter.register_unstructure_hook_func(
+    _is_homogeneous_tuple, lambda items: [converter.unstructure(item) for item in items]
+)
+converter.register_structure_hook(Auth, _structure_auth)
+for _cls in (NoAuth, ApiKeyAuth, OAuth, Capability, SetupStep, Publisher, Connection, Connector):
+    _register_class(_cls)
+
+
+# --- errors -----------------------------------------------------------------
+
+
+def _problems(exc: BaseException, path: str) -> Iterator[ManifestProblem]:
+    """Flatten a cattrs exception tree into problems with wire-format paths."""
+    if isinstance(exc, ClassValidationError):
+        names = _wire_names(exc.cl)
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from _problems(sub, f"{path}.{names.get(note.name, note.name)}")
+        for sub in without:
+            yield from _problems(sub, path)
+    elif isinstance(exc, IterableValidationError):
+        iter_notes, iter_without = exc.group_exceptions()
+        for sub, inote in iter_notes:
+            yield from _problems(sub, f"{path}[{inote.index}]")
+        for sub in iter_without:
+            yield from _problems(sub, path)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        known = list(_wire_names(exc.cl).values()) if exc.cl is not None else []
+        for key in sorted(exc.extra_fields):
+            yield ManifestProblem(f"{path}.{key}", f"unknown field{_did_you_mean(key, known)}")
+    elif isinstance(exc, _Invalid):
+        yield ManifestProblem(path + exc.subpath, exc.message)
+    elif isinstance(exc, KeyError):
+        yield ManifestProblem(path, "required field is missing")
+    else:  # pragma: no cover - every hook raises one of the above
+        yield ManifestProblem(path, str(exc) or type(exc).__name__)
+
+
+def structure_connector(data: object, *, source: str | None = None) -> Connector:
+    """Validate wire-format ``data`` into a :class:`Connector` or raise ManifestError."""
+    try:
+        return converter.structure(data, Connector)
+    except (ClassValidationError, IterableValidationError, _Invalid) as exc:
+        raise ManifestError(list(_problems(exc, "$")), source=source) from None
+
+
+def _to_wire_value(value: object) -> object:
+    if attrs.has(type(value)) or isinstance(value, enum.Enum):
+        return converter.unstructure(value)
+    if isinstance(value, list | tuple):
+        return [_to_wire_value(item) for item in value]
+    return value
+
+
+def define_connector(manifest: object = None, /, **fields: Any) -> Connector:
+    """Validate a connector manifest and return it as a frozen :class:`Connector`.
+
+    Pass either one camelCase mapping (the wire format, as read from JSON or
+    TOML) or the fields as keyword arguments with their Python names
+    (``docs_path=...``); nested parts may be the attrs classes (``OAuth(...)``,
+    ``Capability(...)``) or camelCase mappings. An existing :class:`Connector`
+    is re-validated.
+
+    :raises ManifestError: listing every problem at once, each with its path.
+    """
+    if manifest is not None and fields:
+        raise TypeError("pass the manifest either as one mapping or as keyword arguments")
+    if isinstance(manifest, Connector):
+        data: object = converter.unstructure(manifest)
+    elif manifest is None:
+        data = {_camel(name): _to_wire_value(value) for name, value in fields.items()}
+    else:
+        data = manifest
+    return structure_connector(data)
+
+
+def to_wire(connector: Connector) -> dict[str, Any]:
+    """Return ``connector`` in the camelCase wire format (JSON-ready)."""
+    result: dict[str, Any] = converter.unstructure(connector)
+    return result

@@ -1,0 +1,166 @@
+"""The exceptions connectors-core raises, all under one base.
+
+::
+
+    ConnectorsError
+     ├── ConfigurationError          a setting (environment variable, option) is invalid
+     ├── ManifestError               a manifest failed validation (every problem, with paths)
+     ├── ManifestLoadError           a manifest file or module could not be read at all
+     ├── RegistryError
+     │    ├── UnknownConnectorError   no connector with that id (also a LookupError)
+     │    └── DuplicateConnectorError two providers claim the same connector id
+     └── DiscoveryError              strict discovery found failed plugins
+
+Each exception carries structured fields (the connector id, the providers, the
+field paths, the failed plugins) so that a host application can react to it
+without parsing the message.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._records import PluginRecord, Provider
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectorsError",
+    "DiscoveryError",
+    "DuplicateConnectorError",
+    "ManifestError",
+    "ManifestLoadError",
+    "ManifestProblem",
+    "RegistryError",
+    "UnknownConnectorError",
+]
+
+
+class ConnectorsError(Exception):
+    """Base class of every error raised by connectors-core."""
+
+
+class ConfigurationError(ConnectorsError, ValueError):
+    """A setting is invalid or missing.
+
+    :ivar setting: the environment variable or option at fault.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+@attrs.frozen
+class ManifestProblem:
+    """One thing wrong with a manifest, located by its field path."""
+
+    path: str
+    """Where the problem is, as a JSONPath into the wire format: ``$.auth.headerName``."""
+
+    message: str
+    """What is wrong, in plain words."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ManifestError(ConnectorsError, ValueError):
+    """A connector manifest is invalid.
+
+    :ivar problems: every problem found, in document order, each with its path.
+    :ivar source: what was validated (a plugin, a file, a module attribute), or None.
+    """
+
+    problems: tuple[ManifestProblem, ...]
+    source: str | None
+
+    def __init__(self, problems: Iterable[ManifestProblem], *, source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f" in {self.source}" if self.source else ""
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = [f"invalid connector manifest{where} ({count} {noun}):"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+    def with_source(self, source: str) -> ManifestError:
+        """Return the same error, attributed to ``source``."""
+        return ManifestError(self.problems, source=source)
+
+
+class ManifestLoadError(ConnectorsError):
+    """A manifest source (file, module attribute) could not be read.
+
+    :ivar target: what was asked for (a path or ``module:attribute``).
+    """
+
+    def __init__(self, target: str, message: str) -> None:
+        self.target = target
+        super().__init__(f"{target}: {message}")
+
+
+class RegistryError(ConnectorsError):
+    """Base class of registry lookups and registrations that fail."""
+
+
+class UnknownConnectorError(RegistryError, LookupError):
+    """No connector with the requested id is registered.
+
+    :ivar connector_id: the id that was asked for.
+    :ivar known: the ids that are registered.
+    """
+
+    def __init__(self, connector_id: str, known: Sequence[str]) -> None:
+        self.connector_id = connector_id
+        self.known = tuple(known)
+        message = f"no connector with id {connector_id!r} is registered"
+        close = difflib.get_close_matches(connector_id, self.known, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif not self.known:
+            message += " (no connectors are installed)"
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # LookupError/KeyError would otherwise quote the message.
+        return str(self.args[0])
+
+
+class DuplicateConnectorError(RegistryError):
+    """Two providers registered a connector with the same id.
+
+    :ivar connector_id: the contested id.
+    :ivar existing: the provider already registered for it.
+    :ivar duplicate: the provider that tried to register it again.
+    """
+
+    def __init__(self, connector_id: str, existing: Provider, duplicate: Provider) -> None:
+        self.connector_id = connector_id
+        self.existing = existing
+        self.duplicate = duplicate
+        super().__init__(
+            f"connector id {connector_id!r} is provided by both {existing} and {duplicate}; "
+            "uninstall or deny one of them"
+        )
+
+
+class DiscoveryError(ConnectorsError):
+    """Strict discovery found plugins that failed to load.
+
+    :ivar failures: the failed plugin records, in discovery order.
+    """
+
+    def __init__(self, failures: Sequence[PluginRecord]) -> None:
+        self.failures = tuple(failures)
+        lines = [f"{len(self.failures)} connector plugin(s) failed to load:"]
+        lines.extend(f"  {record.describe()}" for record in self.failures)
+        super().__init__("\n".join(lines))

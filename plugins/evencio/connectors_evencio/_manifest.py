@@ -1,0 +1,62 @@
+"""The Evencio connector manifest."""
+
+from connectors_core import define_connector
+
+AUTH_BASE_URL = "https://auth.evenc.io"
+"""The production Evencio authorization server."""
+
+EVENCIO = define_connector(
+    id="evencio",
+    name="Evencio",
+    summary="Bring your Evencio events, venues and guest lists into your campaigns.",
+    description=(
+        "Connect your Evencio organization to use its events, venues and guest counts "
+        "in marketing assets and campaigns. An organization admin approves access once "
+        "with OAuth; the app reads event data with read-only scopes and never sees or "
+        "stores your Evencio password."
+    ),
+    category="events",
+    status="beta",
+    auth={
+        "type": "oauth",
+        "authorizeUrl": f"{AUTH_BASE_URL}/oauth/authorize",
+        "tokenUrl": f"{AUTH_BASE_URL}/api/oauth/token",
+        # Read-only, one scope per capability, plus offline_access for refresh tokens.
+        "scopes": ["events:read", "venues:read", "guests:read", "offline_access"],
+        "pkce": True,
+    },
+    capabilities=[
+        {"id": "event-sync", "label": "Event sync: schedules, descriptions and status"},
+        {"id": "venue-details", "label": "Venue details: names and addresses"},
+        {"id": "guest-lists", "label": "Guest lists: counts and segments"},
+    ],
+    setup=[
+        {
+            "title": "Register an OAuth client in Evencio",
+            "description": (
+                "In Evencio, create an OAuth client for your marketing app with the "
+                "redirect URI <public URL>/api/integrations/evencio/callback."
+            ),
+        },
+        {
+            "title": "Configure the server",
+            "description": (
+                "Set CONNECTORS_EVENCIO_CLIENT_ID and CONNECTORS_EVENCIO_CLIENT_SECRET "
+                "on the server. The secret stays server-side."
+            ),
+        },
+        {
+            "title": "Connect",
+            "description": ("An organization admin clicks Connect and approves access in Evencio."),
+        },
+    ],
+    docs_path="https://evenc.io/docs/integrations/connectors-core",
+    tags=["official", "oauth", "events"],
+    publisher={"name": "Evencio", "url": "https://evenc.io"},
+    connection={
+        "startPath": "/api/integrations/evencio/connect",
+        "statusPath": "/api/integrations/evencio/status",
+        "disconnectPath": "/api/integrations/evencio/disconnect",
+    },
+)
+"""The validated Evencio manifest."""

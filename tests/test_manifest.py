@@ -1,0 +1,373 @@
+"""The manifest model and its rules, through define_connector and to_wire."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import attrs
+import pytest
+
+from connectors_core import (
+    ApiKeyAuth,
+    Capability,
+    Category,
+    Connection,
+    Connector,
+    ManifestError,
+    NoAuth,
+    OAuth,
+    Publisher,
+    SetupStep,
+    Status,
+    define_connector,
+    to_wire,
+)
+
+
+def wire() -> dict[str, Any]:
+    """A valid manifest using every field, in the wire format."""
+    return {
+        "id": "google-ads",
+        "name": "Google Ads",
+        "summary": "Audiences and conversions from Google Ads.",
+        "description": "Sync audiences.\nReport conversions.",
+        "category": "marketing",
+        "status": "beta",
+        "auth": {
+            "type": "oauth",
+            "authorizeUrl": "https://accounts.example.com/o/oauth2/auth",
+            "tokenUrl": "https://oauth2.example.com/token",
+            "scopes": ["ads.read"],
+            "pkce": True,
+            "revocationUrl": "https://oauth2.example.com/revoke",
+        },
+        "capabilities": [{"id": "audiences", "label": "Audiences"}],
+        "setup": [{"title": "Create a client", "description": "In the console."}],
+        "docsPath": "https://docs.example.com/google-ads",
+        "tags": ["ads", "official"],
+        "publisher": {"name": "Ads Inc.", "url": "https://ads.example.com", "email": "a@b.io"},
+        "connection": {
+            "startPath": "/api/integrations/google-ads/connect",
+            "statusPath": "/api/integrations/google-ads/status",
+            "disconnectPath": "/api/integrations/google-ads/disconnect",
+        },
+    }
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    """``wire()`` with the dotted ``path`` set to ``value`` (or removed if ...)."""
+    data = wire()
+    *parents, last = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if value is ...:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+def problems(data: object) -> list[str]:
+    with pytest.raises(ManifestError) as info:
+        define_connector(data)
+    return [str(p) for p in info.value.problems]
+
+
+def test_valid_manifest_builds_frozen_typed_objects() -> None:
+    connector = define_connector(wire())
+
+    assert connector.id == "google-ads"
+    assert connector.category is Category.MARKETING
+    assert connector.status is Status.BETA
+    assert connector.auth == OAuth(
+        authorize_url="https://accounts.example.com/o/oauth2/auth",
+        token_url="https://oauth2.example.com/token",
+        scopes=("ads.read",),
+        pkce=True,
+        revocation_url="https://oauth2.example.com/revoke",
+    )
+    assert connector.capabilities == (Capability("audiences", "Audiences"),)
+    assert connector.setup == (SetupStep("Create a client", "In the console."),)
+    assert connector.publisher == Publisher("Ads Inc.", "https://ads.example.com", "a@b.io")
+    assert connector.connection is not None
+    assert connector.connection.status_path == "/api/integrations/google-ads/status"
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        connector.name = "changed"  # type: ignore[misc]
+
+
+def test_wire_format_round_trips_in_camel_case() -> None:
+    data = wire()
+    assert to_wire(define_connector(data)) == data
+    assert define_connector(copy.deepcopy(data)).to_wire() == data
+
+
+def test_optional_fields_have_defaults_and_are_omitted_on_the_wire() -> None:
+    data = wire()
+    for key in ("setup", "docsPath", "tags", "publisher", "connection"):
+        del data[key]
+    data["auth"] = {"type": "none"}
+
+    connector = define_connector(data)
+
+    assert connector.auth == NoAuth()
+    assert (connector.setup, connector.tags) == ((), ())
+    assert connector.docs_path is None
+    assert connector.publisher is None
+    assert connector.connection is None
+    assert to_wire(connector) == {**data, "setup": [], "tags": []}
+
+
+def test_oauth_defaults_to_pkce() -> None:
+    data = with_("auth.pkce", ...)
+    assert isinstance(define_connector(data).auth, OAuth)
+    assert define_connector(data).auth.pkce is True  # type: ignore[union-attr]
+
+
+def test_keyword_arguments_use_python_names_and_accept_model_objects() -> None:
+    connector = define_connector(
+        id="acme",
+        name="Acme",
+        summary="Acme.",
+        description="Acme things.",
+        category=Category.CUSTOM,
+        status="available",
+        auth=ApiKeyAuth(description="The key.", header_name="X-Acme-Key"),
+        capabilities=[Capability("sync", "Sync")],
+        docs_path="https://acme.example.org/docs",
+        connection=Connection(start_path="/connect"),
+    )
+
+    assert connector.auth == ApiKeyAuth("The key.", "X-Acme-Key")
+    assert connector.docs_path == "https://acme.example.org/docs"
+    assert to_wire(connector)["auth"] == {
+        "type": "api-key",
+        "description": "The key.",
+        "headerName": "X-Acme-Key",
+    }
+
+
+def test_an_existing_connector_is_revalidated() -> None:
+    unchecked = attrs.evolve(define_connector(wire()), id="Not Kebab")
+    assert problems(unchecked) == [
+        "$.id: must be kebab-case (lowercase letters and digits in words joined by single "
+        "hyphens, starting with a letter, at most 64 characters), got 'Not Kebab'"
+    ]
+
+
+def test_mapping_and_keywords_together_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="either"):
+        define_connector(wire(), id="x")
+
+
+def test_every_problem_is_reported_at_once_with_its_path() -> None:
+    data = wire()
+    data["id"] = "Google_Ads"
+    data["name"] = 123
+    data["category"] = "event"
+    data["auth"] = {"type": "api-key", "headerNme": "X-Key"}
+    data["capabilities"] = [{"id": "a", "label": "A"}, {"label": 3}]
+    data["docPath"] = "https://x.example.com"
+
+    with pytest.raises(ManifestError) as info:
+        define_connector(data)
+
+    assert [p.path for p in info.value.problems] == [
+        "$.id",
+        "$.name",
+        "$.category",
+        "$.auth.description",
+        "$.auth.headerName",
+        "$.auth.headerNme",
+        "$.capabilities[1].id",
+        "$.capabilities[1].label",
+        "$.docPath",
+    ]
+    message = str(info.value)
+    assert message.startswith("invalid connector manifest (9 problems):\n")
+    assert "  $.auth.headerNme: unknown field; did you mean 'headerName'?" in message
+    assert "  $.docPath: unknown field; did you mean 'docsPath'?" in message
+
+
+def test_cattrs_internals_do_not_leak_into_the_error() -> None:
+    with pytest.raises(ManifestError) as info:
+        define_connector(with_("category", 5))
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+    assert "cattrs" not in str(info.value)
+    assert "Structuring" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        # Wrong types are errors, never coerced.
+        ("name", 123, "$.name: expected a string, got number 123"),
+        ("summary", None, "$.summary: expected a string, got null"),
+        ("auth.pkce", "yes", "$.auth.pkce: expected true or false, got string 'yes'"),
+        ("auth.pkce", 1, "$.auth.pkce: expected true or false, got number 1"),
+        ("tags", "ads", "$.tags: expected an array, got string 'ads'"),
+        ("tags.0", 7, "$.tags[0]: expected a string, got number 7"),
+        ("capabilities", {"id": "x"}, "$.capabilities: expected an array, got object"),
+        ("publisher", "Ads Inc.", "$.publisher: expected an object, got string 'Ads Inc.'"),
+        # Required fields.
+        ("id", ..., "$.id: required field is missing"),
+        ("description", ..., "$.description: required field is missing"),
+        ("auth", ..., "$.auth: required field is missing"),
+        ("capabilities", ..., "$.capabilities: required field is missing"),
+        ("auth.tokenUrl", ..., "$.auth.tokenUrl: required field is missing"),
+        ("connection.startPath", ..., "$.connection.startPath: required field is missing"),
+        ("publisher.name", ..., "$.publisher.name: required field is missing"),
+        ("name", "  ", "$.name: must not be empty"),
+        ("description", "", "$.description: must not be empty"),
+        # id
+        ("id", "GoogleAds", "$.id: must be kebab-case"),
+        ("id", "google_ads", "$.id: must be kebab-case"),
+        ("id", "google--ads", "$.id: must be kebab-case"),
+        ("id", "-ads", "$.id: must be kebab-case"),
+        ("id", "1ads", "$.id: must be kebab-case"),
+        ("id", "a" * 65, "$.id: must be kebab-case"),
+        # one-line text
+        ("summary", "two\nlines", "$.summary: must be a single line"),
+        ("name", "x" * 201, "$.name: must be at most 200 characters, got 201"),
+        # enums
+        (
+            "category",
+            "event",
+            "$.category: expected one of events, ticketing, marketing, assets, analytics, "
+            "custom; got string 'event'; did you mean 'events'?",
+        ),
+        (
+            "status",
+            "comingsoon",
+            "$.status: expected one of available, beta, coming-soon, deprecated; "
+            "got string 'comingsoon'; did you mean 'coming-soon'?",
+        ),
+        # auth union
+        ("auth.type", ..., "$.auth.type: required field is missing (one of oauth, api-key, none)"),
+        (
+            "auth.type",
+            "oauth2",
+            "$.auth.type: expected one of oauth, api-key, none; got string 'oauth2'; "
+            "did you mean 'oauth'?",
+        ),
+        ("auth.scopes", "a b", "$.auth.scopes: expected an array"),
+        ("auth.scopes", ["a b"], "$.auth.scopes[0]: must be a non-empty scope without spaces"),
+        ("auth.scopes", ["a", "a"], "$.auth.scopes[1]: duplicate scope 'a' (already at index 0)"),
+        ("auth.tokenUrl", "http://oauth2.example.com/token", "$.auth.tokenUrl: must use https"),
+        ("auth.authorizeUrl", "ftp://x.example.com/a", "$.auth.authorizeUrl: must be an absolute"),
+        ("auth.authorizeUrl", "/oauth/authorize", "$.auth.authorizeUrl: must be an absolute"),
+        ("auth.tokenUrl", "https://u:p@x.example.com/t", "$.auth.tokenUrl: must not contain"),
+        ("auth.tokenUrl", "https://x.example.com/t#f", "$.auth.tokenUrl: must not contain a frag"),
+        ("auth.revocationUrl", "http://evil.example.com", "$.auth.revocationUrl: must use https"),
+        ("auth.clientSecret", "s3cret", "$.auth.clientSecret: unknown field"),
+        # capabilities
+        ("capabilities", [], "$.capabilities: must list at least one item"),
+        (
+            "capabilities",
+            [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "a", "label": "C"}],
+            "$.capabilities[2].id: duplicate capability id 'a' (already at index 0)",
+        ),
+        ("capabilities.0.id", "Audiences", "$.capabilities[0].id: must be kebab-case"),
+        ("capabilities.0.description", "x", "$.capabilities[0].description: unknown field"),
+        # docsPath: a public http(s) URL only
+        ("docsPath", "docs/connectors/google-ads.md", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "/docs/google-ads", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "file:///etc/passwd", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "javascript:alert(1)", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "http://localhost:8000/docs", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "http://127.0.0.1/docs", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "http://10.0.0.7/docs", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "http://intranet/docs", "$.docsPath: must be a public http(s) URL"),
+        ("docsPath", "https://a.example.com/has space", "$.docsPath: must be a public http(s)"),
+        ("docsPath", "https://[::1", "$.docsPath: must be a public http(s) URL"),
+        # tags
+        ("tags", ["ads", "ads"], "$.tags[1]: duplicate tag 'ads' (already at index 0)"),
+        ("tags", ["ads", ""], "$.tags[1]: must not be empty"),
+        # publisher
+        ("publisher.url", "ads.example.com", "$.publisher.url: must be a public http(s) URL"),
+        ("publisher.email", "not-an-email", "$.publisher.email: must be an e-mail address"),
+        # connection paths start with a single '/'
+        ("connection.startPath", "api/x", "$.connection.startPath: must be a server path"),
+        ("connection.statusPath", "//evil.example.com", "$.connection.statusPath: must be a"),
+        ("connection.disconnectPath", "https://x.example.com/d", "$.connection.disconnectPath:"),
+        ("connection.startPath", "/a b", "$.connection.startPath: must be a plain server path"),
+        ("connection.callbackPath", "/cb", "$.connection.callbackPath: unknown field"),
+        # setup
+        ("setup.0.title", "", "$.setup[0].title: must not be empty"),
+        ("setup.0", "Do this", "$.setup[0]: expected an object, got string 'Do this'"),
+    ],
+)
+def test_invalid_field_is_reported_at_its_path(path: str, value: Any, expected: str) -> None:
+    found = problems(with_(path, value))
+    assert len(found) == 1, found
+    assert found[0].startswith(expected), found
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("auth.tokenUrl", "http://127.0.0.1:8123/token"),
+        ("auth.authorizeUrl", "http://localhost:9000/authorize"),
+        ("auth.tokenUrl", "http://[::1]:9000/token"),
+        ("docsPath", "http://docs.example.com/x?y=1#z"),
+        ("docsPath", "https://93.184.215.14/docs"),
+        ("publisher.url", None),
+        ("auth.revocationUrl", None),
+        ("connection.statusPath", None),
+        ("tags", []),
+        ("setup", []),
+        ("auth.pkce", False),
+        ("id", "a"),
+        ("id", "ga4-2"),
+    ],
+)
+def test_valid_edge_values_are_accepted(path: str, value: Any) -> None:
+    define_connector(with_(path, value))
+
+
+def test_unknown_snake_case_key_suggests_the_wire_name() -> None:
+    assert problems(with_("connection.start_path", "/x")) == [
+        "$.connection.start_path: unknown field; did you mean 'startPath'?"
+    ]
+
+
+def test_unknown_keyword_argument_suggests_the_field() -> None:
+    data = {key: value for key, value in wire().items() if key != "docsPath"}
+    with pytest.raises(ManifestError) as info:
+        define_connector(**{"docs_url": "https://d.example.com", **_snake(data)})
+    assert [str(p) for p in info.value.problems] == [
+        "$.docsUrl: unknown field; did you mean 'docsPath'?"
+    ]
+
+
+def _snake(data: dict[str, Any]) -> dict[str, Any]:
+    return {"".join(f"_{c.lower()}" if c.isupper() else c for c in k): v for k, v in data.items()}
+
+
+@pytest.mark.parametrize("value", [[wire()], "evencio", 5, None])
+def test_a_manifest_must_be_an_object(value: object) -> None:
+    if value is None:
+        with pytest.raises(ManifestError, match=r"\$\.id: required field is missing"):
+            define_connector()
+        return
+    assert problems(value)[0].startswith("$: expected an object")
+
+
+def test_manifest_error_names_its_source() -> None:
+    with pytest.raises(ManifestError) as info:
+        define_connector(with_("id", "X"))
+    error = info.value.with_source("plugin 'acme'")
+    assert error.source == "plugin 'acme'"
+    assert str(error).startswith("invalid connector manifest in plugin 'acme' (1 problem):")
+    assert isinstance(error, ValueError)
+
+
+def test_every_model_class_is_frozen_and_documented() -> None:
+    for cls in (Connector, OAuth, ApiKeyAuth, NoAuth, Capability, SetupStep, Publisher, Connection):
+        assert attrs.has(cls)
+        assert cls.__doc__
+        assert cls.__setattr__ is not object.__setattr__, f"{cls.__name__} is not frozen"
