@@ -1,0 +1,108 @@
+"""The documentation agrees with the code it describes."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import attrs
+import pluggy
+import pytest
+
+from connectors_core import Category, Connector, Status, hookspecs
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def spec_names() -> list[str]:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    return sorted(
+        name for name in dir(hookspecs) if manager.parse_hookspec_opts(hookspecs, name) is not None
+    )
+
+
+def hook_sections() -> dict[str, str]:
+    text = (DOCS / "hooks.md").read_text(encoding="utf-8")
+    parts = re.split(r"^## `(\w+)`\s*$", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def signature_line(name: str) -> str:
+    function = getattr(hookspecs, name)
+    signature = inspect.signature(function)
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in signature.parameters.values())
+    return f"def {name}({params}) -> {signature.return_annotation}"
+
+
+def test_every_hook_is_documented_and_every_documented_hook_exists() -> None:
+    assert sorted(hook_sections()) == spec_names()
+
+
+@pytest.mark.parametrize("name", spec_names())
+def test_documented_signature_matches_the_spec(name: str) -> None:
+    section = hook_sections()[name]
+    block = re.search(r"```python\n(.*?)\n```", section, flags=re.DOTALL)
+    assert block is not None, f"no signature block for {name}"
+    assert block.group(1).strip() == signature_line(name)
+
+
+@pytest.mark.parametrize("name", spec_names())
+def test_firstresult_is_documented(name: str) -> None:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    opts = manager.parse_hookspec_opts(hookspecs, name)
+    assert opts is not None
+    assert ("firstresult=True" in hook_sections()[name]) == bool(opts.get("firstresult"))
+
+
+@pytest.mark.parametrize("name", spec_names())
+def test_every_hookspec_has_a_full_docstring(name: str) -> None:
+    doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+    assert ":return:" in doc
+    for parameter in inspect.signature(getattr(hookspecs, name)).parameters:
+        assert f":param {parameter}:" in doc
+
+
+@pytest.mark.parametrize("name", spec_names())
+def test_every_hook_example_is_valid_python(name: str) -> None:
+    blocks = re.findall(r"```python\n(.*?)\n```", hook_sections()[name], flags=re.DOTALL)
+    assert len(blocks) >= 2, f"{name} needs a signature and an example"
+    compile(blocks[-1], f"docs/hooks.md#{name}", "exec")
+
+
+def test_manifest_reference_lists_every_field_with_its_wire_name() -> None:
+    text = (DOCS / "manifest.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", text, flags=re.MULTILINE)
+    assert [python for _, python in rows] == [a.name for a in attrs.fields(Connector)]
+    for wire, python in rows:
+        head, *rest = python.split("_")
+        assert wire == head + "".join(p.title() for p in rest)
+    for enum in (Category, Status):
+        for member in enum:
+            assert f"`{member.value}`" in text
+
+
+def test_the_hooks_example_manifest_is_valid() -> None:
+    from connectors_core import define_connector
+
+    example = re.findall(
+        r"```python\n(.*?)\n```", hook_sections()["provide_connector"], flags=re.DOTALL
+    )[-1]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "docs/hooks.md", "exec"), namespace)
+    assert define_connector(namespace["ACME"]).id == "acme"
+
+
+def test_every_bundled_connector_has_a_docs_page() -> None:
+    for plugin in (ROOT / "plugins").iterdir():
+        if (plugin / "pyproject.toml").exists():
+            assert (DOCS / "connectors" / f"{plugin.name}.md").exists()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.DOTALL)
+    test_command = next(c for c in commands if "pytest" in c)
+    ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert test_command in ci_lines

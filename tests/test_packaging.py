@@ -1,0 +1,188 @@
+"""Both distributions build as complete wheels, and install into a fresh environment.
+
+These tests build real wheels and a real virtual environment (dependencies
+come from the package index), so they are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+from email.message import Message
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+import connectors_core
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+THIRD_PARTY_PYPROJECT = """
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "acme-third-party"
+version = "0.4.2"
+dependencies = ["connectors-core"]
+
+[project.entry-points.connectors_core]
+acme = "acme_third_party"
+"""
+
+THIRD_PARTY_MODULE = """
+from connectors_core import define_connector, hookimpl
+
+@hookimpl
+def provide_connector():
+    return define_connector(
+        id="acme",
+        name="Acme",
+        summary="A third-party connector.",
+        description="Written without touching connectors-core.",
+        category="custom",
+        status="available",
+        auth={"type": "none"},
+        capabilities=[{"id": "ping", "label": "Ping"}],
+    )
+"""
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheels of connectors-core, connectors-evencio and a third-party plugin."""
+    out = tmp_path_factory.mktemp("wheels")
+    third_party = tmp_path_factory.mktemp("acme-third-party")
+    (third_party / "pyproject.toml").write_text(THIRD_PARTY_PYPROJECT)
+    (third_party / "acme_third_party").mkdir()
+    (third_party / "acme_third_party" / "__init__.py").write_text(THIRD_PARTY_MODULE)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--wheel-dir",
+        out,
+        ROOT,
+        ROOT / "plugins" / "evencio",
+        third_party,
+    )
+    return out
+
+
+def wheel_metadata(wheels: Path, prefix: str) -> tuple[Message, zipfile.ZipFile]:
+    (path,) = wheels.glob(f"{prefix}-*.whl")
+    archive = zipfile.ZipFile(path)
+    (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+    return Parser().parsestr(archive.read(name).decode()), archive
+
+
+@pytest.mark.parametrize("prefix", ["connectors_core", "connectors_evencio"])
+def test_wheel_has_full_metadata(wheels: Path, prefix: str) -> None:
+    meta, archive = wheel_metadata(wheels, prefix)
+
+    assert meta["Version"]
+    assert meta["License-Expression"] == "MIT"
+    assert meta["Requires-Python"] == ">=3.11"
+    assert meta["Summary"]
+    assert meta.get_payload()  # the README, as the long description
+    assert any(
+        c.startswith("Programming Language :: Python :: 3.11")
+        for c in meta.get_all("Classifier", [])
+    )
+    assert "Typing :: Typed" in meta.get_all("Classifier", [])
+    assert meta.get_all("Project-URL")
+    assert any(name.endswith("/py.typed") for name in archive.namelist())
+
+
+def test_core_wheel_version_and_entry_points(wheels: Path) -> None:
+    meta, archive = wheel_metadata(wheels, "connectors_core")
+    assert meta["Version"] == connectors_core.__version__
+    assert any(name.endswith("LICENSE") for name in archive.namelist())
+    requires = meta.get_all("Requires-Dist", [])
+    assert {r.split(">")[0].split(";")[0].strip() for r in requires if "extra" not in r} == {
+        "attrs",
+        "cattrs",
+        "click",
+        "pluggy",
+    }
+    (entry_points,) = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
+    assert "connectors = connectors_core.cli:main" in archive.read(entry_points).decode()
+
+
+def test_evencio_wheel_declares_its_entry_point(wheels: Path) -> None:
+    _meta, archive = wheel_metadata(wheels, "connectors_evencio")
+    (entry_points,) = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
+    text = archive.read(entry_points).decode()
+    assert "[connectors_core]\nevencio = connectors_evencio" in text
+
+
+def test_a_fresh_environment_lists_every_installed_connector(wheels: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv)
+    python = venv / "bin" / "python"
+    connectors = venv / "bin" / "connectors"
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        *sorted(wheels.glob("connectors_*.whl")),
+    )
+
+    listed = json.loads(run(connectors, "list", "--json").stdout)
+    assert [c["id"] for c in listed] == ["evencio"]
+
+    # A third party installs its own package: no edit anywhere in connectors-core.
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--disable-pip-version-check",
+        *wheels.glob("acme_third_party-*.whl"),
+    )
+    listed = json.loads(run(connectors, "list", "--json").stdout)
+    assert [c["id"] for c in listed] == ["acme", "evencio"]
+    doctor = json.loads(run(connectors, "doctor", "--json").stdout)
+    assert {
+        (p["name"], p["distribution"], p["version"], p["state"]) for p in doctor["plugins"]
+    } == {
+        ("acme", "acme-third-party", "0.4.2", "loaded"),
+        ("evencio", "connectors-evencio", connectors_evencio_version(wheels), "loaded"),
+    }
+
+    code = textwrap.dedent("""
+        import sys, connectors_core
+        registry = connectors_core.discover(strict=True)
+        assert "click" not in sys.modules
+        print(" ".join(registry.ids()))
+    """)
+    assert run(python, "-c", code).stdout.split() == ["acme", "evencio"]
+
+
+def connectors_evencio_version(wheels: Path) -> str:
+    meta, _ = wheel_metadata(wheels, "connectors_evencio")
+    return str(meta["Version"])
