@@ -206,7 +206,7 @@ def _load_one(
 
     try:
         plugin = entry_point.load()
-    except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop discovery
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must not stop discovery
         return failed(Phase.LOAD, _describe_exception(exc))
 
     problem = _register(manager, plugin, entry_point.name)
@@ -215,7 +215,7 @@ def _load_one(
 
     try:
         provided = _call_provide_connector(manager, plugin)
-    except Exception as exc:  # noqa: BLE001 - recorded against this plugin only
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded against this plugin only
         manager.unregister(plugin)
         return failed(Phase.PROVIDE, f"provide_connector raised {_describe_exception(exc)}")
     if isinstance(provided, str):

@@ -265,6 +265,25 @@ def test_a_plugin_returning_something_else_fails(
     assert error in record.error
 
 
+def test_a_plugin_calling_sys_exit_fails_without_ending_discovery(make_site: MakeSite) -> None:
+    make_site(
+        [
+            Dist(
+                "exits",
+                "1.0",
+                {"exits": "exits_plugin"},
+                {
+                    "exits_plugin/__init__.py": "import sys\nsys.exit(3)\n",
+                },
+            ),
+            simple_plugin("fine", "fine", "fine_plugin", "fine"),
+        ]
+    )
+    registry = discover(allow=["exits", "fine"])
+    assert registry.ids() == ["fine"]
+    assert records(registry)["exits"].error == "SystemExit: 3 (at __init__.py:2)"
+
+
 def test_a_hook_with_an_unknown_argument_fails_registration(make_site: MakeSite) -> None:
     make_site(
         [
