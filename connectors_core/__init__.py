@@ -1,38 +1,49 @@
 """connectors-core: typed connector manifests, discovered from installed plugins.
 
-The light core: importing it loads no plugin, opens no database and imports no
-web, database or crypto library. Call :func:`discover` to load plugins.
+Importing this package is cheap and has no side effects: it loads no plugin,
+opens no database, and imports nothing heavy. Each name below is imported the
+first time it is used (so ``from connectors_core import discover`` does not
+pay for the manifest converter). Call :func:`discover` to load plugins.
 """
 
-from ._converter import define_connector, to_wire
-from ._discovery import discover
-from ._exceptions import (
-    ConfigurationError,
-    ConnectorsError,
-    DiscoveryError,
-    DuplicateConnectorError,
-    ManifestError,
-    ManifestProblem,
-    RegistryError,
-    UnknownConnectorError,
-)
-from ._manifest import (
-    ApiKeyAuth,
-    Auth,
-    Capability,
-    Category,
-    Connection,
-    Connector,
-    NoAuth,
-    OAuth,
-    Publisher,
-    SetupStep,
-    Status,
-)
-from ._records import Phase, PluginRecord, PluginState, Provider
-from ._registry import Registry
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ._converter import define_connector, to_wire
+    from ._discovery import discover
+    from ._exceptions import (
+        ConfigurationError,
+        ConnectorsError,
+        DiscoveryError,
+        DuplicateConnectorError,
+        ManifestError,
+        ManifestLoadError,
+        ManifestProblem,
+        PluginLoadError,
+        RegistryError,
+        UnknownConnectorError,
+    )
+    from ._manifest import (
+        ApiKeyAuth,
+        Auth,
+        Capability,
+        Category,
+        Connection,
+        Connector,
+        NoAuth,
+        OAuth,
+        Publisher,
+        SetupStep,
+        Status,
+    )
+    from ._records import Phase, PluginRecord, PluginState, Provider
+    from ._registry import Registry
+    from .hookspecs import hookimpl
 
 __all__ = [
     "ApiKeyAuth",
@@ -46,10 +57,12 @@ __all__ = [
     "DiscoveryError",
     "DuplicateConnectorError",
     "ManifestError",
+    "ManifestLoadError",
     "ManifestProblem",
     "NoAuth",
     "OAuth",
     "Phase",
+    "PluginLoadError",
     "PluginRecord",
     "PluginState",
     "Provider",
@@ -65,3 +78,51 @@ __all__ = [
     "hookimpl",
     "to_wire",
 ]
+
+# Where each public name lives; kept in step with __all__ by a test.
+_LOCATIONS = {
+    "._converter": ("define_connector", "to_wire"),
+    "._discovery": ("discover",),
+    "._exceptions": (
+        "ConfigurationError",
+        "ConnectorsError",
+        "DiscoveryError",
+        "DuplicateConnectorError",
+        "ManifestError",
+        "ManifestLoadError",
+        "ManifestProblem",
+        "PluginLoadError",
+        "RegistryError",
+        "UnknownConnectorError",
+    ),
+    "._manifest": (
+        "ApiKeyAuth",
+        "Auth",
+        "Capability",
+        "Category",
+        "Connection",
+        "Connector",
+        "NoAuth",
+        "OAuth",
+        "Publisher",
+        "SetupStep",
+        "Status",
+    ),
+    "._records": ("Phase", "PluginRecord", "PluginState", "Provider"),
+    "._registry": ("Registry",),
+    ".hookspecs": ("hookimpl",),
+}
+_MODULE_OF = {name: module for module, names in _LOCATIONS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'connectors_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,7 +9,8 @@
      ├── RegistryError
      │    ├── UnknownConnectorError   no connector with that id (also a LookupError)
      │    └── DuplicateConnectorError two providers claim the same connector id
-     └── DiscoveryError              strict discovery found failed plugins
+     ├── DiscoveryError              strict discovery found failed plugins
+     └── PluginLoadError             a plugin needed for a hook call could not be loaded
 
 Each exception carries structured fields (the connector id, the providers, the
 field paths, the failed plugins) so that a host application can react to it
@@ -35,6 +36,7 @@ __all__ = [
     "ManifestError",
     "ManifestLoadError",
     "ManifestProblem",
+    "PluginLoadError",
     "RegistryError",
     "UnknownConnectorError",
 ]
@@ -164,3 +166,17 @@ class DiscoveryError(ConnectorsError):
         lines = [f"{len(self.failures)} connector plugin(s) failed to load:"]
         lines.extend(f"  {record.describe()}" for record in self.failures)
         super().__init__("\n".join(lines))
+
+
+class PluginLoadError(ConnectorsError):
+    """A plugin whose hook is needed could not be imported or registered.
+
+    Discovery took the plugin from its index without importing it; importing
+    it later, when one of its hooks was called, failed.
+
+    :ivar record: the plugin's record, with the phase and error.
+    """
+
+    def __init__(self, record: PluginRecord) -> None:
+        self.record = record
+        super().__init__(f"cannot load the plugin: {record.describe()}")

@@ -197,3 +197,74 @@ class Connector:
         from ._converter import to_wire
 
         return to_wire(self)
+
+
+# --- trusted wire data ---------------------------------------------------------
+# The discovery index stores manifests that were validated when it was written
+# (and checksummed). Rebuilding them must not cost a cattrs import at every
+# start-up, so this builds the objects directly. A test checks it agrees with
+# the converter for every field.
+
+_AUTH_CLASSES: dict[str, type[NoAuth | ApiKeyAuth | OAuth]] = {
+    cls.type: cls for cls in (OAuth, ApiKeyAuth, NoAuth)
+}
+
+
+def _tuple_of(cls: type) -> Any:
+    return lambda items: tuple(_from_trusted(cls, item) for item in items)
+
+
+def _optional(cls: type) -> Any:
+    return lambda value: None if value is None else _from_trusted(cls, value)
+
+
+def _auth(value: dict[str, Any]) -> Auth:
+    fields = {key: item for key, item in value.items() if key != "type"}
+    return _from_trusted(_AUTH_CLASSES[value["type"]], fields)  # type: ignore[no-any-return]
+
+
+# Per class: wire name -> (attribute, how to build the value); plain values are copied.
+_BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
+    Connector: {
+        "category": ("category", Category),
+        "status": ("status", Status),
+        "auth": ("auth", _auth),
+        "capabilities": ("capabilities", _tuple_of(Capability)),
+        "setup": ("setup", _tuple_of(SetupStep)),
+        "docsPath": ("docs_path", None),
+        "tags": ("tags", tuple),
+        "publisher": ("publisher", _optional(Publisher)),
+        "connection": ("connection", _optional(Connection)),
+    },
+    ApiKeyAuth: {"headerName": ("header_name", None)},
+    OAuth: {
+        "authorizeUrl": ("authorize_url", None),
+        "tokenUrl": ("token_url", None),
+        "scopes": ("scopes", tuple),
+        "revocationUrl": ("revocation_url", None),
+    },
+    Connection: {
+        "startPath": ("start_path", None),
+        "statusPath": ("status_path", None),
+        "disconnectPath": ("disconnect_path", None),
+    },
+}
+
+
+def _from_trusted(cls: type, data: dict[str, Any]) -> Any:
+    builders = _BUILDERS.get(cls, {})
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        attribute, build = builders.get(key, (key, None))
+        kwargs[attribute] = value if build is None else build(value)
+    return cls(**kwargs)
+
+
+def from_trusted_wire(data: dict[str, Any]) -> Connector:
+    """Build a :class:`Connector` from wire data validated earlier, without re-validating.
+
+    Only for data connectors-core validated itself (the discovery index); use
+    :func:`~connectors_core.define_connector` for anything else.
+    """
+    result: Connector = _from_trusted(Connector, data)
+    return result

@@ -1,41 +1,77 @@
-"""The registry: every known connector by id, with who provides it."""
+"""The registry: every known connector by id, with who provides it.
+
+A registry built from the discovery index holds validated manifests in wire
+form and builds each :class:`Connector` the first time it is asked for, and
+imports a plugin only when one of its hooks is called. So enumerating
+hundreds of connectors at start-up costs little more than reading the index.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pluggy
+from ._outcome import Outcome
 
-from . import hookspecs
-from ._exceptions import DuplicateConnectorError, UnknownConnectorError
-from ._manifest import Category, Connector, Status
-from ._records import PluginRecord, PluginState, Provider
+if TYPE_CHECKING:
+    import pluggy
+
+    from ._manifest import Category, Connector, Status
+    from ._records import PluginRecord, Provider
 
 __all__ = ["Registry"]
+
+E = TypeVar("E", "Category", "Status")
+
+
+class _Entry:
+    __slots__ = ("connector", "outcome", "provider", "wire")
+
+    def __init__(
+        self,
+        connector: Connector | None,
+        wire: dict[str, Any] | None,
+        provider: tuple[str, str | None, str | None],
+        outcome: Outcome | None,
+    ) -> None:
+        self.connector = connector
+        self.wire = wire
+        self.provider = provider
+        self.outcome = outcome
 
 
 class Registry:
     """Connectors by id, plus the plugins discovery found.
 
     Usually built by :func:`connectors_core.discover`; an application may also
-    build one in code and :meth:`register` connectors into it. Iteration is in
-    a stable order (by id). An id can be registered only once.
+    build an empty one and :meth:`register` connectors into it. Iteration is
+    in a stable order (by id). An id can be registered only once.
     """
 
-    def __init__(
-        self,
-        *,
-        plugins: Sequence[PluginRecord] = (),
-        plugin_manager: pluggy.PluginManager | None = None,
-    ) -> None:
-        self._connectors: dict[str, Connector] = {}
-        self._providers: dict[str, Provider] = {}
-        self._plugins = tuple(plugins)
-        if plugin_manager is None:
-            plugin_manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-            plugin_manager.add_hookspecs(hookspecs)
-        self._plugin_manager = plugin_manager
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._outcomes: list[Outcome] = []
+        self._manager: pluggy.PluginManager | None = None
+        self._solo: dict[str, pluggy.PluginManager] = {}
+
+    @classmethod
+    def _from_outcomes(
+        cls, outcomes: Sequence[Outcome], manager: pluggy.PluginManager | None
+    ) -> Registry:
+        """Build a registry from discovery's outcomes (duplicates already resolved)."""
+        registry = cls()
+        registry._outcomes = list(outcomes)
+        registry._manager = manager
+        for outcome in outcomes:
+            if outcome.state != "loaded":
+                continue
+            spec = outcome.spec
+            provider = (spec.name, spec.distribution, spec.version)
+            for connector in outcome.connectors:
+                registry._entries[connector.id] = _Entry(connector, None, provider, outcome)
+            for manifest in outcome.manifests:
+                registry._entries[str(manifest["id"])] = _Entry(None, manifest, provider, outcome)
+        return registry
 
     def register(self, connector: Connector, provider: Provider | None = None) -> Connector:
         """Add ``connector``; return it.
@@ -44,12 +80,17 @@ class Registry:
         :raises DuplicateConnectorError: when the id is already registered,
             naming both providers.
         """
+        from ._records import Provider
+
         provider = provider or Provider("<code>")
-        existing = self._providers.get(connector.id)
+        existing = self._entries.get(connector.id)
         if existing is not None:
-            raise DuplicateConnectorError(connector.id, existing, provider)
-        self._connectors[connector.id] = connector
-        self._providers[connector.id] = provider
+            from ._exceptions import DuplicateConnectorError
+
+            raise DuplicateConnectorError(connector.id, Provider(*existing.provider), provider)
+        self._entries[connector.id] = _Entry(
+            connector, None, (provider.plugin, provider.distribution, provider.version), None
+        )
         return connector
 
     def get(self, connector_id: str) -> Connector:
@@ -57,15 +98,24 @@ class Registry:
 
         :raises UnknownConnectorError: when there is none (with a "did you mean").
         """
-        try:
-            return self._connectors[connector_id]
-        except KeyError:
-            raise UnknownConnectorError(connector_id, sorted(self._connectors)) from None
+        entry = self._entries.get(connector_id)
+        if entry is None:
+            from ._exceptions import UnknownConnectorError
+
+            raise UnknownConnectorError(connector_id, sorted(self._entries))
+        if entry.connector is None:
+            from ._manifest import from_trusted_wire
+
+            assert entry.wire is not None
+            entry.connector = from_trusted_wire(entry.wire)
+        return entry.connector
 
     def provider(self, connector_id: str) -> Provider:
         """Return who provides the connector with ``connector_id``."""
+        from ._records import Provider
+
         self.get(connector_id)
-        return self._providers[connector_id]
+        return Provider(*self._entries[connector_id].provider)
 
     def filter(
         self,
@@ -80,6 +130,8 @@ class Registry:
         (``"coming-soon"``); an unknown value raises ValueError naming the
         valid ones.
         """
+        from ._manifest import Category, Status
+
         wanted_category = _as_enum(Category, category, "category")
         wanted_status = _as_enum(Status, status, "status")
         return [
@@ -90,47 +142,108 @@ class Registry:
             and (tag is None or tag in c.tags)
         ]
 
+    def ids(self) -> list[str]:
+        """Return the registered ids, sorted (builds no connector object)."""
+        return sorted(self._entries)
+
     @property
     def plugins(self) -> tuple[PluginRecord, ...]:
         """Every plugin discovery saw, in discovery order, whatever its state."""
-        return self._plugins
+        return tuple(outcome.record() for outcome in self._outcomes)
 
     @property
     def failures(self) -> tuple[PluginRecord, ...]:
         """The plugins that failed to load."""
-        return tuple(p for p in self._plugins if p.state is PluginState.FAILED)
+        return tuple(o.record() for o in self._outcomes if o.state == "failed")
+
+    # --- hooks -----------------------------------------------------------------
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
-        """The pluggy manager holding the loaded plugins (failed ones are removed)."""
-        return self._plugin_manager
+        """The pluggy manager holding every loaded plugin.
+
+        Plugins that discovery took from the index are imported now, on first
+        access. One that fails to import is recorded in :attr:`failures` and
+        left out; the others are still available.
+        """
+        manager = self._ensure_manager()
+        for outcome in self._outcomes:
+            if outcome.state == "loaded" and outcome.plugin is None:
+                self._import(outcome, manager)
+        return manager
 
     @property
     def hook(self) -> pluggy.HookRelay:
-        """Shortcut for ``plugin_manager.hook``: call hooks on the loaded plugins."""
-        return self._plugin_manager.hook
+        """Call a hook on every loaded plugin: ``registry.hook.handle_connect(...)``."""
+        return self.plugin_manager.hook
+
+    def hook_for(self, connector_id: str) -> pluggy.HookRelay:
+        """Call a hook on the plugin that provides ``connector_id`` only.
+
+        Imports that plugin, and no other, if it is not loaded yet. For a
+        connector registered in code, the relay has no implementations.
+
+        :raises UnknownConnectorError: when no connector has that id.
+        :raises PluginLoadError: when the providing plugin cannot be imported.
+        """
+        self.get(connector_id)
+        outcome = self._entries[connector_id].outcome
+        name = outcome.spec.name if outcome is not None else ""
+        solo = self._solo.get(name)
+        if solo is None:
+            from ._loading import new_manager, register
+
+            solo = new_manager()
+            if outcome is not None:
+                if outcome.plugin is None:
+                    self._import(outcome, self._ensure_manager())
+                if outcome.plugin is None:
+                    from ._exceptions import PluginLoadError
+
+                    raise PluginLoadError(outcome.record())
+                register(solo, outcome.plugin, name)
+            self._solo[name] = solo
+        return solo.hook
+
+    def _ensure_manager(self) -> pluggy.PluginManager:
+        if self._manager is None:
+            from ._loading import new_manager
+
+            self._manager = new_manager()
+        return self._manager
+
+    @staticmethod
+    def _import(outcome: Outcome, manager: pluggy.PluginManager) -> None:
+        from ._loading import describe_exception, load_object, register
+
+        try:
+            plugin = load_object(outcome.spec.value)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, others go on
+            outcome.fail("load", describe_exception(exc))
+            return
+        problem = register(manager, plugin, outcome.spec.name)
+        if problem is not None:
+            outcome.fail("register", problem)
+            return
+        outcome.plugin = plugin
+
+    # --- container protocol ----------------------------------------------------
 
     def __iter__(self) -> Iterator[Connector]:
-        return iter([self._connectors[key] for key in sorted(self._connectors)])
+        return iter([self.get(key) for key in sorted(self._entries)])
 
     def __len__(self) -> int:
-        return len(self._connectors)
+        return len(self._entries)
 
     def __contains__(self, connector_id: object) -> bool:
-        return connector_id in self._connectors
+        return connector_id in self._entries
 
     def __getitem__(self, connector_id: str) -> Connector:
         return self.get(connector_id)
 
     def __repr__(self) -> str:
-        return f"<Registry connectors={sorted(self._connectors)} failures={len(self.failures)}>"
-
-    def ids(self) -> list[str]:
-        """Return the registered ids, sorted."""
-        return sorted(self._connectors)
-
-
-E = TypeVar("E", Category, Status)
+        failed = sum(o.state == "failed" for o in self._outcomes)
+        return f"<Registry connectors={self.ids()} failures={failed}>"
 
 
 def _as_enum(cls: type[E], value: E | str | None, what: str) -> E | None:
@@ -139,7 +252,5 @@ def _as_enum(cls: type[E], value: E | str | None, what: str) -> E | None:
     try:
         return cls(value)
     except ValueError:
-        choices: Iterable[str] = (member.value for member in cls)
-        raise ValueError(
-            f"unknown {what} {value!r}; expected one of {', '.join(choices)}"
-        ) from None
+        choices = ", ".join(member.value for member in cls)
+        raise ValueError(f"unknown {what} {value!r}; expected one of {choices}") from None

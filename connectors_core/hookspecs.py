@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from ._entrypoints import GROUP
+
 if TYPE_CHECKING:
     from ._manifest import Connector
 
 __all__ = ["PROJECT_NAME", "handle_connect", "hookimpl", "hookspec", "provide_connector"]
 
-PROJECT_NAME = "connectors_core"
+PROJECT_NAME = GROUP
 """The pluggy project name, and the entry-point group plugins register under."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

@@ -120,6 +120,15 @@ def _forget_modules(names: set[str]) -> None:
             del sys.modules[module]
 
 
+@pytest.fixture(autouse=True)
+def index_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep each test's discovery index in a folder of its own, not the user's cache."""
+    folder = tmp_path_factory.mktemp("index")
+    monkeypatch.setenv("CONNECTORS_INDEX_DIR", str(folder))
+    monkeypatch.delenv("CONNECTORS_DISCOVERY_INDEX", raising=False)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the standard test plugins, installed as pip would."""

@@ -29,8 +29,16 @@ def test_all_is_sorted() -> None:
 
 def test_all_is_complete() -> None:
     exported = set(connectors_core.__all__) - {"__version__"}
-    assert public_names(connectors_core) - {"Auth"} <= exported
+    assert set(connectors_core._MODULE_OF) == exported
     assert all(hasattr(connectors_core, name) for name in connectors_core.__all__)
+    assert public_names(connectors_core) - {"Auth"} <= exported
+
+
+def test_an_unknown_attribute_is_an_attribute_error() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        connectors_core.nope  # noqa: B018
 
 
 def test_every_public_name_has_a_docstring() -> None:
@@ -43,27 +51,41 @@ def test_every_public_name_has_a_docstring() -> None:
                     assert inspect.getdoc(member), f"{name}.{member_name} has no docstring"
 
 
-def test_importing_the_core_pulls_in_no_cli_web_database_or_crypto_library() -> None:
-    heavy = [
-        "click",
-        "starlette",
-        "uvicorn",
-        "sqlalchemy",
-        "cryptography",
-        "httpx",
-        "authlib",
-        "jinja2",
-        "psycopg",
-    ]
-    code = (
-        "import sys, json, connectors_core\n"
-        "connectors_core.discover(allow=[])\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))))\n"
+HEAVY = [
+    "authlib",
+    "click",
+    "cryptography",
+    "httpx",
+    "jinja2",
+    "psycopg",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+]
+
+
+def imported_after(code: str) -> list[str]:
+    script = (
+        f"import sys, json\n{code}\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert json.loads(result.stdout) == []
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_importing_the_package_imports_no_dependency_at_all() -> None:
+    loaded = imported_after("import connectors_core")
+    assert not set(loaded) & {*HEAVY, "attr", "attrs", "cattrs", "pluggy", "importlib_metadata"}
+
+
+def test_defining_a_manifest_pulls_in_no_cli_web_database_or_crypto_library() -> None:
+    loaded = imported_after(
+        "from connectors_core import define_connector, hookimpl, discover\ndiscover(allow=[])\n"
+    )
+    assert {"attr", "cattrs", "pluggy"} <= set(loaded)
+    assert not set(loaded) & set(HEAVY)
 
 
 def test_version_is_defined_once() -> None:

@@ -1,0 +1,175 @@
+"""Loading one plugin: import, register with pluggy, call, validate.
+
+Imported only when a plugin's code is actually needed (a cold discovery, or a
+hook call on a plugin that discovery took from the index), so that a warm
+start-up pays for neither pluggy nor cattrs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import os
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from ._converter import define_connector, to_wire
+from ._entrypoints import EntryPointSpec, FileStat, stat_file
+from ._exceptions import ManifestError, ManifestProblem
+from ._manifest import Connector
+from ._outcome import Outcome
+
+__all__ = ["load_object", "new_manager", "process", "register"]
+
+# importlib.metadata.EntryPoint.pattern, so values load exactly as EntryPoint.load() does.
+_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+
+
+def new_manager() -> pluggy.PluginManager:
+    """A plugin manager with connectors-core's hookspecs."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def load_object(value: str) -> object:
+    """Import what an entry-point value names, as ``EntryPoint.load()`` would."""
+    match = _VALUE.match(value)
+    if match is None:
+        raise ValueError(f"malformed entry point value {value!r}")
+    module = importlib.import_module(match.group("module"))
+    attributes = filter(None, (match.group("attr") or "").split("."))
+    return functools.reduce(getattr, attributes, module)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (at file:line)``, locating the innermost frame."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        text += f" (at {os.path.basename(last.filename)}:{last.lineno})"
+    return text
+
+
+def register(manager: pluggy.PluginManager, plugin: object, name: str) -> str | None:
+    """Register ``plugin``; return why pluggy rejects it, or None."""
+    try:
+        manager.register(plugin, name=name)
+    except Exception as exc:  # noqa: BLE001 - pluggy raises ValueError or PluginValidationError
+        return str(exc)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        manager.unregister(plugin)
+        return _unknown_hooks_message(manager, plugin)
+    return None
+
+
+def process(manager: pluggy.PluginManager, spec: EntryPointSpec) -> Outcome:
+    """Load, register, call and validate one plugin; never raises for its faults."""
+    try:
+        plugin = load_object(spec.value)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must not stop discovery
+        return Outcome.failed(spec, "load", describe_exception(exc))
+
+    problem = register(manager, plugin, spec.name)
+    if problem is not None:
+        return Outcome.failed(spec, "register", problem)
+
+    def failed(phase: str, error: str) -> Outcome:
+        manager.unregister(plugin)
+        return Outcome.failed(spec, phase, error)
+
+    try:
+        provided = _call_provide_connector(manager, plugin)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded against this plugin only
+        return failed("provide", f"provide_connector raised {describe_exception(exc)}")
+    if isinstance(provided, str):
+        return failed("provide", provided)
+
+    source = f"plugin {spec.name!r}"
+    connectors: list[Connector] = []
+    problems: list[str] = []
+    for index, manifest in enumerate(provided):
+        where = source if len(provided) == 1 else f"{source}, manifest [{index}]"
+        try:
+            connectors.append(_validate(manifest, where))
+        except ManifestError as exc:
+            problems.append(str(exc))
+    ids = [c.id for c in connectors]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        problems.append(f"{source} provides connector id(s) {', '.join(repeated)} more than once")
+    if problems:
+        return failed("validate", "\n".join(problems))
+    return Outcome.loaded(spec, connectors=connectors, plugin=plugin)
+
+
+def module_files(spec: EntryPointSpec) -> list[tuple[str, FileStat]]:
+    """Stat every loaded module file of the plugin's top-level package."""
+    top = spec.top_level
+    files = []
+    for name, module in list(sys.modules.items()):
+        if name == top or name.startswith(top + "."):
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str):
+                files.append((path, stat_file(path)))
+    return sorted(files)
+
+
+def wire_manifests(outcome: Outcome) -> list[dict[str, Any]]:
+    """The outcome's validated manifests in wire form, for the index."""
+    return [to_wire(c) for c in outcome.connectors]
+
+
+def _unknown_hooks_message(manager: pluggy.PluginManager, plugin: object) -> str:
+    known = [name for name in dir(hookspecs) if manager.parse_hookspec_opts(hookspecs, name)]
+    lines = []
+    for attr in sorted(dir(plugin)):
+        if attr in known or manager.parse_hookimpl_opts(plugin, attr) is None:
+            continue
+        close = difflib.get_close_matches(attr, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        lines.append(f"unknown hook {attr!r}{hint} (known hooks: {', '.join(sorted(known))})")
+    return "\n".join(lines) or "pluggy rejected the plugin's hooks"
+
+
+def _call_provide_connector(manager: pluggy.PluginManager, plugin: object) -> list[Any] | str:
+    """Call only this plugin's ``provide_connector``.
+
+    Returns the manifests it provided, or a string saying why the result is
+    not a manifest.
+    """
+    if manager.parse_hookimpl_opts(plugin, "provide_connector") is None:
+        return []
+    result = plugin.provide_connector()  # type: ignore[attr-defined]  # checked just above
+    if result is None:
+        return []
+    if isinstance(result, Connector | Mapping):
+        return [result]
+    if isinstance(result, list | tuple):
+        return list(result)
+    return (
+        f"provide_connector returned {type(result).__name__}; "
+        "expected a manifest, a list of manifests, or None"
+    )
+
+
+def _validate(manifest: object, source: str) -> Connector:
+    if not isinstance(manifest, Connector | Mapping):
+        problem = ManifestProblem(
+            "$", f"expected a Connector or a mapping, got {type(manifest).__name__}"
+        )
+        raise ManifestError([problem], source=source)
+    try:
+        return define_connector(manifest)
+    except ManifestError as exc:
+        raise exc.with_source(source) from None

@@ -1,0 +1,384 @@
+"""The discovery index: warm starts import no plugin, and it is never stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors_core import DiscoveryError, PluginLoadError, Registry, discover
+from connectors_core._manifest import from_trusted_wire
+from tests.conftest import STANDARD
+from tests.distributions import Dist, install, manifest_source, simple_plugin
+
+MakeSite = Callable[[Sequence[Dist]], Path]
+PLUGIN_MODULES = sorted(set().union(*(d.modules for d in STANDARD)))
+
+
+def forget(*modules: str) -> None:
+    for name in list(sys.modules):
+        if name.split(".")[0] in modules:
+            del sys.modules[name]
+
+
+def index_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.json"))
+
+
+def summary(registry: Registry) -> tuple[object, ...]:
+    return (
+        registry.ids(),
+        list(registry),
+        registry.plugins,
+        [registry.provider(i) for i in registry.ids()],
+    )
+
+
+# --- the same answer with and without the index ------------------------------------
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"deny": ["broken", "twin-a"]}, {"allow": ["acme", "twin-b", "typo"]}],
+    ids=["all", "deny", "allow"],
+)
+def test_cold_warm_and_no_index_discoveries_agree(options: dict[str, Any]) -> None:
+    reference = summary(discover(use_index=False, **options))
+
+    cold = summary(discover(**options))
+    forget(*PLUGIN_MODULES)
+    warm = summary(discover(**options))
+
+    assert cold == reference
+    assert warm == reference
+
+
+@pytest.mark.usefixtures("installed")
+def test_strict_mode_fails_the_same_with_and_without_the_index() -> None:
+    discover()  # build the index
+    errors = []
+    for use_index in (True, False):
+        with pytest.raises(DiscoveryError) as info:
+            discover(strict=True, use_index=use_index)
+        errors.append((str(info.value), info.value.failures))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.usefixtures("installed")
+def test_index_scan_finds_what_importlib_metadata_finds() -> None:
+    from importlib import metadata
+
+    from connectors_core._discovery import _entry_points
+
+    _index, specs = _entry_points(os.environ)
+    assert specs is not None
+    ours = sorted((s.name, s.value, s.distribution, s.version) for s in specs)
+    reference = sorted(
+        (ep.name, ep.value, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None)
+        for ep in metadata.entry_points(group="connectors_core")
+    )
+    assert ours == reference
+
+
+def test_trusted_wire_builds_what_the_converter_builds() -> None:
+    from connectors_core import define_connector, to_wire
+    from tests.test_manifest import wire
+
+    variants = [wire()]
+    for auth in ({"type": "none"}, {"type": "api-key", "description": "d", "headerName": "X-K"}):
+        variants.append({**wire(), "auth": auth})
+    minimal = {
+        k: v
+        for k, v in wire().items()
+        if k not in {"setup", "docsPath", "tags", "publisher", "connection"}
+    }
+    variants.append(minimal)
+    variants.append({**wire(), "publisher": {"name": "P"}, "connection": {"startPath": "/s"}})
+    for data in variants:
+        connector = define_connector(data)
+        assert from_trusted_wire(to_wire(connector)) == connector
+
+
+# --- warm starts import nothing ------------------------------------------------------
+
+
+def run_python(code: str, site: Path, index_dir: Path) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(site), "CONNECTORS_INDEX_DIR": str(index_dir)}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+WARM = """
+    import json, sys
+    import connectors_core
+    registry = connectors_core.discover(deny=["broken", "raising", "invalid", "typo", "twin-b"])
+    ids = registry.ids()
+    before = sorted(m for m in sys.modules if m.split(".")[0] in {plugins!r})
+    heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"pluggy", "cattrs", "attr",
+                    "importlib_metadata", "click"}} | ({{"importlib.metadata"}} & set(sys.modules)))
+    names = [c.name for c in registry]
+    after = sorted(m for m in sys.modules if m.split(".")[0] in {plugins!r})
+    print(json.dumps({{"ids": ids, "before": before, "heavy": heavy, "names": names,
+                      "after": after}}))
+"""
+
+
+def test_a_warm_enumeration_imports_no_plugin_and_no_heavy_library(
+    plugin_site: Path, index_dir: Path
+) -> None:
+    code = WARM.format(plugins=PLUGIN_MODULES)
+    cold = run_python(code, plugin_site, index_dir)
+    warm = run_python(code, plugin_site, index_dir)
+
+    assert cold["before"]  # the first discovery had to import the plugins
+    assert warm["ids"] == cold["ids"]
+    assert warm["names"] == cold["names"]
+    assert warm["before"] == []
+    assert warm["heavy"] == []
+    assert warm["after"] == []  # building the connector objects imports no plugin either
+
+
+@pytest.mark.usefixtures("installed")
+def test_hooks_import_plugins_lazily() -> None:
+    healthy = {"acme_connectors", "globex_plugin", "twin_one_plugin", "twin_two_plugin"}
+    deny = ["broken", "raising", "invalid", "typo"]
+    discover(deny=deny)
+    forget(*PLUGIN_MODULES)
+    registry = discover(deny=deny)
+    assert not healthy & set(sys.modules)
+
+    assert registry.hook_for("acme-crm").provide_connector() != []
+    assert healthy & set(sys.modules) == {"acme_connectors"}
+
+    names = {name for name, _ in registry.plugin_manager.list_name_plugin()}
+    assert {"acme", "globex", "twin-a"} <= names
+    assert healthy & set(sys.modules) == {"acme_connectors", "globex_plugin", "twin_one_plugin"}
+
+
+def test_a_plugin_that_cannot_be_imported_later_is_reported_on_hook_use(
+    make_site: MakeSite,
+) -> None:
+    site = make_site([simple_plugin("flaky", "flaky", "flaky_plugin", "flaky")])
+    discover(allow=["flaky"])
+    forget("flaky_plugin")
+    registry = discover(allow=["flaky"])
+    (site / "flaky_plugin").rename(site / "elsewhere")
+    try:
+        with pytest.raises(PluginLoadError, match=r"No module named 'flaky_plugin'"):
+            registry.hook_for("flaky")
+        (failure,) = registry.failures
+        assert (failure.name, failure.phase and failure.phase.value) == ("flaky", "load")
+        assert registry.hook.provide_connector() == []  # the others still answer
+    finally:
+        (site / "elsewhere").rename(site / "flaky_plugin")
+
+
+def test_hook_for_a_connector_registered_in_code_has_no_implementations() -> None:
+    from tests.test_registry import make
+
+    registry = Registry()
+    registry.register(make("local"))
+    assert registry.hook_for("local").provide_connector() == []
+
+
+# --- never stale -------------------------------------------------------------------
+
+
+def ids(**options: object) -> list[str]:
+    return discover(allow=["alpha", "beta", "gamma"], **options).ids()  # type: ignore[arg-type]
+
+
+def enabled(registry: Registry) -> list[str]:
+    return [r.name for r in registry.plugins if r.state.value != "disabled"]
+
+
+def test_a_new_distribution_is_seen(make_site: MakeSite) -> None:
+    site = make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    assert ids() == ["alpha"]
+    install(site, simple_plugin("beta", "beta", "beta_plugin", "beta"))
+    assert ids() == ["alpha", "beta"]
+
+
+def test_an_in_place_edit_of_entry_points_txt_is_seen(make_site: MakeSite) -> None:
+    beta = simple_plugin("beta", "beta", "beta_plugin", "beta")
+    site = make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha"), beta])
+    assert ids() == ["alpha", "beta"]
+    entry_points = site / "beta-1.0.0.dist-info" / "entry_points.txt"
+
+    entry_points.write_text("[connectors_core]\ngamma = beta_plugin\n")
+    assert enabled(discover(allow=["alpha", "beta", "gamma"])) == ["alpha", "gamma"]
+
+    entry_points.write_text("[other_group]\ngamma = beta_plugin\n")
+    assert ids() == ["alpha"]
+
+
+def test_two_changes_within_the_same_second_are_told_apart(make_site: MakeSite) -> None:
+    site = make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    entry_points = site / "alpha-1.0.0.dist-info" / "entry_points.txt"
+    second = (entry_points.stat().st_mtime_ns // 10**9) * 10**9
+
+    entry_points.write_text("[connectors_core]\nalpha = alpha_plugin\n")
+    os.utime(entry_points, ns=(second, second + 100))
+    assert enabled(discover(allow=["alpha", "gamma"])) == ["alpha"]
+
+    entry_points.write_text("[connectors_core]\ngamma = alpha_plugin\n")  # same size
+    os.utime(entry_points, ns=(second, second + 200))
+    assert enabled(discover(allow=["alpha", "gamma"])) == ["gamma"]
+
+
+def test_an_edited_plugin_module_is_loaded_again(make_site: MakeSite) -> None:
+    site = make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    assert discover(allow=["alpha"]).get("alpha").name == "Alpha"
+    module = site / "alpha_plugin" / "__init__.py"
+    module.write_text(module.read_text().replace("'Alpha'", "'Alpha Renamed'"))
+    forget("alpha_plugin")
+    assert discover(allow=["alpha"]).get("alpha").name == "Alpha Renamed"
+
+
+def test_a_removed_distribution_is_gone(make_site: MakeSite) -> None:
+    site = make_site(
+        [
+            simple_plugin("alpha", "alpha", "alpha_plugin", "alpha"),
+            simple_plugin("beta", "beta", "beta_plugin", "beta"),
+        ]
+    )
+    assert ids() == ["alpha", "beta"]
+    for path in sorted(site.glob("beta*"), reverse=True):
+        for child in sorted(path.rglob("*"), reverse=True):
+            child.unlink() if child.is_file() else child.rmdir()
+        path.rmdir()
+    assert ids() == ["alpha"]
+
+
+def test_a_fixed_plugin_is_retried_at_once(make_site: MakeSite) -> None:
+    broken = Dist(
+        "alpha",
+        "1.0.0",
+        {"alpha": "alpha_plugin"},
+        {"alpha_plugin/__init__.py": "raise RuntimeError('not yet')\n"},
+    )
+    site = make_site([broken])
+    assert discover(allow=["alpha"]).failures[0].phase is not None
+    (site / "alpha_plugin" / "__init__.py").write_text(
+        simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")
+        .files["alpha_plugin/__init__.py"]
+        .replace("\n        ", "\n")
+        .strip()
+        + "\n"
+    )
+    forget("alpha_plugin")
+    assert discover(allow=["alpha"]).ids() == ["alpha"]
+
+
+# --- robustness --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"",
+        lambda data: data[: len(data) // 2],
+        lambda data: b"not json at all\n{}",
+        lambda data: data.replace(b'"Alpha"', b'"Alpha!"'),  # valid JSON, wrong checksum
+        lambda data: b'{"environment": [], "crc32": 0}\n{"dists": {}, "plugins": {}}',
+        lambda data: data.split(b"\n", 1)[0] + b"\n" + b"[1, 2, 3]",
+    ],
+    ids=["empty", "truncated", "garbage", "tampered", "other-environment", "wrong-shape"],
+)
+def test_a_damaged_index_is_rebuilt_never_trusted(
+    make_site: MakeSite, index_dir: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    discover(allow=["alpha"])
+    (index,) = index_files(index_dir)
+    index.write_bytes(damage(index.read_bytes()))
+    forget("alpha_plugin")
+
+    registry = discover(allow=["alpha"])
+
+    assert registry.get("alpha").name == "Alpha"
+    assert "alpha_plugin" in sys.modules  # rebuilt by loading the plugin
+    forget("alpha_plugin")
+    discover(allow=["alpha"])
+    assert "alpha_plugin" not in sys.modules  # and the rewritten index is good again
+
+
+def test_an_unwritable_index_folder_is_not_an_error(
+    make_site: MakeSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CONNECTORS_INDEX_DIR", str(blocker / "index"))
+    assert discover(allow=["alpha"]).ids() == ["alpha"]
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_the_index_can_be_turned_off(
+    make_site: MakeSite, index_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    if how == "argument":
+        registry = discover(allow=["alpha"], use_index=False)
+    else:
+        monkeypatch.setenv("CONNECTORS_DISCOVERY_INDEX", "off")
+        registry = discover(allow=["alpha"])
+    assert registry.ids() == ["alpha"]
+    assert index_files(index_dir) == []
+
+
+def test_concurrent_writers_leave_a_valid_index(plugin_site: Path, index_dir: Path) -> None:
+    code = WARM.format(plugins=PLUGIN_MODULES)
+    env = {**os.environ, "PYTHONPATH": str(plugin_site), "CONNECTORS_INDEX_DIR": str(index_dir)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [process.communicate() for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    results = [json.loads(out.splitlines()[-1]) for out, _err in outputs]
+    assert len({json.dumps(r["ids"]) for r in results}) == 1
+    assert len(index_files(index_dir)) == 1
+    assert not list(index_dir.glob("*.tmp"))
+
+    warm = run_python(code, plugin_site, index_dir)
+    assert warm["before"] == []
+    assert warm["ids"] == results[0]["ids"]
+
+
+def test_old_index_files_are_pruned(make_site: MakeSite, index_dir: Path) -> None:
+    for number in range(34):
+        (index_dir / f"{number:016x}.json").write_text("{}")
+        os.utime(index_dir / f"{number:016x}.json", ns=(10**9, 10**9 + number))
+    make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    discover(allow=["alpha"])
+    remaining = index_files(index_dir)
+    assert len(remaining) == 32
+    assert index_dir / f"{0:016x}.json" not in remaining
+    assert index_dir / f"{1:016x}.json" not in remaining
+
+
+def test_manifest_source_helper_is_valid() -> None:
+    from connectors_core import define_connector
+
+    assert define_connector(eval(manifest_source("x-y"))).id == "x-y"
