@@ -102,12 +102,13 @@ def discover(
         if reason is not None:
             outcomes.append(Outcome.disabled(spec, reason))
             continue
-        manifests = index.manifests(spec) if index is not None else None
+        manifests, changed = index.lookup(spec) if index is not None else (None, [])
         if manifests is not None:
             outcome = Outcome.cached(spec, manifests)
         else:
             from . import _loading
 
+            _loading.forget_bytecode(changed)
             manager = manager or _loading.new_manager()
             outcome = _loading.process(manager, spec)
             if index is not None and outcome.state == "loaded":

@@ -104,17 +104,22 @@ class Index:
     def _key(spec: EntryPointSpec) -> str:
         return f"{spec.dist_path}\n{spec.name}\n{spec.value}"
 
-    def manifests(self, spec: EntryPointSpec) -> list[dict[str, Any]] | None:
-        """The manifests ``spec``'s plugin provided, if none of its files changed."""
+    def lookup(self, spec: EntryPointSpec) -> tuple[list[dict[str, Any]] | None, list[str]]:
+        """The manifests ``spec``'s plugin provided, if none of its files changed.
+
+        :return: ``(manifests, [])`` when the entry is fresh; ``(None, changed)``
+            otherwise, where ``changed`` lists the module files edited since.
+        """
         key = self._key(spec)
         cached = self._old_plugins.get(key)
         if cached is None:
-            return None
-        if not all(_same_stat(stat, stat_file(path)) for path, stat in cached["files"]):
-            return None
+            return None, []
+        changed = [path for path, stat in cached["files"] if not _same_stat(stat, stat_file(path))]
+        if changed:
+            return None, changed
         self._plugins[key] = cached
         manifests: list[dict[str, Any]] = cached["manifests"]
-        return manifests
+        return manifests, []
 
     def store(
         self,

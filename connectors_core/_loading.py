@@ -7,14 +7,16 @@ start-up pays for neither pluggy nor cattrs.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import importlib
+import importlib.util
 import os
 import re
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -111,6 +113,22 @@ def process(manager: pluggy.PluginManager, spec: EntryPointSpec) -> Outcome:
     if problems:
         return failed("validate", "\n".join(problems))
     return Outcome.loaded(spec, connectors=connectors, plugin=plugin)
+
+
+def forget_bytecode(sources: Iterable[str]) -> None:
+    """Remove the cached bytecode of source files known to have changed.
+
+    CPython trusts a ``.pyc`` whose recorded source size and modification
+    time *in whole seconds* match; an edit of the same size within the same
+    second (an editable install being worked on) would load the old code.
+    The index knows these files changed, so their bytecode goes.
+    """
+    for source in sources:
+        if not source.endswith(".py"):
+            continue
+        for optimization in ("", 1, 2):
+            with contextlib.suppress(OSError, ValueError):
+                os.remove(importlib.util.cache_from_source(source, optimization=optimization))
 
 
 def module_files(spec: EntryPointSpec) -> list[tuple[str, FileStat]]:

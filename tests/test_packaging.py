@@ -7,8 +7,6 @@ come from the package index), so they are marked ``slow``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import zipfile
 from email.message import Message
@@ -18,24 +16,9 @@ from pathlib import Path
 import pytest
 
 import connectors_core
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.environments import ROOT, Venv, build_wheels, run, write_project
 
 pytestmark = pytest.mark.slow
-
-THIRD_PARTY_PYPROJECT = """
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "acme-third-party"
-version = "0.4.2"
-dependencies = ["connectors-core"]
-
-[project.entry-points.connectors_core]
-acme = "acme_third_party"
-"""
 
 THIRD_PARTY_MODULE = """
 from connectors_core import define_connector, hookimpl
@@ -55,36 +38,19 @@ def provide_connector():
 """
 
 
-def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="session")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Wheels of connectors-core, connectors-evencio and a third-party plugin."""
     out = tmp_path_factory.mktemp("wheels")
-    third_party = tmp_path_factory.mktemp("acme-third-party")
-    (third_party / "pyproject.toml").write_text(THIRD_PARTY_PYPROJECT)
-    (third_party / "acme_third_party").mkdir()
-    (third_party / "acme_third_party" / "__init__.py").write_text(THIRD_PARTY_MODULE)
-    run(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--quiet",
-        "--no-deps",
-        "--no-build-isolation",
-        "--wheel-dir",
-        out,
-        ROOT,
-        ROOT / "plugins" / "evencio",
-        third_party,
+    third_party = write_project(
+        tmp_path_factory.mktemp("third-party"),
+        "acme-third-party",
+        "0.4.2",
+        "acme_third_party",
+        THIRD_PARTY_MODULE,
+        {"acme": "acme_third_party"},
     )
+    build_wheels(out, ROOT, ROOT / "plugins" / "evencio", third_party)
     return out
 
 
@@ -136,34 +102,14 @@ def test_evencio_wheel_declares_its_entry_point(wheels: Path) -> None:
 
 
 def test_a_fresh_environment_lists_every_installed_connector(wheels: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", venv)
-    python = venv / "bin" / "python"
-    connectors = venv / "bin" / "connectors"
-    run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        *sorted(wheels.glob("connectors_*.whl")),
-    )
+    venv = Venv(tmp_path / "venv", sorted(wheels.glob("connectors_*.whl")))
+    python, connectors = venv.python, venv.bin("connectors")
 
     listed = json.loads(run(connectors, "list", "--json").stdout)
     assert [c["id"] for c in listed] == ["evencio"]
 
     # A third party installs its own package: no edit anywhere in connectors-core.
-    run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--disable-pip-version-check",
-        *wheels.glob("acme_third_party-*.whl"),
-    )
+    venv.pip("install", "--no-deps", *wheels.glob("acme_third_party-*.whl"))
     listed = json.loads(run(connectors, "list", "--json").stdout)
     assert [c["id"] for c in listed] == ["acme", "evencio"]
     doctor = json.loads(run(connectors, "doctor", "--json").stdout)
