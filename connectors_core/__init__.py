@@ -9,11 +9,14 @@ pay for the manifest converter). Call :func:`discover` to load plugins.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# Not `typing.TYPE_CHECKING`: importing typing would cost every start-up (see _index).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._converter import define_connector, to_wire
     from ._discovery import discover
     from ._exceptions import (

@@ -26,17 +26,18 @@ as without the index.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from ._entrypoints import GROUP, EntryPointSpec, normalize, scan
 from ._index import ENV_INDEX, Index, index_directory
 from ._outcome import Outcome
 from ._registry import Registry
 
+# Not `typing.TYPE_CHECKING`: importing typing would cost every start-up (see _index).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     import pluggy
 
 __all__ = ["ENV_ALLOW", "ENV_DENY", "ENV_INDEX", "ENV_STRICT", "discover"]
@@ -176,6 +177,8 @@ def _claim_ids(
 
 
 def _disabled(spec: EntryPointSpec, allowed: set[str] | None, denied: set[str]) -> str | None:
+    if allowed is None and not denied:
+        return None
     names = {normalize(spec.name)}
     if spec.distribution is not None:
         names.add(normalize(spec.distribution))
@@ -194,7 +197,7 @@ def _env_names(env: Mapping[str, str], variable: str) -> set[str] | None:
     raw = env.get(variable)
     if raw is None or not raw.strip():
         return None
-    return _names(re.split(r"[,\s]+", raw))
+    return _names(raw.replace(",", " ").split())
 
 
 def _env_flag(env: Mapping[str, str], variable: str, *, default: bool) -> bool:

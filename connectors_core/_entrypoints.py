@@ -13,8 +13,11 @@ first distribution of a name wins, ``entry_points.txt`` parsed as
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable
+
+# Not `typing.TYPE_CHECKING`: importing typing would cost every start-up (see _index).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["GROUP", "DistInfo", "EntryPointSpec", "FileStat", "scan", "stat_file"]
 
@@ -25,7 +28,6 @@ FileStat = tuple[int, int] | None
 """``(st_mtime_ns, st_size)`` of a file, or None when it does not exist."""
 
 _SUFFIXES = (".dist-info", ".egg-info")
-_SEPARATORS = re.compile(r"[-_.]+")
 
 
 def stat_file(path: str) -> FileStat:
@@ -106,7 +108,10 @@ class EntryPointSpec:
 
 def normalize(name: str) -> str:
     """PEP 503 normalization, as importlib.metadata uses to tell names apart."""
-    return _SEPARATORS.sub("-", name).lower().replace("-", "_")
+    result = name.replace("-", "_").replace(".", "_").lower()
+    while "__" in result:
+        result = result.replace("__", "_")
+    return result
 
 
 def scan(paths: Iterable[str]) -> list[DistInfo] | None:
@@ -126,15 +131,16 @@ def scan(paths: Iterable[str]) -> list[DistInfo] | None:
             return None
         except OSError:
             continue
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep
         for name in names:
-            key = normalize(name.rpartition(".")[0].partition("-")[0])
+            stem = name[: name.rindex(".")].partition("-")[0]
+            # Folder names are normally normalized already; the regex is the rare path.
+            key = stem.lower() if stem.isidentifier() and "__" not in stem else normalize(stem)
             if key in seen:
                 continue
             seen.add(key)
-            path = os.path.join(folder, name)
-            found.append(
-                DistInfo(root, path, key, stat_file(os.path.join(path, "entry_points.txt")))
-            )
+            path = prefix + name
+            found.append(DistInfo(root, path, key, stat_file(path + "/entry_points.txt")))
     return found
 
 

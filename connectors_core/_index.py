@@ -9,26 +9,32 @@ the same files (no plugin import, no metadata parsing) and reuses every entry
 whose files are unchanged at full ``st_mtime_ns`` precision; whatever changed
 is read or loaded again, and the file is rewritten.
 
-The file is two lines: a JSON header (format, connectors-core version,
-interpreter, ``sys.path``, and a CRC-32 of the body) and the JSON body. A file
-that cannot be read, parsed or checked is ignored and rebuilt, never trusted.
-It is written to a temporary file and renamed into place, so concurrent
-writers never leave a torn file behind.
+The file is a cache in the same sense as a ``.pyc`` file and uses the same
+serialization, :mod:`marshal`: a magic string, the CRC-32 of the payload, and
+the payload (the environment it was built for, then the data). Reading it
+costs a fraction of parsing JSON and needs no import, which matters here:
+every start-up pays for it. A file that cannot be read, fails its checksum,
+was built for another environment, or has the wrong shape is ignored and
+rebuilt, never trusted. It is written to a temporary file and renamed into
+place, so concurrent writers never leave a torn file behind.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import marshal
 import os
 import sys
 import time
 import zlib
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ._entrypoints import DistInfo, EntryPointSpec, FileStat, stat_file
 from ._version import __version__
+
+# Not `typing.TYPE_CHECKING`: importing typing would cost every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 __all__ = ["ENV_INDEX", "ENV_INDEX_DIR", "Index", "index_directory"]
 
@@ -39,6 +45,7 @@ ENV_INDEX_DIR = "CONNECTORS_INDEX_DIR"
 """Folder for index files (default: ``$XDG_CACHE_HOME/connectors-core``)."""
 
 FORMAT = 1
+_MAGIC = b"connectors-core index\n"
 _KEEP_FILES = 32  # index files kept per folder (one per distinct environment)
 
 
@@ -71,8 +78,8 @@ class Index:
     def open(cls, directory: str, group: str, paths: Sequence[str]) -> Index:
         """Read the index for this environment; an unusable file reads as empty."""
         environment = _environment(group, paths)
-        key = json.dumps(environment[2:], separators=(",", ":")).encode()
-        name = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}.json"
+        key = repr(environment[2:]).encode()
+        name = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}.index"
         path = os.path.join(directory, name)
         return cls(path, environment, _read(path, environment))
 
@@ -84,12 +91,11 @@ class Index:
         """Name, version and ``group`` entry points of ``dist``, from the index when fresh."""
         cached = self._old_dists.get(dist.path)
         if cached is not None and _same_stat(cached["stat"], dist.entry_points_stat):
-            name, version, pairs = cached["name"], cached["version"], cached["entryPoints"]
-            entry_points = [(n, v) for n, v in pairs]
-        else:
-            self.changed = True
-            entry_points = dist.entry_points(group)
-            name, version = dist.name_and_version() if entry_points else (None, None)
+            self._dists[dist.path] = cached
+            return cached["name"], cached["version"], cached["entryPoints"]
+        self.changed = True
+        entry_points = dist.entry_points(group)
+        name, version = dist.name_and_version() if entry_points else (None, None)
         self._dists[dist.path] = {
             "stat": dist.entry_points_stat,
             "name": name,
@@ -138,16 +144,13 @@ class Index:
         stale = self._old_plugins.keys() - self._plugins.keys()
         if not (self.changed or stale or self._old_dists.keys() - self._dists.keys()):
             return
-        body = json.dumps(
-            {"dists": self._dists, "plugins": self._plugins}, separators=(",", ":")
-        ).encode()
-        header = json.dumps({"environment": self._environment, "crc32": zlib.crc32(body)})
+        payload = marshal.dumps((self._environment, self._dists, self._plugins))
         directory = os.path.dirname(self.path)
         temporary = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
         try:
             os.makedirs(directory, exist_ok=True)
             with open(temporary, "xb") as f:
-                f.write(header.encode() + b"\n" + body)
+                f.write(_MAGIC + _crc(payload) + payload)
             os.replace(temporary, self.path)
         except OSError:
             _remove(temporary)
@@ -165,28 +168,36 @@ def _read(path: str, environment: list[Any]) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as f:
             data = f.read()
-        head, _, body = data.partition(b"\n")
-        header = json.loads(head)
-        if header["environment"] != environment or header["crc32"] != zlib.crc32(body):
-            return None
-        parsed = json.loads(body)
-        if not (isinstance(parsed["dists"], dict) and isinstance(parsed["plugins"], dict)):
-            return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
         return None
-    return parsed  # type: ignore[no-any-return]
+    start = len(_MAGIC) + 4
+    if not data.startswith(_MAGIC) or data[len(_MAGIC) : start] != _crc(data[start:]):
+        return None
+    try:
+        stored, dists, plugins = marshal.loads(data[start:])
+    except (ValueError, EOFError, TypeError):
+        return None
+    if stored != environment or not (isinstance(dists, dict) and isinstance(plugins, dict)):
+        return None
+    return {"dists": dists, "plugins": plugins}
+
+
+def _crc(payload: bytes) -> bytes:
+    return zlib.crc32(payload).to_bytes(4, "big")
 
 
 def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - contextlib would be one more import on every start-up
         os.remove(path)
+    except OSError:
+        pass
 
 
 def _prune(directory: str) -> None:
     """Keep the most recently written index files only."""
     try:
         with os.scandir(directory) as entries:
-            files = [(e.stat().st_mtime_ns, e.path) for e in entries if e.name.endswith(".json")]
+            files = [(e.stat().st_mtime_ns, e.path) for e in entries if e.name.endswith(".index")]
     except OSError:
         return
     for _mtime, path in sorted(files, reverse=True)[_KEEP_FILES:]:

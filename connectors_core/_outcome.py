@@ -7,12 +7,14 @@ public :class:`~connectors_core.PluginRecord` on demand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
 from ._entrypoints import EntryPointSpec
 
+# Not `typing.TYPE_CHECKING`: importing typing would cost every start-up (see _index).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from ._manifest import Connector
     from ._records import PluginRecord
 

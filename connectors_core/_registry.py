@@ -8,20 +8,22 @@ hundreds of connectors at start-up costs little more than reading the index.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
-
 from ._outcome import Outcome
 
+# Not `typing.TYPE_CHECKING`: importing typing would cost every start-up (see _index).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any, TypeVar
+
     import pluggy
 
     from ._manifest import Category, Connector, Status
     from ._records import PluginRecord, Provider
 
-__all__ = ["Registry"]
+    E = TypeVar("E", Category, Status)
 
-E = TypeVar("E", "Category", "Status")
+__all__ = ["Registry"]
 
 
 class _Entry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors_core import DiscoveryError, PluginLoadError, Registry, discover
+from connectors_core import DiscoveryError, PluginLoadError, Registry, _index, discover
 from connectors_core._manifest import from_trusted_wire
 from tests.conftest import STANDARD
 from tests.distributions import Dist, install, manifest_source, simple_plugin
@@ -29,7 +30,7 @@ def forget(*modules: str) -> None:
 
 
 def index_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.json"))
+    return sorted(folder.glob("*.index"))
 
 
 def summary(registry: Registry) -> tuple[object, ...]:
@@ -287,17 +288,32 @@ def test_a_fixed_plugin_is_retried_at_once(make_site: MakeSite) -> None:
 # --- robustness --------------------------------------------------------------------
 
 
+def sealed(payload: Any) -> bytes:
+    """A well-formed index file around ``payload``."""
+    data = marshal.dumps(payload)
+    return _index._MAGIC + _index._crc(data) + data
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         lambda data: b"",
         lambda data: data[: len(data) // 2],
-        lambda data: b"not json at all\n{}",
-        lambda data: data.replace(b'"Alpha"', b'"Alpha!"'),  # valid JSON, wrong checksum
-        lambda data: b'{"environment": [], "crc32": 0}\n{"dists": {}, "plugins": {}}',
-        lambda data: data.split(b"\n", 1)[0] + b"\n" + b"[1, 2, 3]",
+        lambda data: b"not an index at all",
+        lambda data: data[:-9] + bytes([data[-9] ^ 0x20]) + data[-8:],  # one flipped bit
+        lambda data: sealed((["another", "environment"], {}, {})),
+        lambda data: sealed([1, 2, 3]),
+        lambda data: _index._MAGIC + _index._crc(b"\xff\xff") + b"\xff\xff",
     ],
-    ids=["empty", "truncated", "garbage", "tampered", "other-environment", "wrong-shape"],
+    ids=[
+        "empty",
+        "truncated",
+        "garbage",
+        "bit-flip",
+        "other-environment",
+        "wrong-shape",
+        "bad-marshal",
+    ],
 )
 def test_a_damaged_index_is_rebuilt_never_trusted(
     make_site: MakeSite, index_dir: Path, damage: Callable[[bytes], bytes]
@@ -368,8 +384,8 @@ def test_concurrent_writers_leave_a_valid_index(plugin_site: Path, index_dir: Pa
 
 def test_old_index_files_are_pruned(make_site: MakeSite, index_dir: Path) -> None:
     for number in range(34):
-        (index_dir / f"{number:016x}.json").write_text("{}")
-        os.utime(index_dir / f"{number:016x}.json", ns=(10**9, 10**9 + number))
+        (index_dir / f"{number:016x}.index").write_text("{}")
+        os.utime(index_dir / f"{number:016x}.index", ns=(10**9, 10**9 + number))
     make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
     discover(allow=["alpha"])
     remaining = index_files(index_dir)
