@@ -10,7 +10,12 @@
      │    ├── UnknownConnectorError   no connector with that id (also a LookupError)
      │    └── DuplicateConnectorError two providers claim the same connector id
      ├── DiscoveryError              strict discovery found failed plugins
-     └── PluginLoadError             a plugin needed for a hook call could not be loaded
+     ├── PluginLoadError             a plugin needed for a hook call could not be loaded
+     ├── SecretError                 a stored secret cannot be decrypted (tampered, unknown key)
+     └── IntegrationError            a connect / status / token operation failed (has a reason code)
+          ├── NotConnectedError       nothing is connected for this tenant and connector
+          ├── NeedsReauthError        the provider rejected the grant; the user must reconnect
+          └── ProviderUnavailableError a transient provider failure; retry later
 
 Each exception carries structured fields (the connector id, the providers, the
 field paths, the failed plugins) so that a host application can react to it
@@ -33,11 +38,16 @@ __all__ = [
     "ConnectorsError",
     "DiscoveryError",
     "DuplicateConnectorError",
+    "IntegrationError",
     "ManifestError",
     "ManifestLoadError",
     "ManifestProblem",
+    "NeedsReauthError",
+    "NotConnectedError",
     "PluginLoadError",
+    "ProviderUnavailableError",
     "RegistryError",
+    "SecretError",
     "UnknownConnectorError",
 ]
 
@@ -180,3 +190,44 @@ class PluginLoadError(ConnectorsError):
     def __init__(self, record: PluginRecord) -> None:
         self.record = record
         super().__init__(f"cannot load the plugin: {record.describe()}")
+
+
+class SecretError(ConnectorsError):
+    """A stored secret cannot be decrypted: it was tampered with, or its key is gone.
+
+    Never carries the secret or the key.
+    """
+
+
+class IntegrationError(ConnectorsError):
+    """A connection operation failed, with a stable reason code.
+
+    :ivar reason: a stable code such as ``not_connected``, ``needs_reauth``,
+        ``provider_unavailable``; tests and clients rely on it.
+    :ivar connector_id: the connector concerned, if any.
+    """
+
+    reason = "integration_error"
+
+    def __init__(self, message: str, *, reason: str | None = None, connector_id: str | None = None):
+        self.reason = reason or type(self).reason
+        self.connector_id = connector_id
+        super().__init__(message)
+
+
+class NotConnectedError(IntegrationError):
+    """Nothing is connected for this tenant and connector."""
+
+    reason = "not_connected"
+
+
+class NeedsReauthError(IntegrationError):
+    """The provider rejected the grant (``invalid_grant``, 401); the user must reconnect."""
+
+    reason = "needs_reauth"
+
+
+class ProviderUnavailableError(IntegrationError):
+    """The provider failed transiently (5xx, 429, timeout); try again later."""
+
+    reason = "provider_unavailable"

@@ -17,7 +17,7 @@ Every hook is documented, with an example, in ``docs/hooks.md``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -27,7 +27,14 @@ from ._entrypoints import GROUP
 if TYPE_CHECKING:
     from ._manifest import Connector
 
-__all__ = ["PROJECT_NAME", "handle_connect", "hookimpl", "hookspec", "provide_connector"]
+__all__ = [
+    "PROJECT_NAME",
+    "connection_account",
+    "handle_connect",
+    "hookimpl",
+    "hookspec",
+    "provide_connector",
+]
 
 PROJECT_NAME = GROUP
 """The pluggy project name, and the entry-point group plugins register under."""
@@ -57,18 +64,48 @@ def provide_connector() -> (
 
 
 @hookspec(firstresult=True)
-def handle_connect(connector: Connector, request: Any) -> Any | None:
+def handle_connect(connector: Connector, request: Any, tenant: str) -> Any | None:
     """Run the connect step for a connector, instead of the generic flow.
 
-    Called when a user starts connecting ``connector``. Plugins that do not
-    own ``connector`` must return None. The first non-None result is used
-    and the remaining implementations are not called; when every plugin
-    returns None, connectors-core runs its generic flow for the connector's
-    ``auth`` type (OAuth authorization code with PKCE, or the API-key form).
+    Called on the plugin that provides ``connector`` when a user starts
+    connecting it. The first non-None result is used; when it returns None,
+    connectors-core runs its generic flow for the connector's ``auth`` type
+    (OAuth authorization code with PKCE, or the API-key form).
 
-    :param connector: the manifest of the connector being connected; compare
-        ``connector.id`` to decide whether to handle it.
-    :param request: the web framework's request object for the connect route.
-    :return: a response for the web framework to send, or None to leave the
-        connect step to another plugin or to the generic flow.
+    :param connector: the manifest of the connector being connected.
+    :param request: the web framework's request for the connect route (a
+        Starlette ``Request``).
+    :param tenant: the tenant the connection will belong to.
+    :return: a response to send (a Starlette ``Response``), or None to leave
+        the connect step to the generic flow.
+    """
+
+
+@hookspec(firstresult=True)
+def connection_account(
+    connector: Connector,
+    access_token: str,
+    token_response: Mapping[str, Any],
+    http: Any,
+    settings: Any,
+) -> Mapping[str, str] | Awaitable[Mapping[str, str] | None] | None:
+    """Identify the provider account a new connection belongs to.
+
+    Called on the plugin that provides ``connector`` right after a successful
+    code exchange, before anything is stored. The result is kept with the
+    connection and shown in its status (for example ``organizationId`` and
+    ``userId``). It may be a coroutine. Without an implementation,
+    connectors-core takes ``organization_id`` / ``user_id`` (or their
+    camelCase forms) from the token response.
+
+    :param connector: the connector being connected.
+    :param access_token: the new access token, to call the provider's API.
+        Never log it or put it in the result.
+    :param token_response: the provider's token response.
+    :param http: an ``httpx2.AsyncClient`` with the server's timeout; a
+        transport error or an HTTP 5xx / 429 status raised from it ends the
+        flow as ``provider_unavailable``, other HTTP errors as ``exchange_failed``.
+    :param settings: the server :class:`~connectors_core._settings.Settings`,
+        for per-connector settings such as an API base URL.
+    :return: a mapping of account fields (string values), or None.
     """

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.distributions import Dist, install, manifest_source, simple_plugin
+from tests.harness import captured_logs, harness, make_harness
+
+__all__ = ["captured_logs", "harness", "make_harness"]  # fixtures for every test module
 
 # The standard set of test plugins, each its own distribution.
 STANDARD: list[Dist] = [
@@ -118,6 +121,12 @@ def _forget_modules(names: set[str]) -> None:
     for module in list(sys.modules):
         if module.split(".")[0] in names:
             del sys.modules[module]
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the loop uvicorn and Starlette use)."""
+    return "asyncio"
 
 
 @pytest.fixture(autouse=True)

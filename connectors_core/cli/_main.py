@@ -166,6 +166,22 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
+@cli.command()
+def keygen() -> None:
+    """Print a new key for CONNECTORS_SECRET_KEYS.
+
+    To rotate, put the new key first and keep the old ones after it:
+    CONNECTORS_SECRET_KEYS=<new>,<old>.
+    """
+    try:
+        from ..store import generate_key
+    except ImportError:
+        raise ConnectorsError(
+            "this command needs the server extra: pip install 'connectors-core[server]'"
+        ) from None
+    click.echo(generate_key())
+
+
 def main() -> None:
     """Entry point of the ``connectors`` console script."""
     cli(prog_name="connectors")

@@ -3,7 +3,10 @@
 from connectors_core import define_connector
 
 AUTH_BASE_URL = "https://auth.evenc.io"
-"""The production Evencio authorization server."""
+"""The production Evencio authorization server (``CONNECTORS_EVENCIO_BASE_URL`` overrides it)."""
+
+API_BASE_URL = "https://api.evenc.io"
+"""The production Evencio API (``CONNECTORS_EVENCIO_API_URL`` overrides it)."""
 
 EVENCIO = define_connector(
     id="evencio",

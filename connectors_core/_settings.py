@@ -1,0 +1,155 @@
+"""Server settings: where the app is reached, its database, its keys, its OAuth clients.
+
+Read from the environment (``CONNECTORS_*``) and, optionally, a TOML file
+named by ``CONNECTORS_CONFIG``. Secrets (client secrets, keys) are typed
+objects whose ``repr`` hides them, so they never end up in a log line or a
+traceback by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["ClientCredentials", "Settings", "env_prefix"]
+
+DEFAULT_DATABASE_URL = "sqlite:///connectors.sqlite3"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_prefix(connector_id: str) -> str:
+    """``CONNECTORS_<ID>_`` with the id upper-cased and ``-`` turned into ``_``."""
+    return f"CONNECTORS_{connector_id.upper().replace('-', '_')}_"
+
+
+@attrs.frozen
+class ClientCredentials:
+    """An OAuth client registered with a provider. The secret never prints."""
+
+    client_id: str
+    client_secret: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class Settings:
+    """Everything the server side of connectors-core is configured with."""
+
+    public_url: str = DEFAULT_PUBLIC_URL
+    """The origin browsers reach the app at; OAuth redirect URIs are built from it."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """SQLAlchemy URL of the store (``sqlite:///file``, ``memory://``, ``postgresql://…``)."""
+
+    secret_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    """Keys for encryption at rest, newest first (``CONNECTORS_SECRET_KEYS``)."""
+
+    dev_mode: bool = False
+    """Allow a generated local key and the single local tenant (``CONNECTORS_DEV_MODE``)."""
+
+    return_path: str = "/integrations"
+    """Where the browser lands after a connect flow (a path on this app, never user input)."""
+
+    state_lifetime: int = 600
+    """Seconds a pending OAuth authorization may take."""
+
+    http_timeout: float = 10.0
+    """Seconds before a call to a provider is given up as unavailable."""
+
+    refresh_margin: int = 60
+    """Refresh an access token this many seconds before it expires."""
+
+    connectors: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, repr=False)
+    """Per-connector settings from the config file (``[connectors.<id>]`` tables)."""
+
+    environ: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False)
+    """The environment the settings were read from (for per-connector lookups)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``) and ``CONNECTORS_CONFIG``."""
+        env = dict(os.environ if environ is None else environ)
+        file: dict[str, Any] = {}
+        path = env.get("CONNECTORS_CONFIG")
+        if path:
+            file = _read_config(path)
+        server = file.get("server", {})
+
+        def pick(variable: str, key: str, default: Any) -> Any:
+            if variable in env and env[variable] != "":
+                return env[variable]
+            return server.get(key, default)
+
+        keys = pick("CONNECTORS_SECRET_KEYS", "secret_keys", ())
+        if isinstance(keys, str):
+            keys = tuple(k.strip() for k in keys.split(",") if k.strip())
+        values: dict[str, Any] = {
+            "public_url": pick("CONNECTORS_PUBLIC_URL", "public_url", DEFAULT_PUBLIC_URL),
+            "database_url": pick("CONNECTORS_DATABASE_URL", "database_url", DEFAULT_DATABASE_URL),
+            "secret_keys": tuple(keys),
+            "dev_mode": str(pick("CONNECTORS_DEV_MODE", "dev_mode", "")).lower() in _TRUE,
+            "connectors": file.get("connectors", {}),
+            "environ": env,
+        }
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise ConfigurationError for a malformed setting."""
+        parts = urlsplit(self.public_url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise ConfigurationError(
+                "CONNECTORS_PUBLIC_URL",
+                f"expected an origin such as https://app.example.com, got {self.public_url!r}",
+            )
+
+    @property
+    def origin(self) -> str:
+        """The public URL without a trailing slash."""
+        return self.public_url.rstrip("/")
+
+    def connector_setting(self, connector_id: str, name: str) -> str | None:
+        """``CONNECTORS_<ID>_<NAME>`` from the environment, else ``[connectors.<id>] name``."""
+        value = self.environ.get(env_prefix(connector_id) + name.upper())
+        if value:
+            return value
+        table = self.connectors.get(connector_id, {})
+        found = table.get(name.lower())
+        return str(found) if found else None
+
+    def client_credentials(self, connector_id: str) -> ClientCredentials | None:
+        """The OAuth client for ``connector_id``, or None when it is not configured."""
+        client_id = self.connector_setting(connector_id, "client_id")
+        if not client_id:
+            return None
+        return ClientCredentials(client_id, self.connector_setting(connector_id, "client_secret"))
+
+    def redirect_uri(self, connector_id: str) -> str:
+        """The fixed OAuth redirect URI of ``connector_id``."""
+        return f"{self.origin}/api/integrations/{connector_id}/callback"
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigurationError(
+            "CONNECTORS_CONFIG", f"cannot read {path}: {exc.strerror}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError("CONNECTORS_CONFIG", f"invalid TOML in {path}: {exc}") from None

@@ -1,0 +1,434 @@
+"""Connections: connect, status, disconnect, and valid access tokens for the host's jobs.
+
+This is the API the web routes call, and the one a host application's
+background jobs use::
+
+    token = await connections.get_access_token(tenant, "evencio")
+
+It ties the registry (which connector, which plugin), the store (what is
+connected, encrypted) and the OAuth client (the provider) together, and owns
+the rules: one-time states bound to a browser session and a tenant, refresh
+shortly before expiry and only once at a time per connection, rotated refresh
+tokens saved before they are used, ``needs_reauth`` only when the provider
+rejected the grant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import httpx2
+
+from .._exceptions import (
+    IntegrationError,
+    NeedsReauthError,
+    NotConnectedError,
+    ProviderUnavailableError,
+)
+from .._manifest import ApiKeyAuth, Connector, NoAuth, OAuth
+from .._registry import Registry
+from .._settings import Settings
+from ..store import (
+    ConnectionState,
+    PendingAuthorization,
+    Store,
+    StoredConnection,
+    TokenSet,
+)
+from ._oauth import OAuthClient, TokenResponse, new_state, new_verifier
+
+__all__ = ["Connections", "session_hash"]
+
+log = logging.getLogger("connectors_core.connections")
+
+API_KEY_MIN = 8
+API_KEY_MAX = 512
+
+
+def session_hash(session_id: str) -> str:
+    """What the store keeps of a browser session id."""
+    return hashlib.sha256(b"connectors-core session\0" + session_id.encode()).hexdigest()
+
+
+def _account_from(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Organization and user ids, when the token response carries them."""
+    account: dict[str, str] = {}
+    for key, names in (
+        ("organizationId", ("organizationId", "organization_id", "orgId", "org_id")),
+        ("userId", ("userId", "user_id")),
+    ):
+        value = next((raw[n] for n in names if raw.get(n) not in (None, "")), None)
+        if value is not None:
+            account[key] = str(value)
+    return account
+
+
+class Connections:
+    """Connect, check and disconnect connectors for tenants; hand out valid tokens.
+
+    :param registry: the connectors (from :func:`connectors_core.discover`).
+    :param store: where connections are kept.
+    :param settings: public URL, client credentials, timeouts.
+    :param transport: an httpx2 transport for provider calls (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        settings: Settings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.settings = settings
+        self._transport = transport
+        self._clock = clock
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    # --- helpers -----------------------------------------------------------------
+
+    def connector(self, connector_id: str) -> Connector:
+        """The connector, which must declare connection paths.
+
+        :raises UnknownConnectorError: for an unknown id.
+        :raises IntegrationError: ``not_connectable`` when it declares no connection.
+        """
+        connector = self.registry.get(connector_id)
+        if connector.connection is None:
+            raise IntegrationError(
+                f"connector {connector_id!r} declares no connection paths",
+                reason="not_connectable",
+                connector_id=connector_id,
+            )
+        return connector
+
+    def oauth_client(self, connector: Connector) -> OAuthClient:
+        """The OAuth client of ``connector``.
+
+        :raises IntegrationError: ``unsupported_auth`` when it does not use OAuth,
+            ``not_configured`` when its client id is not configured.
+        """
+        if not isinstance(connector.auth, OAuth):
+            raise IntegrationError(
+                f"connector {connector.id!r} does not use OAuth",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        credentials = self.settings.client_credentials(connector.id)
+        if credentials is None:
+            prefix = f"CONNECTORS_{connector.id.upper().replace('-', '_')}_CLIENT_ID"
+            raise IntegrationError(
+                f"the OAuth client of {connector.id!r} is not configured (set {prefix})",
+                reason="not_configured",
+                connector_id=connector.id,
+            )
+        return OAuthClient(
+            connector, credentials, self.settings, transport=self._transport, clock=self._clock
+        )
+
+    def _http(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(timeout=self.settings.http_timeout, transport=self._transport)
+
+    # --- OAuth ---------------------------------------------------------------------
+
+    async def begin_oauth(self, tenant: str, connector_id: str, session_id: str) -> str:
+        """Start the authorization code flow; return the provider URL to redirect to."""
+        connector = self.connector(connector_id)
+        client = self.oauth_client(connector)
+        state, verifier = new_state(), new_verifier()
+        now = self._clock()
+        await self.store.put_authorization(
+            PendingAuthorization(
+                state=state,
+                tenant=tenant,
+                connector_id=connector.id,
+                session_hash=session_hash(session_id),
+                code_verifier=verifier,
+                redirect_uri=client.redirect_uri,
+                expires_at=now + self.settings.state_lifetime,
+            ),
+            now=now,
+        )
+        return client.authorization_url(state, verifier)
+
+    async def finish_oauth(
+        self, connector_id: str, tenant: str, session_id: str | None, params: Mapping[str, str]
+    ) -> StoredConnection:
+        """Complete the flow from the provider's redirect; store the connection.
+
+        :raises IntegrationError: with reason ``invalid_state`` (missing,
+            replayed, forged or expired state), ``session_mismatch``,
+            ``wrong_tenant``, ``access_denied``, ``provider_error``,
+            ``exchange_failed`` or ``provider_unavailable``. Nothing is stored
+            unless the whole flow succeeded.
+        """
+        connector = self.connector(connector_id)
+        state = params.get("state", "")
+        pending = await self.store.take_authorization(state, now=self._clock()) if state else None
+        if pending is None or pending.connector_id != connector.id:
+            raise IntegrationError(
+                "unknown, used or expired authorization state",
+                reason="invalid_state",
+                connector_id=connector.id,
+            )
+        if session_id is None or session_hash(session_id) != pending.session_hash:
+            raise IntegrationError(
+                "the authorization was started in another browser session",
+                reason="session_mismatch",
+                connector_id=connector.id,
+            )
+        if tenant != pending.tenant:
+            raise IntegrationError(
+                "the authorization was started by another tenant",
+                reason="wrong_tenant",
+                connector_id=connector.id,
+            )
+        error = params.get("error")
+        if error:
+            reason = "access_denied" if error == "access_denied" else "provider_error"
+            raise IntegrationError(
+                f"the provider ended the authorization: {error[:64]}",
+                reason=reason,
+                connector_id=connector.id,
+            )
+        code = params.get("code")
+        if not code:
+            raise IntegrationError(
+                "the provider sent no authorization code",
+                reason="provider_error",
+                connector_id=connector.id,
+            )
+        client = self.oauth_client(connector)
+        response = await client.exchange_code(code, pending.code_verifier)
+        account = await self._account(connector, response)
+        now = self._clock()
+        stored = await self.store.put(
+            StoredConnection(
+                tenant=tenant,
+                connector_id=connector.id,
+                state=ConnectionState.CONNECTED,
+                tokens=response.tokens,
+                account=account,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        log.info("connected %s for tenant %s", connector.id, tenant)
+        return stored
+
+    async def _account(self, connector: Connector, response: TokenResponse) -> dict[str, str]:
+        """Who the connection belongs to: from the plugin's hook, else the token response."""
+        account = _account_from(response.raw)
+        async with self._http() as http:
+            try:
+                found = self.registry.hook_for(connector.id).connection_account(
+                    connector=connector,
+                    access_token=response.tokens.access_token,
+                    token_response=response.raw,
+                    http=http,
+                    settings=self.settings,
+                )
+                if inspect.isawaitable(found):
+                    found = await found
+            except httpx2.TransportError as exc:
+                raise ProviderUnavailableError(
+                    f"the provider could not be reached ({type(exc).__name__})",
+                    connector_id=connector.id,
+                ) from None
+            except httpx2.HTTPStatusError as exc:
+                status = exc.response.status_code
+                if status >= 500 or status == 429:
+                    raise ProviderUnavailableError(
+                        f"the provider answered HTTP {status}", connector_id=connector.id
+                    ) from None
+                raise IntegrationError(
+                    f"the provider refused the account lookup (HTTP {status})",
+                    reason="exchange_failed",
+                    connector_id=connector.id,
+                ) from None
+        if found:
+            account.update({str(k): str(v) for k, v in dict(found).items()})
+        return account
+
+    # --- API keys ------------------------------------------------------------------
+
+    async def connect_api_key(
+        self, tenant: str, connector_id: str, api_key: str
+    ) -> StoredConnection:
+        """Store an API key for ``tenant`` (encrypted); never echoed back.
+
+        :raises IntegrationError: ``unsupported_auth`` for a non-API-key
+            connector, ``invalid_api_key`` for an empty, oversized or malformed key.
+        """
+        connector = self.connector(connector_id)
+        if not isinstance(connector.auth, ApiKeyAuth):
+            raise IntegrationError(
+                f"connector {connector.id!r} does not take an API key",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        key = api_key.strip()
+        if not API_KEY_MIN <= len(key) <= API_KEY_MAX or not key.isprintable() or " " in key:
+            raise IntegrationError(
+                f"an API key is {API_KEY_MIN} to {API_KEY_MAX} printable characters without spaces",
+                reason="invalid_api_key",
+                connector_id=connector.id,
+            )
+        now = self._clock()
+        return await self.store.put(
+            StoredConnection(
+                tenant=tenant,
+                connector_id=connector.id,
+                state=ConnectionState.CONNECTED,
+                api_key=key,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def connect_none(self, tenant: str, connector_id: str) -> StoredConnection:
+        """Record a connection for a connector that needs no credentials."""
+        connector = self.connector(connector_id)
+        if not isinstance(connector.auth, NoAuth):
+            raise IntegrationError(
+                f"connector {connector.id!r} needs credentials",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        now = self._clock()
+        return await self.store.put(
+            StoredConnection(
+                tenant=tenant,
+                connector_id=connector.id,
+                state=ConnectionState.CONNECTED,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    # --- status and disconnect -----------------------------------------------------
+
+    async def status(self, tenant: str, connector_id: str) -> dict[str, Any]:
+        """The status JSON: ``{"connected": true, "status": {...}}`` or an error reason."""
+        connector = self.connector(connector_id)
+        connection = await self.store.get(tenant, connector.id)
+        if connection is None:
+            return {"connected": False, "error": "not_connected"}
+        if connection.state is ConnectionState.NEEDS_REAUTH:
+            return {"connected": False, "error": "needs_reauth"}
+        details: dict[str, Any] = {**connection.account, "authType": connector.auth.type}
+        if connection.tokens is not None:
+            details["scopes"] = list(connection.tokens.scopes)
+        if connection.api_key is not None:
+            details["keyHint"] = _hint(connection.api_key)
+        details["connectedAt"] = int(connection.created_at)
+        return {"connected": True, "status": details}
+
+    async def disconnect(self, tenant: str, connector_id: str) -> bool:
+        """Revoke at the provider where possible, then delete local secrets.
+
+        Idempotent. Local secrets are deleted even when revocation fails.
+        Returns whether there was a connection.
+        """
+        connector = self.connector(connector_id)
+        connection = await self.store.get(tenant, connector.id)
+        if connection is None:
+            return False
+        if connection.tokens is not None and isinstance(connector.auth, OAuth):
+            await self._revoke(connector, connection.tokens)
+        deleted = await self.store.delete(tenant, connector.id)
+        log.info("disconnected %s for tenant %s", connector.id, tenant)
+        return deleted
+
+    async def _revoke(self, connector: Connector, tokens: TokenSet) -> None:
+        try:
+            client = self.oauth_client(connector)
+            if tokens.refresh_token:
+                await client.revoke(tokens.refresh_token, "refresh_token")
+            await client.revoke(tokens.access_token, "access_token")
+        except IntegrationError as exc:
+            log.warning(
+                "revocation of %s failed (%s); deleting it locally", connector.id, exc.reason
+            )
+
+    # --- tokens for the host's jobs --------------------------------------------------
+
+    async def get_access_token(self, tenant: str, connector_id: str) -> str:
+        """A valid access token, refreshed shortly before it expires.
+
+        At most one refresh runs per connection at a time; callers waiting for
+        it get its result. A rotated refresh token is stored before the new
+        access token is returned.
+
+        :raises NotConnectedError: nothing is connected.
+        :raises NeedsReauthError: the provider rejected the grant; the connection
+            is marked and no further refresh is attempted until the user reconnects.
+        :raises ProviderUnavailableError: a transient failure; try again later.
+        """
+        connection = await self._usable(tenant, connector_id)
+        assert connection.tokens is not None
+        if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
+            return connection.tokens.access_token
+        lock = self._locks.setdefault((tenant, connector_id), asyncio.Lock())
+        async with lock:
+            # Someone may have refreshed while this caller waited for the lock.
+            connection = await self._usable(tenant, connector_id)
+            assert connection.tokens is not None
+            if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
+                return connection.tokens.access_token
+            return await self._refresh(connection)
+
+    async def get_api_key(self, tenant: str, connector_id: str) -> str:
+        """The stored API key of an API-key connection (for the host's jobs)."""
+        connection = await self.store.get(tenant, connector_id)
+        if connection is None or connection.api_key is None:
+            raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
+        return connection.api_key
+
+    async def _usable(self, tenant: str, connector_id: str) -> StoredConnection:
+        connection = await self.store.get(tenant, connector_id)
+        if connection is None or connection.tokens is None:
+            raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
+        if connection.state is ConnectionState.NEEDS_REAUTH:
+            raise NeedsReauthError(
+                f"{connector_id} must be connected again", connector_id=connector_id
+            )
+        return connection
+
+    async def _refresh(self, connection: StoredConnection) -> str:
+        connector = self.registry.get(connection.connector_id)
+        assert connection.tokens is not None
+        client = self.oauth_client(connector)
+        try:
+            response = await client.refresh(connection.tokens)
+        except NeedsReauthError as exc:
+            await self.store.replace(
+                attrs.evolve(
+                    connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
+                ),
+                expected_version=connection.version,
+            )
+            log.warning("%s for tenant %s needs re-authorization", connector.id, connection.tenant)
+            raise NeedsReauthError(str(exc), connector_id=connector.id) from None
+        updated = attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
+        if not await self.store.replace(updated, expected_version=connection.version):
+            # Another writer got there first (a reconnect, a disconnect): use what it stored.
+            current = await self._usable(connection.tenant, connection.connector_id)
+            assert current.tokens is not None
+            return current.tokens.access_token
+        return response.tokens.access_token
+
+
+def _hint(api_key: str) -> str:
+    """At most the last four characters, and only of a long key."""
+    return "••••" + api_key[-4:] if len(api_key) >= 16 else "••••"

@@ -1,0 +1,48 @@
+"""The store interface every backend implements."""
+
+from __future__ import annotations
+
+import abc
+
+from ._records import PendingAuthorization, StoredConnection
+
+__all__ = ["Store"]
+
+
+class Store(abc.ABC):
+    """Persistence of pending OAuth authorizations and connections, per tenant.
+
+    Every method is a coroutine; backends do their blocking work off the event
+    loop. Secrets are encrypted by the backend before they are written.
+    """
+
+    @abc.abstractmethod
+    async def put_authorization(self, pending: PendingAuthorization, *, now: float) -> None:
+        """Keep a pending authorization (and drop any that expired before ``now``)."""
+
+    @abc.abstractmethod
+    async def take_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
+        """Remove and return the authorization for ``state``, atomically.
+
+        Returns None when there is none, it expired, or another caller took it
+        first: a state is usable exactly once.
+        """
+
+    @abc.abstractmethod
+    async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
+        """The tenant's connection to ``connector_id``, or None."""
+
+    @abc.abstractmethod
+    async def put(self, connection: StoredConnection) -> StoredConnection:
+        """Create or overwrite a connection; return it with its new version."""
+
+    @abc.abstractmethod
+    async def replace(self, connection: StoredConnection, *, expected_version: int) -> bool:
+        """Overwrite only if the stored version is ``expected_version``; False if not."""
+
+    @abc.abstractmethod
+    async def delete(self, tenant: str, connector_id: str) -> bool:
+        """Delete a connection and its secrets; False if there was none."""
+
+    async def close(self) -> None:  # noqa: B027 - optional for backends
+        """Release connections and files."""

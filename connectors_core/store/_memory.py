@@ -1,0 +1,57 @@
+"""An in-memory store, for tests and quick demos only: it forgets everything on exit."""
+
+from __future__ import annotations
+
+import threading
+
+import attrs
+
+from ._base import Store
+from ._records import PendingAuthorization, StoredConnection
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """Keeps everything in this process. Not for production: nothing survives a restart."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, PendingAuthorization] = {}
+        self._connections: dict[tuple[str, str], StoredConnection] = {}
+
+    async def put_authorization(self, pending: PendingAuthorization, *, now: float) -> None:
+        with self._lock:
+            for state in [s for s, p in self._pending.items() if p.expires_at <= now]:
+                del self._pending[state]
+            self._pending[pending.state] = pending
+
+    async def take_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
+        with self._lock:
+            pending = self._pending.pop(state, None)
+        return pending if pending is not None and pending.expires_at > now else None
+
+    async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
+        with self._lock:
+            return self._connections.get((tenant, connector_id))
+
+    async def put(self, connection: StoredConnection) -> StoredConnection:
+        key = (connection.tenant, connection.connector_id)
+        with self._lock:
+            old = self._connections.get(key)
+            stored = attrs.evolve(connection, version=(old.version if old else 0) + 1)
+            self._connections[key] = stored
+        return stored
+
+    async def replace(self, connection: StoredConnection, *, expected_version: int) -> bool:
+        key = (connection.tenant, connection.connector_id)
+        with self._lock:
+            old = self._connections.get(key)
+            if old is None or old.version != expected_version:
+                return False
+            self._connections[key] = attrs.evolve(connection, version=expected_version + 1)
+        return True
+
+    async def delete(self, tenant: str, connector_id: str) -> bool:
+        with self._lock:
+            return self._connections.pop((tenant, connector_id), None) is not None

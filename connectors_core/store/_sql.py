@@ -1,0 +1,268 @@
+"""The SQLAlchemy store: an SQLite file by default, PostgreSQL in production.
+
+Blocking database work runs in a worker thread (``anyio.to_thread``), so the
+event loop keeps serving requests. Tokens, API keys and PKCE verifiers are
+encrypted by :class:`SecretBox` before they reach SQL; a dump of the database
+holds ciphertexts, never a secret. OAuth states are stored as their SHA-256,
+so the table does not hold usable states either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SAConnection
+from sqlalchemy.engine import Engine
+
+from ._base import Store
+from ._crypto import SecretBox
+from ._records import ConnectionState, PendingAuthorization, StoredConnection, TokenSet
+
+__all__ = ["SQLStore", "metadata"]
+
+T = TypeVar("T")
+
+metadata = sa.MetaData()
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("tenant", sa.String(255), primary_key=True),
+    sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("access_token", sa.Text),
+    sa.Column("refresh_token", sa.Text),
+    sa.Column("api_key", sa.Text),
+    sa.Column("token_type", sa.String(32)),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("scopes", sa.Text, nullable=False, default=""),
+    sa.Column("account", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(255), nullable=False),
+    sa.Column("connector_id", sa.String(64), nullable=False),
+    sa.Column("session_hash", sa.String(64), nullable=False),
+    sa.Column("code_verifier", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+
+def _hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _context(tenant: str, connector_id: str, field: str) -> str:
+    return json.dumps(["connection", tenant, connector_id, field])
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class SQLStore(Store):
+    """A :class:`Store` in any database SQLAlchemy speaks (SQLite, PostgreSQL)."""
+
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self.engine = engine
+        self.box = box
+        metadata.create_all(engine)
+
+    async def _run(self, function: Callable[[SAConnection], T]) -> T:
+        def work() -> T:
+            with self.engine.begin() as connection:
+                return function(connection)
+
+        return await anyio.to_thread.run_sync(work)
+
+    # --- authorizations --------------------------------------------------------
+
+    async def put_authorization(self, pending: PendingAuthorization, *, now: float) -> None:
+        state_hash = _hash(pending.state)
+        verifier = self.box.encrypt(pending.code_verifier, context=f"state:{state_hash}")
+
+        def work(db: SAConnection) -> None:
+            db.execute(oauth_states.delete().where(oauth_states.c.expires_at <= now))
+            db.execute(
+                oauth_states.insert().values(
+                    state_hash=state_hash,
+                    tenant=pending.tenant,
+                    connector_id=pending.connector_id,
+                    session_hash=pending.session_hash,
+                    code_verifier=verifier,
+                    redirect_uri=pending.redirect_uri,
+                    expires_at=pending.expires_at,
+                )
+            )
+
+        await self._run(work)
+
+    async def take_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
+        state_hash = _hash(state)
+
+        def work(db: SAConnection) -> Any:
+            row = db.execute(
+                sa.select(oauth_states).where(oauth_states.c.state_hash == state_hash)
+            ).first()
+            if row is None:
+                return None
+            # Only the caller whose DELETE removes the row may use it: one-time.
+            deleted = db.execute(
+                oauth_states.delete().where(oauth_states.c.state_hash == state_hash)
+            )
+            return row if deleted.rowcount == 1 else None
+
+        row = await self._run(work)
+        if row is None or row.expires_at <= now:
+            return None
+        return PendingAuthorization(
+            state=state,
+            tenant=row.tenant,
+            connector_id=row.connector_id,
+            session_hash=row.session_hash,
+            code_verifier=self.box.decrypt(row.code_verifier, context=f"state:{state_hash}"),
+            redirect_uri=row.redirect_uri,
+            expires_at=row.expires_at,
+        )
+
+    # --- connections ------------------------------------------------------------
+
+    def _encrypt(self, connection: StoredConnection, field: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        context = _context(connection.tenant, connection.connector_id, field)
+        return self.box.encrypt(value, context=context)
+
+    def _values(self, connection: StoredConnection) -> dict[str, Any]:
+        tokens = connection.tokens
+        return {
+            "state": connection.state.value,
+            "access_token": self._encrypt(
+                connection, "access_token", tokens.access_token if tokens else None
+            ),
+            "refresh_token": self._encrypt(
+                connection, "refresh_token", tokens.refresh_token if tokens else None
+            ),
+            "api_key": self._encrypt(connection, "api_key", connection.api_key),
+            "token_type": tokens.token_type if tokens else None,
+            "expires_at": tokens.expires_at if tokens else None,
+            "scopes": " ".join(tokens.scopes) if tokens else "",
+            "account": json.dumps(dict(connection.account), sort_keys=True),
+            "updated_at": connection.updated_at or time.time(),
+        }
+
+    def _connection(self, row: Any) -> StoredConnection:
+        def plain(field: str) -> str | None:
+            value = getattr(row, field)
+            if value is None:
+                return None
+            context = _context(row.tenant, row.connector_id, field)
+            return self.box.decrypt(value, context=context)
+
+        access = plain("access_token")
+        tokens = None
+        if access is not None:
+            tokens = TokenSet(
+                access_token=access,
+                refresh_token=plain("refresh_token"),
+                expires_at=row.expires_at,
+                token_type=row.token_type or "Bearer",
+                scopes=tuple(row.scopes.split()),
+            )
+        return StoredConnection(
+            tenant=row.tenant,
+            connector_id=row.connector_id,
+            state=ConnectionState(row.state),
+            tokens=tokens,
+            api_key=plain("api_key"),
+            account=json.loads(row.account),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+    @staticmethod
+    def _key(tenant: str, connector_id: str) -> Any:
+        return sa.and_(connections.c.tenant == tenant, connections.c.connector_id == connector_id)
+
+    async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
+        def work(db: SAConnection) -> Any:
+            return db.execute(sa.select(connections).where(self._key(tenant, connector_id))).first()
+
+        row = await self._run(work)
+        return None if row is None else self._connection(row)
+
+    async def put(self, connection: StoredConnection) -> StoredConnection:
+        values = self._values(connection)
+        key = self._key(connection.tenant, connection.connector_id)
+
+        def work(db: SAConnection) -> int:
+            old = db.execute(sa.select(connections.c.version).where(key)).scalar()
+            if old is None:
+                db.execute(
+                    connections.insert().values(
+                        tenant=connection.tenant,
+                        connector_id=connection.connector_id,
+                        created_at=connection.created_at or values["updated_at"],
+                        version=1,
+                        **values,
+                    )
+                )
+                return 1
+            db.execute(connections.update().where(key).values(version=old + 1, **values))
+            return int(old) + 1
+
+        version = await self._run(work)
+        return attrs.evolve(connection, version=version)
+
+    async def replace(self, connection: StoredConnection, *, expected_version: int) -> bool:
+        values = self._values(connection)
+        key = self._key(connection.tenant, connection.connector_id)
+
+        def work(db: SAConnection) -> bool:
+            result = db.execute(
+                connections.update()
+                .where(key, connections.c.version == expected_version)
+                .values(version=expected_version + 1, **values)
+            )
+            return result.rowcount == 1
+
+        return await self._run(work)
+
+    async def delete(self, tenant: str, connector_id: str) -> bool:
+        def work(db: SAConnection) -> bool:
+            result = db.execute(connections.delete().where(self._key(tenant, connector_id)))
+            return result.rowcount == 1
+
+        return await self._run(work)
+
+    async def close(self) -> None:
+        self.engine.dispose()

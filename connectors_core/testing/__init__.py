@@ -1,0 +1,1 @@
+"""Test and local-development helpers for connectors-core (require the `server` extra)."""

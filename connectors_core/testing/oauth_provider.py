@@ -1,0 +1,621 @@
+"""A strict local OAuth 2.0 authorization server, for tests and as a local sandbox.
+
+`OAuthProvider` serves the authorization code grant on the paths of the Evencio
+service (``/oauth/authorize``, ``/api/oauth/token``, ``/api/oauth/revoke``,
+``/oauth/status``) and is deliberately stricter than most real providers, so a
+client that works against it does not rely on leniency. It enforces:
+
+- exact redirect URI matching; an unknown client or redirect URI gets an error
+  page, never a redirect (RFC 6749 §4.1.2.1);
+- PKCE with S256 only, on every authorization (RFC 7636; ``plain`` is refused);
+- a required ``state``, scopes limited to those registered for the client, and
+  parameters that appear at most once;
+- one-time, short-lived codes bound to the client, redirect URI, challenge and
+  scopes; a replayed code revokes every token issued from it (RFC 6749 §10.5);
+- client authentication by ``client_secret_basic`` (credentials form-encoded
+  first, RFC 6749 §2.3.1) or ``client_secret_post``, never both, with
+  form-encoded bodies only;
+- refresh token rotation with reuse detection: presenting a rotated refresh
+  token revokes its whole token family;
+- revocation (RFC 7009) and a bearer-protected status endpoint.
+
+Tests inspect and steer it from the main thread while it runs in a uvicorn
+thread (`running`): `clock_offset` moves its clock, `deny_next` makes the next
+authorization fail, `fail_next` injects HTTP errors and timeouts, and
+`token_requests`, `revocations` and `is_active` show what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import html
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+
+import attrs
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+__all__ = ["Account", "Client", "OAuthProvider", "running"]
+
+_ENDPOINTS = frozenset({"token", "revoke", "status"})
+# BASE64URL(SHA-256(...)) without padding is always 43 characters (RFC 7636 §4.2).
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+_FAULT_ERRORS = {429: "too_many_requests", 503: "temporarily_unavailable"}
+_SANDBOX_LABEL = "Sandbox OAuth provider — not a real service"
+
+
+@attrs.frozen
+class Client:
+    """A registered OAuth client: its credentials, redirect URIs and allowed scopes."""
+
+    client_id: str
+    client_secret: str = attrs.field(repr=False)
+    redirect_uris: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+
+@attrs.frozen
+class Account:
+    """The resource owner every authorization is granted by."""
+
+    user_id: str
+    organization_id: str
+
+
+_DEFAULT_ACCOUNT = Account("user-1", "org-1")
+
+
+@attrs.frozen
+class _Authorization:
+    """An authorization request that passed validation."""
+
+    client_id: str
+    redirect_uri: str
+    state: str
+    code_challenge: str
+    scopes: tuple[str, ...]
+
+
+@attrs.define
+class _Code:
+    authorization: _Authorization
+    family: str  # shared by every token issued from this code and its refreshes
+    expires_at: float
+    used: bool = False
+
+
+@attrs.define
+class _Token:
+    kind: Literal["access", "refresh"]
+    client_id: str
+    family: str
+    scopes: tuple[str, ...]
+    expires_at: float | None  # refresh tokens do not expire
+    used: bool = False  # a refresh token that has been rotated
+    revoked: bool = False
+
+
+class _OAuthError(Exception):
+    """An OAuth error response (RFC 6749 §5.2)."""
+
+    def __init__(self, error: str, description: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+    def response(self) -> Response:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        if self.error == "invalid_client":
+            return _json(body, 401, {"WWW-Authenticate": 'Basic realm="oauth"'})
+        return _json(body, 400)
+
+
+class OAuthProvider:
+    """A strict OAuth 2.0 authorization server, served by the ASGI app `app`.
+
+    `clients` are the registered clients, `account` the resource owner behind
+    every authorization, and the lifetimes are in seconds. With `interactive`,
+    authorizations wait for a person on a consent page instead of being decided
+    at once (by `deny_next`). All state is guarded by one lock: the app runs in
+    a server thread while tests change and inspect the provider from theirs.
+    """
+
+    def __init__(
+        self,
+        *,
+        clients: Sequence[Client],
+        account: Account = _DEFAULT_ACCOUNT,
+        access_token_lifetime: int = 3600,
+        code_lifetime: int = 60,
+        interactive: bool = False,
+    ) -> None:
+        if not clients:
+            raise ValueError("at least one client is required")
+        if access_token_lifetime <= 0 or code_lifetime <= 0:
+            raise ValueError("lifetimes must be positive")
+        self._clients = {client.client_id: client for client in clients}
+        if len(self._clients) != len(clients):
+            raise ValueError("client ids must be unique")
+        for client in clients:
+            for uri in client.redirect_uris:
+                parts = urlsplit(uri)
+                if not parts.scheme or parts.fragment:
+                    raise ValueError(f"redirect URI must be absolute, without fragment: {uri!r}")
+        self.account = account
+        self.access_token_lifetime = access_token_lifetime
+        self.code_lifetime = code_lifetime
+        self.interactive = interactive
+        self.clock_offset = 0.0
+        """Seconds added to the real time: tests move the clock instead of sleeping."""
+        self.deny_next = False
+        """Deny the next non-interactive authorization with ``access_denied``."""
+        self.timeout_delay = 5.0
+        """How long an injected ``"timeout"`` holds the response, in seconds."""
+        self.rotate_refresh_tokens = True
+        """Rotate refresh tokens on refresh; when False, like providers that keep one
+        refresh token for the life of the grant, the response carries no new one."""
+        self.token_requests: list[str] = []
+        """The ``grant_type`` (``""`` if none) of every token request, failed ones included."""
+        self.revocations: list[str] = []
+        """The token of every revocation request answered with 200, in order."""
+        self._lock = threading.Lock()
+        self._codes: dict[str, _Code] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._pending: dict[str, _Authorization] = {}
+        self._faults: dict[str, deque[int | str]] = {name: deque() for name in _ENDPOINTS}
+        # Set when the server stops, so that injected timeouts do not hold up shutdown.
+        self._stopping = threading.Event()
+        self.app = Starlette(
+            routes=[
+                Route("/oauth/authorize", self._authorize, methods=["GET"]),
+                Route(
+                    "/oauth/authorize/decision",
+                    self._decision,
+                    methods=["POST"],
+                    name="authorize_decision",
+                ),
+                Route("/api/oauth/token", self._token, methods=["POST"]),
+                Route("/api/oauth/revoke", self._revoke, methods=["POST"]),
+                Route("/oauth/status", self._status, methods=["GET"]),
+            ]
+        )
+
+    def now(self) -> float:
+        """The provider's clock: the real time plus `clock_offset`."""
+        return time.time() + self.clock_offset
+
+    def fail_next(self, endpoint: str, failure: int | str, count: int = 1) -> None:
+        """Make the next `count` requests to `endpoint` fail, after any failures already queued.
+
+        `endpoint` is ``"token"``, ``"revoke"`` or ``"status"``. `failure` is an
+        HTTP error status (429 comes with ``Retry-After: 1``) or ``"timeout"``:
+        the response (a 504) is held for `timeout_delay` seconds.
+        """
+        if endpoint not in _ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {sorted(_ENDPOINTS)}, not {endpoint!r}")
+        if failure != "timeout" and not (isinstance(failure, int) and 400 <= failure <= 599):
+            raise ValueError(f"failure must be an HTTP error status or 'timeout', not {failure!r}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._faults[endpoint].extend([failure] * count)
+
+    def is_active(self, token: str) -> bool:
+        """Whether an access or refresh token would currently be accepted."""
+        with self._lock:
+            found = self._tokens.get(token)
+            return found is not None and self._active(found)
+
+    # -- state helpers; callers hold the lock ---------------------------------------
+
+    def _active(self, token: _Token) -> bool:
+        if token.revoked or token.used:
+            return False
+        return token.expires_at is None or self.now() < token.expires_at
+
+    def _revoke_family(self, family: str) -> None:
+        for token in self._tokens.values():
+            if token.family == family:
+                token.revoked = True
+
+    def _issue(
+        self,
+        client_id: str,
+        family: str,
+        refresh_scopes: tuple[str, ...],
+        scopes: tuple[str, ...],
+        *,
+        refresh: bool = True,
+    ) -> dict[str, object]:
+        access = secrets.token_urlsafe(32)
+        expires_at = self.now() + self.access_token_lifetime
+        self._tokens[access] = _Token("access", client_id, family, scopes, expires_at)
+        response: dict[str, object] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.access_token_lifetime,
+            "scope": " ".join(scopes),
+        }
+        if refresh:
+            refresh_token = secrets.token_urlsafe(32)
+            self._tokens[refresh_token] = _Token("refresh", client_id, family, refresh_scopes, None)
+            response["refresh_token"] = refresh_token
+        return response
+
+    # -- authorization endpoint --------------------------------------------------
+
+    async def _authorize(self, request: Request) -> Response:
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            params.setdefault(name, []).append(value)
+        client_ids = params.get("client_id", [])
+        client = self._clients.get(client_ids[0]) if len(client_ids) == 1 else None
+        if client is None:
+            return _error_page("Unknown or missing client_id.")
+        redirect_uris = params.get("redirect_uri", [])
+        if len(redirect_uris) != 1 or redirect_uris[0] not in client.redirect_uris:
+            # Redirecting to an unregistered URI would make this an open redirector.
+            return _error_page("The redirect_uri is not registered for this client.")
+        redirect_uri = redirect_uris[0]
+        states = params.get("state", [])
+        state = states[0] if len(states) == 1 and states[0] else None
+        try:
+            authorization = _check_authorization(client, redirect_uri, state, params)
+        except _OAuthError as error:
+            details = {"error": error.error, "error_description": error.description}
+            return _redirect(redirect_uri, 302, **details, state=state)
+        if self.interactive:
+            request_id = secrets.token_urlsafe(24)
+            with self._lock:
+                self._pending[request_id] = authorization
+            return self._consent_page(request, client, authorization, request_id)
+        with self._lock:
+            deny, self.deny_next = self.deny_next, False
+        return self._decide(authorization, approve=not deny, status=302)
+
+    async def _decision(self, request: Request) -> Response:
+        form = await _read_form(request) or {}
+        decision = form.get("decision")
+        if decision not in ("approve", "deny"):
+            return _error_page("The decision must be approve or deny.")
+        with self._lock:
+            authorization = self._pending.pop(form.get("request", ""), None)
+        if authorization is None:
+            return _error_page("Unknown or already decided authorization request.")
+        # 303 so that the browser follows the POST with a GET.
+        return self._decide(authorization, approve=decision == "approve", status=303)
+
+    def _decide(self, authorization: _Authorization, *, approve: bool, status: int) -> Response:
+        if not approve:
+            return _redirect(
+                authorization.redirect_uri, status, error="access_denied", state=authorization.state
+            )
+        code = secrets.token_urlsafe(32)
+        with self._lock:
+            self._codes[code] = _Code(
+                authorization, secrets.token_hex(8), self.now() + self.code_lifetime
+            )
+        return _redirect(authorization.redirect_uri, status, code=code, state=authorization.state)
+
+    def _consent_page(
+        self, request: Request, client: Client, authorization: _Authorization, request_id: str
+    ) -> Response:
+        scopes = "".join(f"<li>{html.escape(s)}</li>" for s in authorization.scopes)
+        body = f"""
+<h1>Authorize {html.escape(client.client_id)}</h1>
+<p>{html.escape(client.client_id)} asks for access as user {html.escape(self.account.user_id)}
+in organization {html.escape(self.account.organization_id)}, with these scopes:</p>
+<ul>{scopes}</ul>
+<form method="post" action="{html.escape(request.url_for("authorize_decision").path)}">
+<input type="hidden" name="request" value="{html.escape(request_id)}">
+<button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>"""
+        return _page(body, 200)
+
+    # -- token, revocation and status endpoints ------------------------------------
+
+    async def _token(self, request: Request) -> Response:
+        form = await _read_form(request)
+        with self._lock:
+            self.token_requests.append((form or {}).get("grant_type", ""))
+        if (fault := await self._inject("token")) is not None:
+            return fault
+        try:
+            form = _valid_form(form)
+            client = self._authenticate(request, form)
+            grant_type = form.get("grant_type")
+            if not grant_type:
+                raise _OAuthError("invalid_request", "grant_type is required")
+            if grant_type == "authorization_code":
+                return _json(self._exchange_code(client, form))
+            if grant_type == "refresh_token":
+                return _json(self._refresh(client, form))
+            raise _OAuthError("unsupported_grant_type")
+        except _OAuthError as error:
+            return error.response()
+
+    def _exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
+        value, redirect_uri, verifier = _require(form, "code", "redirect_uri", "code_verifier")
+        if not _VERIFIER.fullmatch(verifier):
+            raise _OAuthError("invalid_request", "code_verifier is malformed (RFC 7636 §4.1)")
+        with self._lock:
+            code = self._codes.get(value)
+            if code is None:
+                raise _OAuthError("invalid_grant", "unknown authorization code")
+            if code.used:
+                self._revoke_family(code.family)
+                raise _OAuthError("invalid_grant", "authorization code already used")
+            authorization = code.authorization
+            if authorization.client_id != client.client_id:
+                raise _OAuthError("invalid_grant", "authorization code issued to another client")
+            if self.now() >= code.expires_at:
+                raise _OAuthError("invalid_grant", "authorization code expired")
+            if redirect_uri != authorization.redirect_uri:
+                raise _OAuthError("invalid_grant", "redirect_uri differs from the authorization")
+            if not hmac.compare_digest(_s256(verifier), authorization.code_challenge):
+                raise _OAuthError("invalid_grant", "code_verifier does not match code_challenge")
+            code.used = True
+            scopes = authorization.scopes
+            return self._issue(client.client_id, code.family, scopes, scopes)
+
+    def _refresh(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
+        (value,) = _require(form, "refresh_token")
+        requested = _parse_scope(form["scope"]) if "scope" in form else None
+        with self._lock:
+            token = self._tokens.get(value)
+            if token is None or token.kind != "refresh" or token.client_id != client.client_id:
+                raise _OAuthError("invalid_grant", "unknown refresh token")
+            if token.revoked:
+                raise _OAuthError("invalid_grant", "refresh token revoked")
+            if token.used:
+                # Either the client or an attacker holds a stolen copy: stop both.
+                self._revoke_family(token.family)
+                raise _OAuthError("invalid_grant", "refresh token reused; its grant is revoked")
+            if requested is not None and not set(requested) <= set(token.scopes):
+                raise _OAuthError("invalid_scope", "a refresh may only narrow the scope")
+            scopes = requested or token.scopes
+            if not self.rotate_refresh_tokens:
+                return self._issue(
+                    client.client_id, token.family, token.scopes, scopes, refresh=False
+                )
+            token.used = True
+            # The new refresh token keeps the original scope (RFC 6749 §6).
+            return self._issue(client.client_id, token.family, token.scopes, scopes)
+
+    async def _revoke(self, request: Request) -> Response:
+        form = await _read_form(request)
+        if (fault := await self._inject("revoke")) is not None:
+            return fault
+        try:
+            form = _valid_form(form)
+            client = self._authenticate(request, form)
+            (value,) = _require(form, "token")
+        except _OAuthError as error:
+            return error.response()
+        # token_type_hint is optional and one table holds both kinds, so it is not needed.
+        with self._lock:
+            token = self._tokens.get(value)
+            if token is not None and token.client_id != client.client_id:
+                return _OAuthError("unauthorized_client", "issued to another client").response()
+            self.revocations.append(value)
+            if token is not None and token.kind == "refresh":
+                self._revoke_family(token.family)
+            elif token is not None:
+                token.revoked = True
+        return Response(status_code=200, headers=_NO_STORE)
+
+    async def _status(self, request: Request) -> Response:
+        if (fault := await self._inject("status")) is not None:
+            return fault
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        with self._lock:
+            token = self._tokens.get(value) if scheme.lower() == "bearer" else None
+            if token is None or token.kind != "access" or not self._active(token):
+                return _json({"error": "invalid_token"}, 401, _INVALID_TOKEN)
+            return _json(
+                {
+                    "userId": self.account.user_id,
+                    "organizationId": self.account.organization_id,
+                    "clientId": token.client_id,
+                    "scopes": list(token.scopes),
+                }
+            )
+
+    def _authenticate(self, request: Request, form: Mapping[str, str]) -> Client:
+        header = request.headers.get("authorization")
+        secret: str | None
+        if header is not None:
+            if "client_secret" in form:
+                raise _OAuthError("invalid_request", "use one client authentication method")
+            client_id, secret = _basic_credentials(header)
+            if form.get("client_id", client_id) != client_id:
+                raise _OAuthError("invalid_client")
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret")
+        client = self._clients.get(client_id)
+        if (
+            client is None
+            or secret is None
+            or not hmac.compare_digest(secret.encode(), client.client_secret.encode())
+        ):
+            raise _OAuthError("invalid_client")
+        return client
+
+    async def _inject(self, endpoint: str) -> Response | None:
+        with self._lock:
+            queue = self._faults[endpoint]
+            failure = queue.popleft() if queue else None
+            delay = self.timeout_delay
+        if failure is None:
+            return None
+        if isinstance(failure, str):  # "timeout"
+            deadline = time.monotonic() + delay
+            while (remaining := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+                await asyncio.sleep(min(remaining, 0.05))
+            return _json({"error": "temporarily_unavailable"}, 504)
+        error = _FAULT_ERRORS.get(failure, "server_error" if failure >= 500 else "invalid_request")
+        body = {"error": error, "error_description": "injected failure"}
+        return _json(body, failure, {"Retry-After": "1"} if failure == 429 else None)
+
+
+def _check_authorization(
+    client: Client, redirect_uri: str, state: str | None, params: Mapping[str, list[str]]
+) -> _Authorization:
+    """Validate an authorization request whose client and redirect URI are known good."""
+    if any(len(values) > 1 for values in params.values()):
+        raise _OAuthError("invalid_request", "a parameter appears more than once")
+    single = {name: values[0] for name, values in params.items()}
+    if state is None:
+        raise _OAuthError("invalid_request", "state is required")
+    response_type = single.get("response_type")
+    if not response_type:
+        raise _OAuthError("invalid_request", "response_type is required")
+    if response_type != "code":
+        raise _OAuthError("unsupported_response_type")
+    challenge = single.get("code_challenge")
+    if not challenge:
+        raise _OAuthError("invalid_request", "code_challenge is required")
+    if single.get("code_challenge_method") != "S256":
+        raise _OAuthError("invalid_request", "code_challenge_method must be S256")
+    if not _CHALLENGE.fullmatch(challenge):
+        raise _OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 digest")
+    scopes = _parse_scope(single["scope"]) if "scope" in single else client.scopes
+    if not set(scopes) <= set(client.scopes):
+        raise _OAuthError("invalid_scope", "a requested scope is not allowed for this client")
+    return _Authorization(client.client_id, redirect_uri, state, challenge, scopes)
+
+
+def _parse_scope(value: str) -> tuple[str, ...]:
+    parts = value.split(" ")
+    if not all(_SCOPE_TOKEN.fullmatch(part) for part in parts):
+        raise _OAuthError("invalid_scope", "scope must be space-separated scope tokens")
+    return tuple(dict.fromkeys(parts))
+
+
+def _require(form: Mapping[str, str], *names: str) -> list[str]:
+    missing = [name for name in names if not form.get(name)]
+    if missing:
+        raise _OAuthError("invalid_request", f"missing {', '.join(missing)}")
+    return [form[name] for name in names]
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """Client id and secret from HTTP Basic, form-decoded as RFC 6749 §2.3.1 requires."""
+    scheme, _, encoded = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError(scheme)
+        client_id, separator, secret = (
+            base64.b64decode(encoded, validate=True).decode().partition(":")
+        )
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        raise _OAuthError("invalid_client") from None
+    if not separator:
+        raise _OAuthError("invalid_client")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def _read_form(request: Request) -> dict[str, str] | None:
+    """The form body, or None when it is not a form or repeats a parameter (RFC 6749 §3.2)."""
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return None
+    form = dict(pairs)
+    return form if len(form) == len(pairs) else None
+
+
+def _valid_form(form: dict[str, str] | None) -> dict[str, str]:
+    if form is None:
+        raise _OAuthError("invalid_request", "the body must be a form, each parameter once")
+    return form
+
+
+def _json(
+    body: Mapping[str, object], status: int = 200, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(dict(body), status, headers={**_NO_STORE, **(headers or {})})
+
+
+def _redirect(uri: str, status: int, **params: str | None) -> Response:
+    """Redirect to `uri` with `params` added to the query it already has."""
+    parts = urlsplit(uri)
+    added = urlencode({name: value for name, value in params.items() if value is not None})
+    query = f"{parts.query}&{added}" if parts.query else added
+    return RedirectResponse(urlunsplit(parts._replace(query=query)), status, headers=_NO_STORE)
+
+
+def _page(body: str, status: int) -> HTMLResponse:
+    document = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_SANDBOX_LABEL}</title></head><body>\n"
+        f"<p><strong>{_SANDBOX_LABEL}</strong></p>{body}\n</body></html>\n"
+    )
+    # The consent page must not be framed: that would allow clickjacking the Approve button.
+    headers = {
+        **_NO_STORE,
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    }
+    return HTMLResponse(document, status, headers=headers)
+
+
+def _error_page(message: str) -> HTMLResponse:
+    return _page(f"\n<p>{html.escape(message)}</p>", 400)
+
+
+@contextlib.contextmanager
+def running(provider: OAuthProvider, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `provider` on a free port of `host` (an IP address) in a daemon thread.
+
+    Yields the base URL, such as ``http://127.0.0.1:54321``; the server stops on exit.
+    """
+    server = uvicorn.Server(
+        uvicorn.Config(provider.app, host=host, port=0, log_level="warning", lifespan="off")
+    )
+    provider._stopping.clear()
+    thread = threading.Thread(target=server.run, name="oauth-provider", daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):  # about 10 seconds
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.01)
+        if not server.started:
+            raise RuntimeError(f"the OAuth provider did not start on {host}")
+        port: int = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    finally:
+        server.should_exit = True
+        provider._stopping.set()
+        thread.join(timeout=10)

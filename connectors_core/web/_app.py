@@ -1,0 +1,379 @@
+"""The integration routes, as a mountable Starlette application.
+
+One declarative list of named routes (:data:`ROUTES`), served for every
+connector that declares ``connection`` paths::
+
+    GET  /api/integrations/{id}/connect      start connecting (OAuth redirect, or the API-key form)
+    POST /api/integrations/{id}/connect      submit an API key (CSRF-protected)
+    GET  /api/integrations/{id}/callback     the OAuth redirect URI
+    GET  /api/integrations/{id}/status       {"connected": true, "status": {...}} or an error reason
+    POST /api/integrations/{id}/disconnect   revoke and forget (CSRF-protected, idempotent)
+    GET  /api/integrations/csrf              the CSRF token of this browser session
+    GET  /api/integrations/openapi.json      the OpenAPI document of these routes
+
+Errors are JSON ``{"error": "<reason>", "message": "..."}`` with a 4xx status
+for anything the client sent; a secret never appears in a response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._exceptions import IntegrationError, PluginLoadError, UnknownConnectorError
+from .._manifest import ApiKeyAuth, Connector, NoAuth, OAuth
+from .._registry import Registry
+from .._settings import Settings
+from ..connections import Connections
+from ..store import Store, open_store
+from . import _openapi
+from ._security import Authenticator, CsrfGuard, local_tenant, resolve_tenant
+
+__all__ = ["ROUTES", "create_app"]
+
+log = logging.getLogger("connectors_core.web")
+
+MAX_BODY = 8 * 1024
+
+# Reason code -> HTTP status. Anything a client can cause is a 4xx.
+STATUS = {
+    "unknown_connector": 404,
+    "not_connectable": 404,
+    "unsupported_auth": 400,
+    "unauthenticated": 401,
+    "csrf_failed": 403,
+    "not_configured": 409,
+    "invalid_api_key": 422,
+    "invalid_request": 400,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "provider_unavailable": 503,
+    "plugin_unavailable": 503,
+}
+
+
+def error(reason: str, message: str) -> JSONResponse:
+    """The JSON error response for ``reason``."""
+    return JSONResponse({"error": reason, "message": message}, status_code=STATUS.get(reason, 400))
+
+
+class _App:
+    """The endpoints, bound to one registry, store and configuration."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        connections: Connections,
+        settings: Settings,
+        authenticator: Authenticator,
+        guard: CsrfGuard,
+    ) -> None:
+        self.registry = registry
+        self.connections = connections
+        self.settings = settings
+        self.authenticator = authenticator
+        self.guard = guard
+
+    # --- common steps ------------------------------------------------------------------
+
+    async def _context(self, request: Request) -> tuple[Connector, str] | Response:
+        """The connector (which must be connectable) and the tenant, or an error response."""
+        connector_id = request.path_params["connector_id"]
+        try:
+            connector = self.connections.connector(connector_id)
+        except UnknownConnectorError:
+            return error("unknown_connector", f"no connector with id {connector_id[:64]!r}")
+        except IntegrationError as exc:
+            return error(exc.reason, str(exc))
+        tenant = await resolve_tenant(self.authenticator, request)
+        if tenant is None:
+            return error("unauthenticated", "sign in to manage integrations")
+        return connector, tenant
+
+    def _return(self, connector_id: str, **outcome: str) -> RedirectResponse:
+        """Back to the fixed return path (never a target taken from the request)."""
+        query = urlencode({"connector": connector_id, **outcome})
+        return RedirectResponse(f"{self.settings.return_path}?{query}", status_code=303)
+
+    @staticmethod
+    async def _body(request: Request) -> bytes | Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            return error("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return error("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
+        return body
+
+    async def _fields(self, request: Request) -> dict[str, str] | Response:
+        """Form or JSON fields of a small request body."""
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "application/json":
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                return error("invalid_request", "the body is not valid JSON")
+            if not isinstance(data, dict):
+                return error("invalid_request", "the body must be a JSON object")
+            return {str(k): v for k, v in data.items() if isinstance(v, str)}
+        if kind in ("application/x-www-form-urlencoded", ""):
+            from urllib.parse import parse_qsl
+
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                return error("invalid_request", "the body is not UTF-8")
+            return dict(parse_qsl(text, max_num_fields=20))
+        return error("unsupported_media_type", "send a form or JSON")
+
+    def _csrf(self, request: Request, fields: Mapping[str, str]) -> Response | None:
+        submitted = request.headers.get("x-csrf-token") or fields.get("csrf_token")
+        if not self.guard.check(request, submitted):
+            return error("csrf_failed", "missing or invalid CSRF token, or a cross-site request")
+        return None
+
+    @staticmethod
+    def _wants_html(request: Request) -> bool:
+        return "text/html" in request.headers.get("accept", "")
+
+    # --- endpoints -----------------------------------------------------------------------
+
+    async def csrf(self, request: Request) -> Response:
+        session_id, new = self.guard.ensure_session(request)
+        response = JSONResponse({"csrfToken": self.guard.token(session_id)})
+        if new:
+            self.guard.set_cookie(response, session_id)
+        return response
+
+    async def connect(self, request: Request) -> Response:
+        context = await self._context(request)
+        if isinstance(context, Response):
+            return context
+        connector, tenant = context
+        try:
+            hook = self.registry.hook_for(connector.id)
+        except PluginLoadError as exc:
+            log.warning("connect %s: %s", connector.id, exc)
+            return error("plugin_unavailable", f"the plugin of {connector.id!r} cannot be loaded")
+        custom = hook.handle_connect(connector=connector, request=request, tenant=tenant)
+        if isinstance(custom, Awaitable):
+            custom = await custom
+        if isinstance(custom, Response):
+            return custom
+        session_id, new = self.guard.ensure_session(request)
+        if isinstance(connector.auth, OAuth):
+            try:
+                url = await self.connections.begin_oauth(tenant, connector.id, session_id)
+            except IntegrationError as exc:
+                return error(exc.reason, str(exc))
+            response: Response = RedirectResponse(url, status_code=303)
+        else:
+            response = HTMLResponse(self._form(connector, self.guard.token(session_id)))
+        if new:
+            self.guard.set_cookie(response, session_id)
+        return response
+
+    def _form(self, connector: Connector, csrf_token: str) -> str:
+        """A minimal server-side form; the key is never rendered back."""
+        name = html.escape(connector.name)
+        action = f"/api/integrations/{html.escape(connector.id)}/connect"
+        field = ""
+        if isinstance(connector.auth, ApiKeyAuth):
+            field = (
+                f"<p>{html.escape(connector.auth.description)}</p>"
+                '<label for="api_key">API key</label> '
+                '<input id="api_key" name="api_key" type="password" autocomplete="off" '
+                'required minlength="8" maxlength="512">'
+            )
+        return (
+            f"<!doctype html><html lang=en><meta charset=utf-8><title>Connect {name}</title>"
+            f'<h1>Connect {name}</h1><form method=post action="{action}">'
+            f'<input type=hidden name=csrf_token value="{html.escape(csrf_token)}">{field} '
+            "<button type=submit>Connect</button></form></html>"
+        )
+
+    async def submit(self, request: Request) -> Response:
+        context = await self._context(request)
+        if isinstance(context, Response):
+            return context
+        connector, tenant = context
+        fields = await self._fields(request)
+        if isinstance(fields, Response):
+            return fields
+        if (rejected := self._csrf(request, fields)) is not None:
+            return rejected
+        try:
+            if isinstance(connector.auth, NoAuth):
+                await self.connections.connect_none(tenant, connector.id)
+            else:
+                key = fields.get("api_key") or fields.get("apiKey") or ""
+                await self.connections.connect_api_key(tenant, connector.id, key)
+        except IntegrationError as exc:
+            return error(exc.reason, str(exc))
+        if self._wants_html(request):
+            return self._return(connector.id, result="connected")
+        return JSONResponse(await self.connections.status(tenant, connector.id))
+
+    async def callback(self, request: Request) -> Response:
+        context = await self._context(request)
+        if isinstance(context, Response):
+            return context
+        connector, tenant = context
+        params = {k: v[:2048] for k, v in request.query_params.items()}
+        try:
+            await self.connections.finish_oauth(
+                connector.id, tenant, self.guard.session(request), params
+            )
+        except IntegrationError as exc:
+            log.info("connect %s for tenant %s ended: %s", connector.id, tenant, exc.reason)
+            return self._return(connector.id, error=exc.reason)
+        return self._return(connector.id, result="connected")
+
+    async def status(self, request: Request) -> Response:
+        context = await self._context(request)
+        if isinstance(context, Response):
+            return context
+        connector, tenant = context
+        return JSONResponse(await self.connections.status(tenant, connector.id))
+
+    async def disconnect(self, request: Request) -> Response:
+        context = await self._context(request)
+        if isinstance(context, Response):
+            return context
+        connector, tenant = context
+        fields = await self._fields(request)
+        if isinstance(fields, Response):
+            return fields
+        if (rejected := self._csrf(request, fields)) is not None:
+            return rejected
+        await self.connections.disconnect(tenant, connector.id)
+        if self._wants_html(request):
+            return self._return(connector.id, result="disconnected")
+        return JSONResponse(await self.connections.status(tenant, connector.id))
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(_openapi.document(self.registry))
+
+
+Endpoint = Callable[[_App], Callable[[Request], Awaitable[Response]]]
+
+_ONE = "/api/integrations/{connector_id}"
+
+ROUTES: list[tuple[str, str, str, Endpoint]] = [
+    ("integrations:csrf", "GET", "/api/integrations/csrf", lambda a: a.csrf),
+    ("integrations:openapi", "GET", "/api/integrations/openapi.json", lambda a: a.openapi),
+    ("integrations:connect", "GET", f"{_ONE}/connect", lambda a: a.connect),
+    ("integrations:submit", "POST", f"{_ONE}/connect", lambda a: a.submit),
+    ("integrations:callback", "GET", f"{_ONE}/callback", lambda a: a.callback),
+    ("integrations:status", "GET", f"{_ONE}/status", lambda a: a.status),
+    ("integrations:disconnect", "POST", f"{_ONE}/disconnect", lambda a: a.disconnect),
+]
+"""(name, method, path, endpoint) of every route, in matching order."""
+
+
+class _SecurityHeaders:
+    """Adds headers that keep responses out of caches and referrers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in (
+                    (b"cache-control", b"no-store"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ):
+                    if name not in present:
+                        headers.append((name, value))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    registry: Registry | None = None,
+    *,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    connections: Connections | None = None,
+    authenticator: Authenticator | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The integration routes as an ASGI app, to serve or mount in a host application.
+
+    :param registry: the connectors; default :func:`connectors_core.discover`.
+    :param settings: default :meth:`Settings.from_env`.
+    :param store: default the store ``settings.database_url`` names.
+    :param connections: the :class:`Connections` to serve (then ``registry``,
+        ``settings``, ``store`` and ``transport`` come from it); share it with
+        the host's jobs, which call its ``get_access_token``.
+    :param authenticator: resolves a request's tenant (``request -> str | None``,
+        sync or async). Default: one local tenant, for loopback only.
+    :param transport: an httpx2 transport for calls to providers (tests, proxies).
+    :raises ConfigurationError: for a missing encryption key or a bad setting.
+    """
+    if connections is None:
+        if registry is None:
+            from .._discovery import discover
+
+            registry = discover()
+        settings = settings or Settings.from_env()
+        connections = Connections(
+            registry, store or open_store(settings), settings, transport=transport
+        )
+    registry, settings, store = connections.registry, connections.settings, connections.store
+    secret = (
+        hashlib.sha256(b"connectors-core csrf\0" + settings.secret_keys[0].encode()).digest()
+        if settings.secret_keys
+        else os.urandom(32)
+    )
+    guard = CsrfGuard(
+        secret, origin=settings.origin, secure_cookies=settings.origin.startswith("https://")
+    )
+    app = _App(registry, connections, settings, authenticator or local_tenant, guard)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> Any:
+        yield
+        await store.close()
+
+    starlette = Starlette(
+        routes=[
+            Route(path, endpoint(app), methods=[method], name=name)
+            for name, method, path, endpoint in ROUTES
+        ],
+        lifespan=lifespan,
+    )
+    starlette.add_middleware(_SecurityHeaders)
+    starlette.state.connections = connections
+    starlette.state.registry = registry
+    return starlette

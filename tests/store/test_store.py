@@ -1,0 +1,160 @@
+"""The store contract, run against every backend."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from connectors_core import ConfigurationError
+from connectors_core._settings import Settings
+from connectors_core.store import (
+    ConnectionState,
+    PendingAuthorization,
+    Store,
+    StoredConnection,
+    TokenSet,
+    generate_key,
+    open_store,
+)
+
+pytestmark = pytest.mark.anyio
+
+EXPIRY = time.time() + 3600
+
+SECRETS = ("ACCESS-TOKEN-a1", "REFRESH-TOKEN-b2", "API-KEY-c3", "VERIFIER-d4")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    settings = Settings(database_url=url, secret_keys=(generate_key(),))
+    return open_store(settings)
+
+
+def connection(tenant: str = "t1", **changes: Any) -> StoredConnection:
+    base = StoredConnection(
+        tenant=tenant,
+        connector_id="evencio",
+        state=ConnectionState.CONNECTED,
+        tokens=TokenSet(SECRETS[0], SECRETS[1], expires_at=EXPIRY, scopes=("a",)),
+        account={"organizationId": "org-1", "userId": "user-1"},
+        created_at=1.0,
+        updated_at=1.0,
+    )
+    return attrs.evolve(base, **changes)
+
+
+def pending(state: str = "state-1", expires_at: float | None = None) -> PendingAuthorization:
+    return PendingAuthorization(
+        state=state,
+        tenant="t1",
+        connector_id="evencio",
+        session_hash="s" * 64,
+        code_verifier=SECRETS[3],
+        redirect_uri="http://127.0.0.1/cb",
+        expires_at=time.time() + 60 if expires_at is None else expires_at,
+    )
+
+
+async def test_put_get_round_trips_and_versions(store: Store) -> None:
+    first = await store.put(connection())
+    assert first.version == 1
+    stored = await store.get("t1", "evencio")
+    assert stored is not None
+    assert stored.tokens == connection().tokens
+    assert stored.account == {"organizationId": "org-1", "userId": "user-1"}
+    second = await store.put(connection(api_key=None))
+    assert second.version == 2
+
+
+async def test_tenants_are_isolated(store: Store) -> None:
+    await store.put(connection("tenant-a"))
+    assert await store.get("tenant-b", "evencio") is None
+    assert await store.delete("tenant-b", "evencio") is False
+    assert await store.get("tenant-a", "evencio") is not None
+
+
+async def test_replace_is_compare_and_swap(store: Store) -> None:
+    stored = await store.put(connection())
+    assert stored.tokens is not None
+    newer = attrs.evolve(stored, tokens=attrs.evolve(stored.tokens, access_token="NEW"))
+    assert await store.replace(newer, expected_version=stored.version) is True
+    assert await store.replace(newer, expected_version=stored.version) is False
+    current = await store.get("t1", "evencio")
+    assert current is not None
+    assert current.version == stored.version + 1
+
+
+async def test_delete_is_idempotent(store: Store) -> None:
+    await store.put(connection())
+    assert await store.delete("t1", "evencio") is True
+    assert await store.delete("t1", "evencio") is False
+    assert await store.get("t1", "evencio") is None
+
+
+async def test_an_authorization_is_taken_exactly_once(store: Store) -> None:
+    await store.put_authorization(pending(), now=time.time())
+    taken = await store.take_authorization("state-1", now=time.time())
+    assert taken is not None
+    assert taken.code_verifier == SECRETS[3]
+    assert await store.take_authorization("state-1", now=time.time()) is None
+    assert await store.take_authorization("never-issued", now=time.time()) is None
+
+
+async def test_an_expired_authorization_is_not_returned_and_is_cleaned_up(store: Store) -> None:
+    now = time.time()
+    await store.put_authorization(pending("old", expires_at=now - 1), now=now - 10)
+    assert await store.take_authorization("old", now=now) is None
+    await store.put_authorization(pending("stale", expires_at=now + 5), now=now)
+    await store.put_authorization(pending("fresh"), now=now + 10)  # housekeeping on write
+    assert await store.take_authorization("stale", now=now) is None
+
+
+async def test_the_sqlite_file_holds_no_plaintext_secret(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    store = open_store(Settings(database_url=f"sqlite:///{path}", secret_keys=(generate_key(),)))
+    await store.put(connection(api_key=SECRETS[2]))
+    await store.put_authorization(pending("the-state"), now=time.time())
+    await store.close()
+    dump = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    dump += "\n".join(sqlite3.connect(path).iterdump()).encode()
+    for secret in (*SECRETS, "the-state"):
+        assert secret.encode() not in dump
+    assert b"org-1" in dump  # the account is not a secret, and is really there
+
+
+async def test_a_wrong_key_fails_loudly(tmp_path: Path) -> None:
+    from connectors_core import SecretError
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    await open_store(Settings(database_url=url, secret_keys=(generate_key(),))).put(connection())
+    other = open_store(Settings(database_url=url, secret_keys=(generate_key(),)))
+    with pytest.raises(SecretError, match="not in CONNECTORS_SECRET_KEYS"):
+        await other.get("t1", "evencio")
+
+
+def test_no_key_outside_dev_mode_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="CONNECTORS_SECRET_KEYS: no encryption key"):
+        open_store(Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}"))
+
+
+async def test_dev_mode_uses_a_private_local_key_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    settings = Settings(database_url=url, dev_mode=True)
+    await open_store(settings).put(connection())
+    key_file = tmp_path / "c.sqlite3.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    stored = await open_store(settings).get("t1", "evencio")  # same key next time
+    assert stored is not None
+    assert stored.tokens is not None
+
+
+def test_secrets_never_appear_in_reprs() -> None:
+    text = repr(connection(api_key=SECRETS[2])) + repr(pending())
+    for secret in SECRETS:
+        assert secret not in text
