@@ -153,6 +153,16 @@ def test_a_bad_environment_setting_is_a_clean_error() -> None:
     )
 
 
+def test_keygen_prints_a_usable_key() -> None:
+    from connectors_core.store import SecretBox
+
+    first, second = run("keygen").stdout.strip(), run("keygen").stdout.strip()
+    assert first != second
+    assert (
+        SecretBox([first]).decrypt(SecretBox([first]).encrypt("x", context="c"), context="c") == "x"
+    )
+
+
 def test_version() -> None:
     assert run("--version").stdout == f"connectors, version {__version__}\n"
 
