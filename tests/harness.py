@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import httpx2
 import pytest
 import uvicorn
@@ -45,6 +46,7 @@ def serve(app: Any, sock: socket.socket) -> Iterator[None]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 def header_tenant(request: Request) -> str | None:
@@ -208,6 +210,7 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         **settings_overrides: Any,
     ) -> Harness:
         app_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        stack.append(app_socket)  # closed at the end, whatever happens in between
         app_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         app_socket.bind(("127.0.0.1", 0))
         origin = f"http://127.0.0.1:{app_socket.getsockname()[1]}"
@@ -247,7 +250,10 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             "CONNECTORS_ACME_NOREVOKE_CLIENT_ID": "acme-client",
             "CONNECTORS_ACME_NOREVOKE_CLIENT_SECRET": ACME_SECRET,
         }
+        connector_environ = settings_overrides.pop("environ", None)
         settings = Settings.from_env(environ, **settings_overrides)
+        if connector_environ is not None:
+            settings = attrs.evolve(settings, environ=connector_environ)
         clock = Clock()
         connections = Connections(
             build_registry(provider_url), open_store(settings), settings, clock=clock
@@ -261,8 +267,11 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         return harness
 
     yield make
-    for cm in reversed(stack):
-        cm.__exit__(None, None, None)
+    for item in reversed(stack):
+        if isinstance(item, socket.socket):
+            item.close()
+        else:
+            item.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -179,8 +179,8 @@ def test_the_default_local_tenant_works_on_loopback(make_harness: object) -> Non
 
 
 def test_an_unconfigured_client_is_a_clear_error(make_harness: object) -> None:
-    harness = make_harness()  # type: ignore[operator]
-    object.__setattr__(harness.settings, "environ", {})
+    # The settings keep no per-connector variables: no client id for anyone.
+    harness = make_harness(environ={})  # type: ignore[operator]
     with harness.browser() as browser:
         response = browser.get(f"{harness.origin}/api/integrations/evencio/connect")
     assert response.status_code == 409
