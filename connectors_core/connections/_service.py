@@ -321,17 +321,17 @@ class Connections:
     async def status(self, tenant: str, connector_id: str) -> dict[str, Any]:
         """The status JSON: ``{"connected": true, "status": {...}}`` or an error reason."""
         connector = self.connector(connector_id)
-        connection = await self.store.get(tenant, connector.id)
-        if connection is None:
+        summary = await self.store.summary(tenant, connector.id)
+        if summary is None:
             return {"connected": False, "error": "not_connected"}
-        if connection.state is ConnectionState.NEEDS_REAUTH:
+        if summary.state is ConnectionState.NEEDS_REAUTH:
             return {"connected": False, "error": "needs_reauth"}
-        details: dict[str, Any] = {**connection.account, "authType": connector.auth.type}
-        if connection.tokens is not None:
-            details["scopes"] = list(connection.tokens.scopes)
-        if connection.api_key is not None:
-            details["keyHint"] = _hint(connection.api_key)
-        details["connectedAt"] = int(connection.created_at)
+        details: dict[str, Any] = {**summary.account, "authType": connector.auth.type}
+        if isinstance(connector.auth, OAuth):
+            details["scopes"] = list(summary.scopes)
+        if summary.key_hint is not None:
+            details["keyHint"] = summary.key_hint
+        details["connectedAt"] = int(summary.created_at)
         return {"connected": True, "status": details}
 
     async def disconnect(self, tenant: str, connector_id: str) -> bool:
@@ -427,8 +427,3 @@ class Connections:
             assert current.tokens is not None
             return current.tokens.access_token
         return response.tokens.access_token
-
-
-def _hint(api_key: str) -> str:
-    """At most the last four characters, and only of a long key."""
-    return "••••" + api_key[-4:] if len(api_key) >= 16 else "••••"

@@ -14,10 +14,17 @@ from .._settings import Settings
 from ._base import Store
 from ._crypto import SecretBox, generate_key
 from ._memory import MemoryStore
-from ._records import ConnectionState, PendingAuthorization, StoredConnection, TokenSet
+from ._records import (
+    ConnectionState,
+    ConnectionSummary,
+    PendingAuthorization,
+    StoredConnection,
+    TokenSet,
+)
 
 __all__ = [
     "ConnectionState",
+    "ConnectionSummary",
     "MemoryStore",
     "PendingAuthorization",
     "SecretBox",

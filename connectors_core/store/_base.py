@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 
-from ._records import PendingAuthorization, StoredConnection
+from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
 __all__ = ["Store"]
 
@@ -31,6 +31,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
         """The tenant's connection to ``connector_id``, or None."""
+
+    @abc.abstractmethod
+    async def summary(self, tenant: str, connector_id: str) -> ConnectionSummary | None:
+        """What a status check shows of a connection, without decrypting any secret."""
 
     @abc.abstractmethod
     async def put(self, connection: StoredConnection) -> StoredConnection:

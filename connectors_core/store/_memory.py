@@ -7,7 +7,7 @@ import threading
 import attrs
 
 from ._base import Store
-from ._records import PendingAuthorization, StoredConnection
+from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
 __all__ = ["MemoryStore"]
 
@@ -34,6 +34,10 @@ class MemoryStore(Store):
     async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
         with self._lock:
             return self._connections.get((tenant, connector_id))
+
+    async def summary(self, tenant: str, connector_id: str) -> ConnectionSummary | None:
+        connection = await self.get(tenant, connector_id)
+        return None if connection is None else ConnectionSummary.of(connection)
 
     async def put(self, connection: StoredConnection) -> StoredConnection:
         key = (connection.tenant, connection.connector_id)

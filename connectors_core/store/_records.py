@@ -11,7 +11,14 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["ConnectionState", "PendingAuthorization", "StoredConnection", "TokenSet"]
+__all__ = [
+    "ConnectionState",
+    "ConnectionSummary",
+    "PendingAuthorization",
+    "StoredConnection",
+    "TokenSet",
+    "key_hint",
+]
 
 
 @attrs.frozen
@@ -74,3 +81,31 @@ class PendingAuthorization:
     code_verifier: str = attrs.field(repr=False)
     redirect_uri: str
     expires_at: float
+
+
+def key_hint(api_key: str) -> str:
+    """At most the last four characters of a key, and only of a long one."""
+    return "••••" + api_key[-4:] if len(api_key) >= 16 else "••••"
+
+
+@attrs.frozen
+class ConnectionSummary:
+    """What a status check needs, and no secret: read without decrypting anything."""
+
+    state: ConnectionState
+    account: Mapping[str, str]
+    scopes: tuple[str, ...]
+    key_hint: str | None
+    created_at: float
+
+    @classmethod
+    def of(cls, connection: StoredConnection) -> ConnectionSummary:
+        """The summary of a full connection."""
+        tokens = connection.tokens
+        return cls(
+            state=connection.state,
+            account=connection.account,
+            scopes=tokens.scopes if tokens else (),
+            key_hint=key_hint(connection.api_key) if connection.api_key else None,
+            created_at=connection.created_at,
+        )

@@ -23,7 +23,14 @@ from sqlalchemy.engine import Engine
 
 from ._base import Store
 from ._crypto import SecretBox
-from ._records import ConnectionState, PendingAuthorization, StoredConnection, TokenSet
+from ._records import (
+    ConnectionState,
+    ConnectionSummary,
+    PendingAuthorization,
+    StoredConnection,
+    TokenSet,
+    key_hint,
+)
 
 __all__ = ["SQLStore", "metadata"]
 
@@ -44,6 +51,7 @@ connections = sa.Table(
     sa.Column("expires_at", sa.Float),
     sa.Column("scopes", sa.Text, nullable=False, default=""),
     sa.Column("account", sa.Text, nullable=False, default="{}"),
+    sa.Column("key_hint", sa.String(16)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -95,12 +103,39 @@ class SQLStore(Store):
         self.engine = engine
         self.box = box
         metadata.create_all(engine)
+        # Built once: SQLAlchemy then only looks up its compiled form. These are
+        # the hot reads (every status check, every token request).
+        key = sa.and_(
+            connections.c.tenant == sa.bindparam("tenant"),
+            connections.c.connector_id == sa.bindparam("connector_id"),
+        )
+        self._select_one = sa.select(connections).where(key)
+        self._select_summary = sa.select(
+            connections.c.state,
+            connections.c.account,
+            connections.c.scopes,
+            connections.c.key_hint,
+            connections.c.created_at,
+        ).where(key)
+        # A read of a local SQLite file (WAL: readers never wait for writers) is
+        # cheaper than handing it to a worker thread and back, so reads run on
+        # the event loop; a networked database's reads go to a thread.
+        self._inline_reads = engine.dialect.name == "sqlite"
 
     async def _run(self, function: Callable[[SAConnection], T]) -> T:
         def work() -> T:
             with self.engine.begin() as connection:
                 return function(connection)
 
+        return await anyio.to_thread.run_sync(work)
+
+    async def _read(self, statement: Any, **params: Any) -> Any:
+        def work() -> Any:
+            with self.engine.connect() as connection:
+                return connection.execute(statement, params).first()
+
+        if self._inline_reads:
+            return work()
         return await anyio.to_thread.run_sync(work)
 
     # --- authorizations --------------------------------------------------------
@@ -176,6 +211,7 @@ class SQLStore(Store):
             "expires_at": tokens.expires_at if tokens else None,
             "scopes": " ".join(tokens.scopes) if tokens else "",
             "account": json.dumps(dict(connection.account), sort_keys=True),
+            "key_hint": key_hint(connection.api_key) if connection.api_key else None,
             "updated_at": connection.updated_at or time.time(),
         }
 
@@ -214,11 +250,20 @@ class SQLStore(Store):
         return sa.and_(connections.c.tenant == tenant, connections.c.connector_id == connector_id)
 
     async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
-        def work(db: SAConnection) -> Any:
-            return db.execute(sa.select(connections).where(self._key(tenant, connector_id))).first()
-
-        row = await self._run(work)
+        row = await self._read(self._select_one, tenant=tenant, connector_id=connector_id)
         return None if row is None else self._connection(row)
+
+    async def summary(self, tenant: str, connector_id: str) -> ConnectionSummary | None:
+        row = await self._read(self._select_summary, tenant=tenant, connector_id=connector_id)
+        if row is None:
+            return None
+        return ConnectionSummary(
+            state=ConnectionState(row.state),
+            account=json.loads(row.account),
+            scopes=tuple(row.scopes.split()),
+            key_hint=row.key_hint,
+            created_at=row.created_at,
+        )
 
     async def put(self, connection: StoredConnection) -> StoredConnection:
         values = self._values(connection)
