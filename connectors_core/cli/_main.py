@@ -182,6 +182,15 @@ def keygen() -> None:
     click.echo(generate_key())
 
 
+def _register_serve() -> None:
+    from ._serve import serve
+
+    cli.add_command(serve)
+
+
+_register_serve()
+
+
 def main() -> None:
     """Entry point of the ``connectors`` console script."""
     cli(prog_name="connectors")

@@ -53,9 +53,18 @@ class OAuthEndpoints:
 
     @classmethod
     def of(cls, connector: Connector, settings: Settings) -> OAuthEndpoints:
-        """The endpoints of ``connector``; ``CONNECTORS_<ID>_BASE_URL`` moves them all."""
+        """The endpoints of ``connector``.
+
+        ``CONNECTORS_<ID>_BASE_URL`` moves them all to another origin (keeping
+        their paths); ``CONNECTORS_<ID>_AUTHORIZE_URL``, ``_TOKEN_URL`` and
+        ``_REVOCATION_URL`` replace one each.
+        """
         auth = connector.auth
         assert isinstance(auth, OAuth)
+        explicit = {
+            name: settings.connector_setting(connector.id, name)
+            for name in ("authorize_url", "token_url", "revocation_url")
+        }
         base = settings.connector_setting(connector.id, "base_url")
 
         def move(url: str | None) -> str | None:
@@ -66,10 +75,11 @@ class OAuthEndpoints:
             path = target.path + source.path
             return urlunsplit((target.scheme, target.netloc, path, source.query, ""))
 
-        authorize, token = move(auth.authorize_url), move(auth.token_url)
+        authorize = explicit["authorize_url"] or move(auth.authorize_url)
+        token = explicit["token_url"] or move(auth.token_url)
         assert authorize is not None
         assert token is not None
-        return cls(authorize, token, move(auth.revocation_url))
+        return cls(authorize, token, explicit["revocation_url"] or move(auth.revocation_url))
 
 
 @attrs.frozen

@@ -31,7 +31,8 @@ import httpx2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._exceptions import IntegrationError, PluginLoadError, UnknownConnectorError
@@ -327,6 +328,8 @@ def create_app(
     connections: Connections | None = None,
     authenticator: Authenticator | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
+    page: bool = True,
+    demo: bool = False,
 ) -> Starlette:
     """The integration routes as an ASGI app, to serve or mount in a host application.
 
@@ -339,6 +342,8 @@ def create_app(
     :param authenticator: resolves a request's tenant (``request -> str | None``,
         sync or async). Default: one local tenant, for loopback only.
     :param transport: an httpx2 transport for calls to providers (tests, proxies).
+    :param page: serve the Integrations page at ``/integrations`` too.
+    :param demo: label the page as a demo (connections go to a sandbox provider).
     :raises ConfigurationError: for a missing encryption key or a bad setting.
     """
     if connections is None:
@@ -366,13 +371,19 @@ def create_app(
         yield
         await store.close()
 
-    starlette = Starlette(
-        routes=[
-            Route(path, endpoint(app), methods=[method], name=name)
-            for name, method, path, endpoint in ROUTES
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[BaseRoute] = [
+        Route(path, endpoint(app), methods=[method], name=name)
+        for name, method, path, endpoint in ROUTES
+    ]
+    if page:
+        from ._page import STATIC, IntegrationsPage
+
+        view = IntegrationsPage(registry, connections, app.authenticator, guard, demo=demo)
+        routes += [
+            Route("/integrations", view.render, methods=["GET"], name="integrations:page"),
+            Mount("/integrations/static", StaticFiles(directory=STATIC), name="static"),
+        ]
+    starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.add_middleware(_SecurityHeaders)
     starlette.state.connections = connections
     starlette.state.registry = registry

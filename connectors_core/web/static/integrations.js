@@ -1,0 +1,64 @@
+// Progressive enhancement only: the page works without this file.
+(function () {
+  "use strict";
+  var grid = document.querySelector(".grid");
+  if (!grid) return;
+  var cards = Array.prototype.slice.call(grid.querySelectorAll(".card"));
+  var search = document.getElementById("q");
+  var filters = document.getElementById("filters");
+  var count = document.getElementById("count");
+
+  function value(id) { var el = document.getElementById(id); return el ? el.value : ""; }
+
+  // Filter as the user types or picks, without a round trip.
+  function apply() {
+    var q = (search ? search.value : "").trim().toLowerCase();
+    var category = value("category"), status = value("status"), tag = value("tag");
+    var shown = 0;
+    cards.forEach(function (card) {
+      var ok = (!q || card.dataset.search.indexOf(q) !== -1) &&
+        (!category || card.dataset.category === category) &&
+        (!status || card.dataset.status === status) &&
+        (!tag || (" " + card.dataset.tags + " ").indexOf(" " + tag + " ") !== -1);
+      card.hidden = !ok;
+      if (ok) shown += 1;
+    });
+    if (count) count.textContent = "Showing " + shown + " of " + cards.length + " integrations";
+  }
+  if (search) search.addEventListener("input", apply);
+  if (filters) {
+    filters.addEventListener("change", apply);
+  }
+
+  // Live connection state from the status route.
+  function render(card, status) {
+    var line = card.querySelector("[data-state]");
+    if (!line) return;
+    card.classList.toggle("is-connected", !!status.connected);
+    card.classList.toggle("is-reauth", status.error === "needs_reauth");
+    if (status.connected) {
+      var s = status.status || {};
+      var parts = [];
+      if (s.organizationId) parts.push("organization " + s.organizationId);
+      if (s.userId) parts.push("user " + s.userId);
+      if (s.keyHint) parts.push("key " + s.keyHint);
+      line.textContent = "";
+      var dot = document.createElement("span");
+      dot.className = "dot"; dot.setAttribute("aria-hidden", "true");
+      var strong = document.createElement("strong");
+      strong.textContent = "Connected";
+      line.appendChild(dot); line.appendChild(strong);
+      if (parts.length) line.appendChild(document.createTextNode(" · " + parts.join(" · ")));
+    } else if (status.error === "needs_reauth") {
+      line.innerHTML = "<strong>Needs re-authorization</strong>";
+    }
+  }
+  cards.forEach(function (card) {
+    if (card.dataset.connectable !== "true") return;
+    fetch("/api/integrations/" + encodeURIComponent(card.dataset.id) + "/status",
+          { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (status) { if (status) render(card, status); })
+      .catch(function () { /* the server-rendered state stays */ });
+  });
+})();
