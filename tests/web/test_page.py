@@ -1,0 +1,174 @@
+"""The Integrations page, server-rendered: what it shows and what it never shows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from connectors_core import define_connector
+from connectors_core.connections import Connections, Settings
+from connectors_core.store import MemoryStore, generate_key
+from connectors_core.web import create_app
+from tests.harness import build_registry
+
+
+def xss_connector() -> Any:
+    return define_connector(
+        id="tricky",
+        name="Tricky <img src=x onerror=alert(1)>",
+        summary="<script>alert('summary')</script>",
+        description="</details><script>alert('description')</script>",
+        category="analytics",
+        status="deprecated",
+        auth={"type": "none"},
+        capabilities=[{"id": "x", "label": "<b>bold</b>"}],
+        tags=['quote"tag'],
+        docs_path="https://docs.example.com/tricky?a=1&b=2",
+    )
+
+
+@pytest.fixture
+def client() -> Any:
+    registry = build_registry("http://127.0.0.1:9")
+    registry.register(xss_connector())
+    registry.register(
+        define_connector(
+            id="soon",
+            name="Soon",
+            summary="Coming.",
+            description="Later.",
+            category="events",
+            status="coming-soon",
+            auth={"type": "none"},
+            capabilities=[{"id": "x", "label": "X"}],
+            connection={"startPath": "/api/integrations/soon/connect"},
+        )
+    )
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_PUBLIC_URL": "http://testserver",
+            "CONNECTORS_DATABASE_URL": "memory://",
+            "CONNECTORS_SECRET_KEYS": generate_key(),
+            "CONNECTORS_EVENCIO_CLIENT_ID": "client",
+        }
+    )
+    connections = Connections(registry, MemoryStore(), settings)
+    app = create_app(
+        connections=connections, authenticator=lambda request: request.headers.get("x-tenant")
+    )
+    with TestClient(app, headers={"x-tenant": "t1"}) as client:
+        yield client
+
+
+def card_ids(html: str) -> list[str]:
+    return re.findall(r'id="card-([a-z0-9-]+)"', html)
+
+
+def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
+    html = client.get("/integrations").text
+    assert card_ids(html) == [
+        "acme-key",
+        "acme-norevoke",
+        "acme-oauth",
+        "acme-plain",
+        "acme-static",
+        "evencio",
+        "soon",
+        "tricky",
+    ]
+    assert 'href="/api/integrations/evencio/connect"' in html
+    assert 'action="/api/integrations/acme-key/connect"' in html
+    assert 'type="password"' in html
+    assert "Showing 8 of 8 integrations" in html
+
+
+def test_coming_soon_and_unconnectable_connectors_offer_no_connect(client: TestClient) -> None:
+    html = client.get("/integrations").text
+    for connector_id in ("soon", "acme-static"):
+        card = html.split(f'id="card-{connector_id}"')[1].split("</li>")[0]
+        assert "/connect" not in card
+    assert "Coming soon" in html
+
+
+def test_manifest_text_is_escaped(client: TestClient) -> None:
+    html = client.get("/integrations").text
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#39;summary&#39;)&lt;/script&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert 'href="https://docs.example.com/tricky?a=1&amp;b=2"' in html
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("category=analytics", ["tricky"]),
+        ("status=coming-soon", ["soon"]),
+        ("q=evenc", ["evencio"]),
+        ("q=ACME&category=custom", ["acme-key", "acme-plain", "acme-static"]),
+        ("tag=nothing", []),
+    ],
+)
+def test_filters_work_without_javascript(
+    client: TestClient, query: str, expected: list[str]
+) -> None:
+    html = client.get(f"/integrations?{query}").text
+    assert card_ids(html) == expected
+    if not expected:
+        assert "No integration matches these filters." in html
+
+
+def test_connection_state_and_outcome_notices(client: TestClient) -> None:
+    token = client.get("/api/integrations/csrf").json()["csrfToken"]
+    key = "sk_live_0123456789abcdef"
+    client.post("/api/integrations/acme-key/connect", data={"api_key": key, "csrf_token": token})
+    html = client.get("/integrations?connector=acme-key&result=connected").text
+    card = html.split('id="card-acme-key"')[1].split("</li>")[0]
+    assert "Connected" in card
+    assert "••••cdef" in card
+    assert "Disconnect" in card
+    assert key not in html
+    assert "Acme-Key is connected." in html
+    denied = client.get("/integrations?connector=evencio&error=access_denied").text
+    assert "Connecting Evencio was cancelled at the provider." in denied
+    assert "cancelled" not in client.get("/integrations?connector=nope&error=x").text
+
+
+def test_failed_plugins_are_noticed() -> None:
+    from connectors_core import Registry
+    from connectors_core._entrypoints import EntryPointSpec
+    from connectors_core._outcome import Outcome
+
+    registry = Registry._from_outcomes(
+        [
+            Outcome.failed(
+                EntryPointSpec("broken", "broken_mod", "broken-dist", "1.0"),
+                "load",
+                "ImportError: No module named 'x'",
+            )
+        ],
+        None,
+    )
+    settings = Settings(
+        database_url="memory://", secret_keys=(generate_key(),), public_url="http://testserver"
+    )
+    app = create_app(
+        connections=Connections(registry, MemoryStore(), settings),
+        authenticator=lambda request: "t",
+    )
+    with TestClient(app) as client:
+        html = client.get("/integrations").text
+    assert "1 connector plugin failed to load" in html
+    assert "<strong>broken</strong> (broken-dist), failed during load" in html
+
+
+def test_the_page_needs_a_tenant(client: TestClient) -> None:
+    assert client.get("/integrations", headers={"x-tenant": ""}).status_code == 401
+
+
+def test_static_assets_are_served(client: TestClient) -> None:
+    assert client.get("/integrations/static/integrations.css").status_code == 200
+    assert "addEventListener" in client.get("/integrations/static/integrations.js").text
