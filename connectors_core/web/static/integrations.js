@@ -53,12 +53,32 @@
       line.innerHTML = "<strong>Needs re-authorization</strong>";
     }
   }
-  cards.forEach(function (card) {
-    if (card.dataset.connectable !== "true") return;
+  // Ask only for cards on screen (the page may list hundreds), once each, and
+  // again for those on screen when the user comes back to the tab.
+  function refresh(card) {
     fetch("/api/integrations/" + encodeURIComponent(card.dataset.id) + "/status",
           { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (status) { if (status) render(card, status); })
       .catch(function () { /* the server-rendered state stays */ });
+  }
+  var live = cards.filter(function (card) { return card.dataset.connectable === "true"; });
+  var onScreen = new Set();
+  if ("IntersectionObserver" in window) {
+    var seen = new Set();
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (entry.isIntersecting) {
+          onScreen.add(entry.target);
+          if (!seen.has(entry.target)) { seen.add(entry.target); refresh(entry.target); }
+        } else {
+          onScreen.delete(entry.target);
+        }
+      });
+    });
+    live.forEach(function (card) { observer.observe(card); });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") onScreen.forEach(refresh);
   });
 })();
