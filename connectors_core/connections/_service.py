@@ -380,13 +380,15 @@ class Connections:
         if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
             return connection.tokens.access_token
         lock = self._locks.setdefault((tenant, connector_id), asyncio.Lock())
+        # Within this process, callers queue on a lock; across processes (replicas
+        # sharing a database), on the store's lease. Whoever gets the lease second
+        # finds the token its predecessor saved, and does not refresh again.
         async with lock:
-            # Someone may have refreshed while this caller waited for the lock.
             connection = await self._usable(tenant, connector_id)
             assert connection.tokens is not None
             if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
                 return connection.tokens.access_token
-            return await self._refresh(connection)
+            return await self._refresh(tenant, connector_id)
 
     async def get_api_key(self, tenant: str, connector_id: str) -> str:
         """The stored API key of an API-key connection (for the host's jobs)."""
@@ -396,7 +398,10 @@ class Connections:
         return connection.api_key
 
     async def _usable(self, tenant: str, connector_id: str) -> StoredConnection:
-        connection = await self.store.get(tenant, connector_id)
+        return self._check(await self.store.get(tenant, connector_id), connector_id)
+
+    @staticmethod
+    def _check(connection: StoredConnection | None, connector_id: str) -> StoredConnection:
         if connection is None or connection.tokens is None:
             raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
         if connection.state is ConnectionState.NEEDS_REAUTH:
@@ -405,25 +410,29 @@ class Connections:
             )
         return connection
 
-    async def _refresh(self, connection: StoredConnection) -> str:
-        connector = self.registry.get(connection.connector_id)
-        assert connection.tokens is not None
+    async def _refresh(self, tenant: str, connector_id: str) -> str:
+        connector = self.registry.get(connector_id)
         client = self.oauth_client(connector)
-        try:
-            response = await client.refresh(connection.tokens)
-        except NeedsReauthError as exc:
-            await self.store.replace(
-                attrs.evolve(
-                    connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
-                ),
-                expected_version=connection.version,
-            )
-            log.warning("%s for tenant %s needs re-authorization", connector.id, connection.tenant)
-            raise NeedsReauthError(str(exc), connector_id=connector.id) from None
-        updated = attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
-        if not await self.store.replace(updated, expected_version=connection.version):
-            # Another writer got there first (a reconnect, a disconnect): use what it stored.
-            current = await self._usable(connection.tenant, connection.connector_id)
-            assert current.tokens is not None
-            return current.tokens.access_token
-        return response.tokens.access_token
+        rejected: NeedsReauthError | None = None
+        async with self.store.lease(tenant, connector_id) as lease:
+            connection = self._check(lease.connection, connector_id)
+            assert connection.tokens is not None
+            if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
+                return connection.tokens.access_token
+            try:
+                response = await client.refresh(connection.tokens)
+            except NeedsReauthError as exc:
+                rejected = exc
+                await lease.save(
+                    attrs.evolve(
+                        connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
+                    )
+                )
+            else:
+                # Saved (the new refresh token with it) before the caller sees the token.
+                await lease.save(
+                    attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
+                )
+                return response.tokens.access_token
+        log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)
+        raise NeedsReauthError(str(rejected), connector_id=connector.id)

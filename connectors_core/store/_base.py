@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import abc
+from contextlib import AbstractAsyncContextManager
 
 from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
-__all__ = ["Store"]
+__all__ = ["Lease", "Store"]
+
+
+class Lease(abc.ABC):
+    """Exclusive use of one connection while its tokens are refreshed.
+
+    Held by one caller at a time across every process sharing the store;
+    :attr:`connection` is read after the lease was granted, so it shows what
+    the previous holder saved.
+    """
+
+    connection: StoredConnection | None
+
+    @abc.abstractmethod
+    async def save(self, connection: StoredConnection) -> StoredConnection:
+        """Write the refreshed connection; it is durable when the lease ends."""
 
 
 class Store(abc.ABC):
@@ -47,6 +63,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete(self, tenant: str, connector_id: str) -> bool:
         """Delete a connection and its secrets; False if there was none."""
+
+    @abc.abstractmethod
+    def lease(self, tenant: str, connector_id: str) -> AbstractAsyncContextManager[Lease]:
+        """Hold the connection for a refresh: other holders wait until it is released.
+
+        A holder that dies (a killed process) releases it; what it saved
+        before dying is kept, what it had not saved is not.
+        """
 
     async def close(self) -> None:  # noqa: B027 - optional for backends
         """Release connections and files."""

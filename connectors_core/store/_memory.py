@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import attrs
 
-from ._base import Store
+from ._base import Lease, Store
 from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
 __all__ = ["MemoryStore"]
+
+
+class _MemoryLease(Lease):
+    def __init__(self, store: MemoryStore, connection: StoredConnection | None) -> None:
+        self.store = store
+        self.connection = connection
+
+    async def save(self, connection: StoredConnection) -> StoredConnection:
+        return await self.store.put(connection)
 
 
 class MemoryStore(Store):
@@ -19,6 +31,7 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._pending: dict[str, PendingAuthorization] = {}
         self._connections: dict[tuple[str, str], StoredConnection] = {}
+        self._leases: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def put_authorization(self, pending: PendingAuthorization, *, now: float) -> None:
         with self._lock:
@@ -59,3 +72,9 @@ class MemoryStore(Store):
     async def delete(self, tenant: str, connector_id: str) -> bool:
         with self._lock:
             return self._connections.pop((tenant, connector_id), None) is not None
+
+    @asynccontextmanager
+    async def lease(self, tenant: str, connector_id: str) -> AsyncIterator[Lease]:
+        lock = self._leases.setdefault((tenant, connector_id), asyncio.Lock())
+        async with lock:
+            yield _MemoryLease(self, await self.get(tenant, connector_id))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 
-from ._base import Store
+from ._base import Lease, Store
 from ._crypto import SecretBox
 from ._records import (
     ConnectionState,
@@ -33,6 +34,29 @@ from ._records import (
 )
 
 __all__ = ["SQLStore", "metadata"]
+
+
+class _SQLLease(Lease):
+    """A row lock (PostgreSQL ``SELECT … FOR UPDATE``; SQLite: the write lock)."""
+
+    def __init__(self, store: SQLStore, db: SAConnection, connection: StoredConnection | None):
+        self.store = store
+        self.db = db
+        self.connection = connection
+
+    async def save(self, connection: StoredConnection) -> StoredConnection:
+        values = self.store._values(connection)
+        key = self.store._key(connection.tenant, connection.connector_id)
+        version = (self.connection.version if self.connection else 0) + 1
+
+        def work() -> None:
+            self.db.execute(connections.update().where(key).values(version=version, **values))
+
+        await anyio.to_thread.run_sync(work)
+        saved = attrs.evolve(connection, version=version)
+        self.connection = saved
+        return saved
+
 
 T = TypeVar("T")
 
@@ -79,16 +103,24 @@ def _context(tenant: str, connector_id: str, field: str) -> str:
 
 
 def create_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout."""
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and real BEGINs."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
         def _configure(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin,
+            # so that a lease can BEGIN IMMEDIATE (take the write lock up front).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: SAConnection) -> None:
+            immediate = connection.get_execution_options().get("sqlite_immediate", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -99,10 +131,14 @@ def create_engine(url: str) -> Engine:
 class SQLStore(Store):
     """A :class:`Store` in any database SQLAlchemy speaks (SQLite, PostgreSQL)."""
 
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, *, auto_upgrade: bool | None = None) -> None:
+        from ._schema import prepare
+
         self.engine = engine
         self.box = box
-        metadata.create_all(engine)
+        if auto_upgrade is None:
+            auto_upgrade = engine.dialect.name == "sqlite"
+        prepare(engine, auto_upgrade=auto_upgrade)
         # Built once: SQLAlchemy then only looks up its compiled form. These are
         # the hot reads (every status check, every token request).
         key = sa.and_(
@@ -308,6 +344,34 @@ class SQLStore(Store):
             return result.rowcount == 1
 
         return await self._run(work)
+
+    @asynccontextmanager
+    async def lease(self, tenant: str, connector_id: str) -> AsyncIterator[Lease]:
+        def begin() -> tuple[SAConnection, Any]:
+            db = self.engine.connect().execution_options(sqlite_immediate=True)
+            transaction = db.begin()
+            try:
+                statement = self._select_one
+                if db.dialect.name == "postgresql":
+                    statement = statement.with_for_update()
+                row = db.execute(statement, {"tenant": tenant, "connector_id": connector_id})
+                return db, row.first()
+            except BaseException:
+                transaction.rollback()
+                db.close()
+                raise
+
+        db, row = await anyio.to_thread.run_sync(begin)
+        try:
+            connection = None if row is None else self._connection(row)
+            yield _SQLLease(self, db, connection)
+        except BaseException:
+            await anyio.to_thread.run_sync(db.rollback)
+            raise
+        else:
+            await anyio.to_thread.run_sync(db.commit)
+        finally:
+            await anyio.to_thread.run_sync(db.close)
 
     async def close(self) -> None:
         self.engine.dispose()
