@@ -11,8 +11,10 @@ import pytest
 
 from tests.distributions import Dist, install, manifest_source, simple_plugin
 from tests.harness import captured_logs, harness, make_harness
+from tests.postgres import postgres_url
 
-__all__ = ["captured_logs", "harness", "make_harness"]  # fixtures for every test module
+# Fixtures for every test module.
+__all__ = ["captured_logs", "harness", "make_harness", "postgres_url"]
 
 # The standard set of test plugins, each its own distribution.
 STANDARD: list[Dist] = [

@@ -183,9 +183,12 @@ def keygen() -> None:
 
 
 def _register_serve() -> None:
+    from ._db import db, rotate_keys
     from ._serve import serve
 
     cli.add_command(serve)
+    cli.add_command(db)
+    cli.add_command(rotate_keys)
 
 
 _register_serve()

@@ -84,4 +84,10 @@ def open_store(settings: Settings) -> Store:
         return MemoryStore()
     from ._sql import SQLStore, create_engine
 
-    return SQLStore(create_engine(url), secret_box(settings))
+    box = secret_box(settings)
+    engine = create_engine(url)
+    try:
+        return SQLStore(engine, box)
+    except BaseException:
+        engine.dispose()
+        raise

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 import pytest
 
@@ -21,6 +23,7 @@ from connectors_core.store import (
     generate_key,
     open_store,
 )
+from tests.postgres import reset
 
 pytestmark = pytest.mark.anyio
 
@@ -29,11 +32,23 @@ EXPIRY = time.time() + 3600
 SECRETS = ("ACCESS-TOKEN-a1", "REFRESH-TOKEN-b2", "API-KEY-c3", "VERIFIER-d4")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    settings = Settings(database_url=url, secret_keys=(generate_key(),))
-    return open_store(settings)
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs against every backend."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    reset(url)
+    return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(Settings(database_url=database_url, secret_keys=(generate_key(),)))
+    yield opened
+    anyio.run(opened.close)
 
 
 def connection(tenant: str = "t1", **changes: Any) -> StoredConnection:

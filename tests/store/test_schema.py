@@ -1,0 +1,122 @@
+"""Schema migrations: new databases, older ones upgraded without losing a connection."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from click.testing import CliRunner
+
+from connectors_core import ConfigurationError
+from connectors_core.cli import cli
+from connectors_core.connections import Settings
+from connectors_core.store import SecretBox, generate_key, open_store
+from connectors_core.store._schema import _config, head_revision
+from connectors_core.store._sql import create_engine
+from tests.postgres import reset
+
+KEY = generate_key()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    reset(url)
+    return url
+
+
+def old_database(url: str) -> None:
+    """A database at revision 0001 holding one connected tenant, as an older version left it."""
+    engine = create_engine(url)
+    with engine.begin() as db:
+        command.upgrade(_config(db), "0001")
+        box = SecretBox([KEY])
+        context = json.dumps(["connection", "t1", "evencio", "access_token"])
+        db.execute(
+            sa.text(
+                "INSERT INTO connections (tenant, connector_id, state, access_token, scopes,"
+                " account, created_at, updated_at, version)"
+                " VALUES ('t1', 'evencio', 'connected', :token,"
+                " 'events:read', '{\"organizationId\": \"org-1\"}', :now, :now, 1)"
+            ),
+            {"token": box.encrypt("the-old-token", context=context), "now": time.time()},
+        )
+    engine.dispose()
+
+
+def settings(url: str) -> Settings:
+    return Settings(database_url=url, secret_keys=(KEY,))
+
+
+def revision(url: str) -> str | None:
+    engine = create_engine(url)
+    with engine.connect() as db:
+        found = db.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    return found
+
+
+def test_a_new_database_is_created_at_the_newest_revision(url: str) -> None:
+    anyio.run(open_store(settings(url)).close)
+    assert revision(url) == head_revision() == "0002"
+
+
+def test_an_older_database_upgrades_without_losing_a_connection(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_database(url)
+    if url.startswith("postgresql"):
+        # A shared database is not migrated behind the operator's back...
+        with pytest.raises(ConfigurationError, match="run `connectors db upgrade`"):
+            open_store(settings(url))
+        monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
+        result = CliRunner().invoke(cli, ["db", "upgrade"])
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == "upgraded the schema from 0001 to revision 0002\n"
+    store = open_store(settings(url))  # ...an SQLite file is upgraded on start.
+
+    async def read() -> tuple[str | None, dict[str, str]]:
+        connection = await store.get("t1", "evencio")
+        assert connection is not None
+        assert connection.tokens is not None
+        return connection.tokens.access_token, dict(connection.account)
+
+    assert anyio.run(read) == ("the-old-token", {"organizationId": "org-1"})
+    anyio.run(store.close)
+    assert revision(url) == "0002"
+
+
+def test_upgrade_is_idempotent(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
+    runner = CliRunner()
+    runner.invoke(cli, ["db", "upgrade"])
+    result = runner.invoke(cli, ["db", "upgrade"])
+    assert result.stdout == "the schema is already at revision 0002\n"
+
+
+def test_a_newer_database_is_refused(url: str) -> None:
+    anyio.run(open_store(settings(url)).close)
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(ConfigurationError, match="newer than this version"):
+        open_store(settings(url))
+
+
+def test_a_database_made_before_migrations_is_adopted(tmp_path: Path) -> None:
+    from connectors_core.store._sql import metadata
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    engine = create_engine(url)
+    metadata.create_all(engine)
+    engine.dispose()
+    anyio.run(open_store(settings(url)).close)
+    assert revision(url) == "0002"
