@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -47,6 +46,7 @@ class Cluster:
         self.provider_url = provider_url
         self.public = public
         self.processes: list[subprocess.Popen[str]] = []
+        self.a = self.b = ""  # the replicas' origins
 
     def env(self) -> dict[str, str]:
         return {
@@ -127,8 +127,8 @@ def cluster(postgres_url: str) -> Iterator[Cluster]:
     )
     with running(provider) as provider_url:
         group = Cluster(postgres_url, provider, provider_url, public)
-        group.a = group.serve(port_a)  # type: ignore[attr-defined]
-        group.b = group.serve(port_b)  # type: ignore[attr-defined]
+        group.a = group.serve(port_a)
+        group.b = group.serve(port_b)
         try:
             yield group
         finally:
@@ -142,7 +142,7 @@ def cluster(postgres_url: str) -> Iterator[Cluster]:
                     process.communicate()
 
 
-def connect(cluster: Any) -> None:
+def connect(cluster: Cluster) -> None:
     """Start connecting on replica A; the provider sends the browser to replica B."""
     with httpx2.Client(headers={"x-test-tenant": "tenant-a"}, follow_redirects=False) as browser:
         started = browser.get(f"{cluster.a}/api/integrations/acme-oauth/connect")
