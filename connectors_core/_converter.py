@@ -104,15 +104,29 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 
 # --- rules ----------------------------------------------------------------
+# Each rule carries the JSON Schema fragment that expresses it (``json_schema``),
+# so the published schema is generated from the same rules that validate.
+# A rule JSON Schema cannot express exactly says so in ``json_schema_note``.
 
 Check = Callable[[Any], None]
 
 
+def _schema(note: str | None = None, **fragment: Any) -> Callable[[Check], Check]:
+    def mark(check: Check) -> Check:
+        check.json_schema = fragment  # type: ignore[attr-defined]
+        check.json_schema_note = note  # type: ignore[attr-defined]
+        return check
+
+    return mark
+
+
+@_schema(minLength=1, pattern=r"\S")
 def _nonblank(value: str) -> None:
     if not value.strip():
         raise _Invalid("must not be empty")
 
 
+@_schema(maxLength=_LINE_MAX, pattern=r"^[^\r\n]*\S[^\r\n]*$")
 def _one_line(value: str) -> None:
     _nonblank(value)
     if "\n" in value or "\r" in value:
@@ -121,6 +135,7 @@ def _one_line(value: str) -> None:
         raise _Invalid(f"must be at most {_LINE_MAX} characters, got {len(value)}")
 
 
+@_schema(maxLength=_ID_MAX, pattern="^" + _KEBAB.pattern + "$")
 def _kebab(value: str) -> None:
     if len(value) > _ID_MAX or not _KEBAB.fullmatch(value):
         raise _Invalid(
@@ -166,6 +181,11 @@ def _split_url(value: str) -> tuple[str, str]:
     return parts.scheme, host
 
 
+@_schema(
+    note="an approximation: the validator also checks that an IP address is public",
+    pattern=r"^https?://(?!(?:localhost|127\.|10\.|192\.168\.|0\.|\[)|[^/?#\s]*\.(?:localhost|local"
+    r"|internal|test|invalid|example)(?:[:/?#]|$))[^\s/?#@:]+\.[^\s/?#@:]+(?::\d+)?(?:[/?#]\S*)?$",
+)
 def _public_url(value: str) -> None:
     try:
         _scheme, host = _split_url(value)
@@ -178,6 +198,10 @@ def _public_url(value: str) -> None:
         )
 
 
+@_schema(
+    pattern=r"^(?:https://[^\s/?#@]+|http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?)"
+    r"(?:[/?][^\s#]*)?$"
+)
 def _endpoint_url(value: str) -> None:
     scheme, host = _split_url(value)
     if scheme != "https" and not _host_is_loopback(host):
@@ -186,6 +210,7 @@ def _endpoint_url(value: str) -> None:
         raise _Invalid("must not contain a fragment (#...)")
 
 
+@_schema(pattern=r"^/(?!/)(?!.*://)[^\s\\]*$")
 def _server_path(value: str) -> None:
     if not value.startswith("/") or value.startswith("//") or "\\" in value:
         raise _Invalid(f"must be a server path starting with a single '/', got {value!r}")
@@ -193,16 +218,19 @@ def _server_path(value: str) -> None:
         raise _Invalid(f"must be a plain server path, got {value!r}")
 
 
+@_schema(pattern="^" + _HEADER_TOKEN.pattern + "$")
 def _header_name(value: str) -> None:
     if not _HEADER_TOKEN.fullmatch(value):
         raise _Invalid(f"must be a valid HTTP header name, got {value!r}")
 
 
+@_schema(pattern="^" + _EMAIL.pattern + "$")
 def _email(value: str) -> None:
     if not _EMAIL.fullmatch(value):
         raise _Invalid(f"must be an e-mail address, got {value!r}")
 
 
+@_schema(pattern=r"^\S+$")
 def _scope(value: str) -> None:
     if not value or any(ch.isspace() for ch in value):
         raise _Invalid(f"must be a non-empty scope without spaces, got {value!r}")
@@ -288,6 +316,7 @@ def _checked(tp: Any, *checks: Check) -> Callable[[object, Any], Any]:
                 check(result)
         return result
 
+    structure.checks = checks  # type: ignore[attr-defined]  # read by the JSON Schema
     return structure
 
 
@@ -302,7 +331,10 @@ def _each(*checks: Check) -> Check:
             except _Invalid as exc:
                 raise _Invalid(exc.message, f"[{index}]{exc.subpath}") from None
 
-    return check
+    items: dict[str, Any] = {}
+    for inner in checks:
+        items.update(inner.json_schema)  # type: ignore[attr-defined]
+    return _schema(items=items)(check)
 
 
 def _unique(key: Callable[[Any], str] = str, subpath: str = "", what: str = "value") -> Check:
@@ -316,9 +348,12 @@ def _unique(key: Callable[[Any], str] = str, subpath: str = "", what: str = "val
                 )
             seen[k] = index
 
-    return check
+    if subpath:
+        return _schema(note=f"each {what} must be unique (not expressible in JSON Schema)")(check)
+    return _schema(uniqueItems=True)(check)
 
 
+@_schema(minItems=1)
 def _nonempty(items: tuple[Any, ...]) -> None:
     if not items:
         raise _Invalid("must list at least one item")

@@ -201,130 +201,132 @@ def test_cattrs_internals_do_not_leak_into_the_error() -> None:
     assert "Structuring" not in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("path", "value", "expected"),
-    [
-        # Wrong types are errors, never coerced.
-        ("name", 123, "$.name: expected a string, got number 123"),
-        ("summary", None, "$.summary: expected a string, got null"),
-        ("auth.pkce", "yes", "$.auth.pkce: expected true or false, got string 'yes'"),
-        ("auth.pkce", 1, "$.auth.pkce: expected true or false, got number 1"),
-        ("tags", "ads", "$.tags: expected an array, got string 'ads'"),
-        ("tags.0", 7, "$.tags[0]: expected a string, got number 7"),
-        ("capabilities", {"id": "x"}, "$.capabilities: expected an array, got object"),
-        ("publisher", "Ads Inc.", "$.publisher: expected an object, got string 'Ads Inc.'"),
-        # Required fields.
-        ("id", ..., "$.id: required field is missing"),
-        ("description", ..., "$.description: required field is missing"),
-        ("auth", ..., "$.auth: required field is missing"),
-        ("capabilities", ..., "$.capabilities: required field is missing"),
-        ("auth.tokenUrl", ..., "$.auth.tokenUrl: required field is missing"),
-        ("connection.startPath", ..., "$.connection.startPath: required field is missing"),
-        ("publisher.name", ..., "$.publisher.name: required field is missing"),
-        ("name", "  ", "$.name: must not be empty"),
-        ("description", "", "$.description: must not be empty"),
-        # id
-        ("id", "GoogleAds", "$.id: must be kebab-case"),
-        ("id", "google_ads", "$.id: must be kebab-case"),
-        ("id", "google--ads", "$.id: must be kebab-case"),
-        ("id", "-ads", "$.id: must be kebab-case"),
-        ("id", "1ads", "$.id: must be kebab-case"),
-        ("id", "a" * 65, "$.id: must be kebab-case"),
-        # one-line text
-        ("summary", "two\nlines", "$.summary: must be a single line"),
-        ("name", "x" * 201, "$.name: must be at most 200 characters, got 201"),
-        # enums
-        (
-            "category",
-            "event",
-            "$.category: expected one of events, ticketing, marketing, assets, analytics, "
-            "custom; got string 'event'; did you mean 'events'?",
-        ),
-        (
-            "status",
-            "comingsoon",
-            "$.status: expected one of available, beta, coming-soon, deprecated; "
-            "got string 'comingsoon'; did you mean 'coming-soon'?",
-        ),
-        # auth union
-        ("auth.type", ..., "$.auth.type: required field is missing (one of oauth, api-key, none)"),
-        (
-            "auth.type",
-            "oauth2",
-            "$.auth.type: expected one of oauth, api-key, none; got string 'oauth2'; "
-            "did you mean 'oauth'?",
-        ),
-        ("auth.scopes", "a b", "$.auth.scopes: expected an array"),
-        ("auth.scopes", ["a b"], "$.auth.scopes[0]: must be a non-empty scope without spaces"),
-        ("auth.scopes", ["a", "a"], "$.auth.scopes[1]: duplicate scope 'a' (already at index 0)"),
-        ("auth.tokenUrl", "http://oauth2.example.com/token", "$.auth.tokenUrl: must use https"),
-        ("auth.authorizeUrl", "ftp://x.example.com/a", "$.auth.authorizeUrl: must be an absolute"),
-        ("auth.authorizeUrl", "/oauth/authorize", "$.auth.authorizeUrl: must be an absolute"),
-        ("auth.tokenUrl", "https://u:p@x.example.com/t", "$.auth.tokenUrl: must not contain"),
-        ("auth.tokenUrl", "https://x.example.com/t#f", "$.auth.tokenUrl: must not contain a frag"),
-        ("auth.revocationUrl", "http://evil.example.com", "$.auth.revocationUrl: must use https"),
-        ("auth.clientSecret", "s3cret", "$.auth.clientSecret: unknown field"),
-        # capabilities
-        ("capabilities", [], "$.capabilities: must list at least one item"),
-        (
-            "capabilities",
-            [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "a", "label": "C"}],
-            "$.capabilities[2].id: duplicate capability id 'a' (already at index 0)",
-        ),
-        ("capabilities.0.id", "Audiences", "$.capabilities[0].id: must be kebab-case"),
-        ("capabilities.0.description", "x", "$.capabilities[0].description: unknown field"),
-        # docsPath: a public http(s) URL only
-        ("docsPath", "docs/connectors/google-ads.md", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "/docs/google-ads", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "file:///etc/passwd", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "javascript:alert(1)", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "http://localhost:8000/docs", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "http://127.0.0.1/docs", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "http://10.0.0.7/docs", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "http://intranet/docs", "$.docsPath: must be a public http(s) URL"),
-        ("docsPath", "https://a.example.com/has space", "$.docsPath: must be a public http(s)"),
-        ("docsPath", "https://[::1", "$.docsPath: must be a public http(s) URL"),
-        # tags
-        ("tags", ["ads", "ads"], "$.tags[1]: duplicate tag 'ads' (already at index 0)"),
-        ("tags", ["ads", ""], "$.tags[1]: must not be empty"),
-        # publisher
-        ("publisher.url", "ads.example.com", "$.publisher.url: must be a public http(s) URL"),
-        ("publisher.email", "not-an-email", "$.publisher.email: must be an e-mail address"),
-        # connection paths start with a single '/'
-        ("connection.startPath", "api/x", "$.connection.startPath: must be a server path"),
-        ("connection.statusPath", "//evil.example.com", "$.connection.statusPath: must be a"),
-        ("connection.disconnectPath", "https://x.example.com/d", "$.connection.disconnectPath:"),
-        ("connection.startPath", "/a b", "$.connection.startPath: must be a plain server path"),
-        ("connection.callbackPath", "/cb", "$.connection.callbackPath: unknown field"),
-        # setup
-        ("setup.0.title", "", "$.setup[0].title: must not be empty"),
-        ("setup.0", "Do this", "$.setup[0]: expected an object, got string 'Do this'"),
-    ],
-)
+INVALID = [
+    # Wrong types are errors, never coerced.
+    ("name", 123, "$.name: expected a string, got number 123"),
+    ("summary", None, "$.summary: expected a string, got null"),
+    ("auth.pkce", "yes", "$.auth.pkce: expected true or false, got string 'yes'"),
+    ("auth.pkce", 1, "$.auth.pkce: expected true or false, got number 1"),
+    ("tags", "ads", "$.tags: expected an array, got string 'ads'"),
+    ("tags.0", 7, "$.tags[0]: expected a string, got number 7"),
+    ("capabilities", {"id": "x"}, "$.capabilities: expected an array, got object"),
+    ("publisher", "Ads Inc.", "$.publisher: expected an object, got string 'Ads Inc.'"),
+    # Required fields.
+    ("id", ..., "$.id: required field is missing"),
+    ("description", ..., "$.description: required field is missing"),
+    ("auth", ..., "$.auth: required field is missing"),
+    ("capabilities", ..., "$.capabilities: required field is missing"),
+    ("auth.tokenUrl", ..., "$.auth.tokenUrl: required field is missing"),
+    ("connection.startPath", ..., "$.connection.startPath: required field is missing"),
+    ("publisher.name", ..., "$.publisher.name: required field is missing"),
+    ("name", "  ", "$.name: must not be empty"),
+    ("description", "", "$.description: must not be empty"),
+    # id
+    ("id", "GoogleAds", "$.id: must be kebab-case"),
+    ("id", "google_ads", "$.id: must be kebab-case"),
+    ("id", "google--ads", "$.id: must be kebab-case"),
+    ("id", "-ads", "$.id: must be kebab-case"),
+    ("id", "1ads", "$.id: must be kebab-case"),
+    ("id", "a" * 65, "$.id: must be kebab-case"),
+    # one-line text
+    ("summary", "two\nlines", "$.summary: must be a single line"),
+    ("name", "x" * 201, "$.name: must be at most 200 characters, got 201"),
+    # enums
+    (
+        "category",
+        "event",
+        "$.category: expected one of events, ticketing, marketing, assets, analytics, "
+        "custom; got string 'event'; did you mean 'events'?",
+    ),
+    (
+        "status",
+        "comingsoon",
+        "$.status: expected one of available, beta, coming-soon, deprecated; "
+        "got string 'comingsoon'; did you mean 'coming-soon'?",
+    ),
+    # auth union
+    ("auth.type", ..., "$.auth.type: required field is missing (one of oauth, api-key, none)"),
+    (
+        "auth.type",
+        "oauth2",
+        "$.auth.type: expected one of oauth, api-key, none; got string 'oauth2'; "
+        "did you mean 'oauth'?",
+    ),
+    ("auth.scopes", "a b", "$.auth.scopes: expected an array"),
+    ("auth.scopes", ["a b"], "$.auth.scopes[0]: must be a non-empty scope without spaces"),
+    ("auth.scopes", ["a", "a"], "$.auth.scopes[1]: duplicate scope 'a' (already at index 0)"),
+    ("auth.tokenUrl", "http://oauth2.example.com/token", "$.auth.tokenUrl: must use https"),
+    ("auth.authorizeUrl", "ftp://x.example.com/a", "$.auth.authorizeUrl: must be an absolute"),
+    ("auth.authorizeUrl", "/oauth/authorize", "$.auth.authorizeUrl: must be an absolute"),
+    ("auth.tokenUrl", "https://u:p@x.example.com/t", "$.auth.tokenUrl: must not contain"),
+    ("auth.tokenUrl", "https://x.example.com/t#f", "$.auth.tokenUrl: must not contain a frag"),
+    ("auth.revocationUrl", "http://evil.example.com", "$.auth.revocationUrl: must use https"),
+    ("auth.clientSecret", "s3cret", "$.auth.clientSecret: unknown field"),
+    # capabilities
+    ("capabilities", [], "$.capabilities: must list at least one item"),
+    (
+        "capabilities",
+        [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "a", "label": "C"}],
+        "$.capabilities[2].id: duplicate capability id 'a' (already at index 0)",
+    ),
+    ("capabilities.0.id", "Audiences", "$.capabilities[0].id: must be kebab-case"),
+    ("capabilities.0.description", "x", "$.capabilities[0].description: unknown field"),
+    # docsPath: a public http(s) URL only
+    ("docsPath", "docs/connectors/google-ads.md", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "/docs/google-ads", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "file:///etc/passwd", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "javascript:alert(1)", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "http://localhost:8000/docs", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "http://127.0.0.1/docs", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "http://10.0.0.7/docs", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "http://intranet/docs", "$.docsPath: must be a public http(s) URL"),
+    ("docsPath", "https://a.example.com/has space", "$.docsPath: must be a public http(s)"),
+    ("docsPath", "https://[::1", "$.docsPath: must be a public http(s) URL"),
+    # tags
+    ("tags", ["ads", "ads"], "$.tags[1]: duplicate tag 'ads' (already at index 0)"),
+    ("tags", ["ads", ""], "$.tags[1]: must not be empty"),
+    # publisher
+    ("publisher.url", "ads.example.com", "$.publisher.url: must be a public http(s) URL"),
+    ("publisher.email", "not-an-email", "$.publisher.email: must be an e-mail address"),
+    # connection paths start with a single '/'
+    ("connection.startPath", "api/x", "$.connection.startPath: must be a server path"),
+    ("connection.statusPath", "//evil.example.com", "$.connection.statusPath: must be a"),
+    ("connection.disconnectPath", "https://x.example.com/d", "$.connection.disconnectPath:"),
+    ("connection.startPath", "/a b", "$.connection.startPath: must be a plain server path"),
+    ("connection.callbackPath", "/cb", "$.connection.callbackPath: unknown field"),
+    # setup
+    ("setup.0.title", "", "$.setup[0].title: must not be empty"),
+    ("setup.0", "Do this", "$.setup[0]: expected an object, got string 'Do this'"),
+]
+"""(path, value, expected message prefix): each invalid on its own."""
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), INVALID)
 def test_invalid_field_is_reported_at_its_path(path: str, value: Any, expected: str) -> None:
     found = problems(with_(path, value))
     assert len(found) == 1, found
     assert found[0].startswith(expected), found
 
 
-@pytest.mark.parametrize(
-    ("path", "value"),
-    [
-        ("auth.tokenUrl", "http://127.0.0.1:8123/token"),
-        ("auth.authorizeUrl", "http://localhost:9000/authorize"),
-        ("auth.tokenUrl", "http://[::1]:9000/token"),
-        ("docsPath", "http://docs.example.com/x?y=1#z"),
-        ("docsPath", "https://93.184.215.14/docs"),
-        ("publisher.url", None),
-        ("auth.revocationUrl", None),
-        ("connection.statusPath", None),
-        ("tags", []),
-        ("setup", []),
-        ("auth.pkce", False),
-        ("id", "a"),
-        ("id", "ga4-2"),
-    ],
-)
+VALID_EDGES = [
+    ("auth.tokenUrl", "http://127.0.0.1:8123/token"),
+    ("auth.authorizeUrl", "http://localhost:9000/authorize"),
+    ("auth.tokenUrl", "http://[::1]:9000/token"),
+    ("docsPath", "http://docs.example.com/x?y=1#z"),
+    ("docsPath", "https://93.184.215.14/docs"),
+    ("publisher.url", None),
+    ("auth.revocationUrl", None),
+    ("connection.statusPath", None),
+    ("tags", []),
+    ("setup", []),
+    ("auth.pkce", False),
+    ("id", "a"),
+    ("id", "ga4-2"),
+]
+"""(path, value): edge values that are valid."""
+
+
+@pytest.mark.parametrize(("path", "value"), VALID_EDGES)
 def test_valid_edge_values_are_accepted(path: str, value: Any) -> None:
     define_connector(with_(path, value))
 

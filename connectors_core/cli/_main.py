@@ -167,6 +167,17 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+def schema() -> None:
+    """Print the manifest's JSON Schema (draft 2020-12).
+
+    Point an editor at it to validate connector.json files as you type.
+    """
+    from .._jsonschema import manifest_schema
+
+    _echo_json(manifest_schema())
+
+
+@cli.command()
 def keygen() -> None:
     """Print a new key for CONNECTORS_SECRET_KEYS.
 
