@@ -11,6 +11,7 @@ little more than the validator, never less, and says so in its description.
 from __future__ import annotations
 
 import enum
+import itertools
 import types
 from typing import Any, Union, get_args, get_origin
 
@@ -110,7 +111,7 @@ def _field_doc(cls: type, name: str) -> str | None:
     except (OSError, TypeError):  # pragma: no cover - source not available
         return None
     body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, after in zip(body, body[1:], strict=False):
+    for node, after in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)

@@ -33,7 +33,7 @@ def accepted_by_validator(data: Any) -> bool:
 
 
 def accepted_by_schema(data: Any) -> bool:
-    return VALIDATOR.is_valid(data)
+    return bool(VALIDATOR.is_valid(data))
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:

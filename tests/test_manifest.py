@@ -201,7 +201,7 @@ def test_cattrs_internals_do_not_leak_into_the_error() -> None:
     assert "Structuring" not in str(info.value)
 
 
-INVALID = [
+INVALID: list[tuple[str, Any, str]] = [
     # Wrong types are errors, never coerced.
     ("name", 123, "$.name: expected a string, got number 123"),
     ("summary", None, "$.summary: expected a string, got null"),
@@ -308,7 +308,7 @@ def test_invalid_field_is_reported_at_its_path(path: str, value: Any, expected: 
     assert found[0].startswith(expected), found
 
 
-VALID_EDGES = [
+VALID_EDGES: list[tuple[str, Any]] = [
     ("auth.tokenUrl", "http://127.0.0.1:8123/token"),
     ("auth.authorizeUrl", "http://localhost:9000/authorize"),
     ("auth.tokenUrl", "http://[::1]:9000/token"),
