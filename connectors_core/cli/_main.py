@@ -195,8 +195,10 @@ def keygen() -> None:
 
 def _register_serve() -> None:
     from ._db import db, rotate_keys
+    from ._new import new
     from ._serve import serve
 
+    cli.add_command(new)
     cli.add_command(serve)
     cli.add_command(db)
     cli.add_command(rotate_keys)

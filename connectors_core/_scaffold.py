@@ -1,0 +1,181 @@
+"""``connectors new``: a complete, pip-installable connector package to start from."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from ._exceptions import ConnectorsError
+
+__all__ = ["AUTH_TYPES", "scaffold"]
+
+AUTH_TYPES = ("oauth", "api-key", "none")
+
+_AUTH = {
+    "oauth": """{{
+    "type": "oauth",
+    # The provider's endpoints (https). Client id and secret are server settings:
+    # CONNECTORS_{env}_CLIENT_ID and CONNECTORS_{env}_CLIENT_SECRET.
+    "authorizeUrl": "https://auth.{id}.example.com/oauth/authorize",
+    "tokenUrl": "https://auth.{id}.example.com/oauth/token",
+    "scopes": ["read"],  # the fewest the connector needs
+}}""",
+    "api-key": """{{
+    "type": "api-key",
+    "description": "Your {name} API key, from your {name} account settings.",
+    "headerName": "X-Api-Key",
+}}""",
+    "none": """{{"type": "none"}}""",
+}
+
+_PACKAGE = '''\
+"""The {name} connector for connectors-core."""
+
+from connectors_core import Connector, define_connector, hookimpl
+
+MANIFEST = define_connector(
+    id="{id}",
+    name="{name}",
+    summary="Bring {name} data into your marketing.",
+    description="Connect {name} to use its data in campaigns and assets.",
+    category="custom",
+    status="beta",
+    auth={auth_source},
+    capabilities=[{{"id": "sync", "label": "Sync"}}],
+    # docs_path="https://...",  # a public page documenting the connector
+    connection={{
+        "startPath": "/api/integrations/{id}/connect",
+        "statusPath": "/api/integrations/{id}/status",
+        "disconnectPath": "/api/integrations/{id}/disconnect",
+    }},
+)
+
+
+@hookimpl
+def provide_connector() -> Connector:
+    """Provide the {name} manifest."""
+    return MANIFEST
+'''
+
+_PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "connectors-{id}"
+version = "0.1.0"
+description = "The {name} connector for connectors-core."
+readme = "README.md"
+requires-python = ">=3.11"
+dependencies = ["connectors-core>={core}"]
+
+[project.optional-dependencies]
+test = ["connectors-core[server]>={core}", "pytest>=8"]
+
+# This entry point is how connectors-core finds the connector.
+[project.entry-points.connectors_core]
+{id} = "{package}"
+
+[tool.hatch.build.targets.wheel]
+packages = ["{package}"]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+"""
+
+_README = """\
+# connectors-{id}
+
+The {name} connector for [connectors-core](https://pypi.org/project/connectors-core/).
+
+```bash
+pip install -e '.[test]'
+connectors list          # {id} is there
+pytest                   # the connector contract
+```
+
+Edit the manifest in `{package}/__init__.py`; `connectors validate {package}:MANIFEST`
+checks it. Set-up for users is in `docs/connectors/{id}.md`.
+"""
+
+_DOCS = """\
+# {name}
+
+The {name} connector ({auth} sign-in).
+
+## Set up
+
+1. {setup}
+2. Open the Integrations page and click **Connect** on the {name} card.
+
+## Troubleshooting
+
+- Describe the errors users may meet, and what to do about them.
+"""
+
+_SETUP = {
+    "oauth": "Register an OAuth client with {name}, with the redirect URI "
+    "`<public URL>/api/integrations/{id}/callback`, and set `CONNECTORS_{env}_CLIENT_ID` "
+    "and `CONNECTORS_{env}_CLIENT_SECRET` on the server.",
+    "api-key": "Create an API key in your {name} account settings.",
+    "none": "Nothing to configure.",
+}
+
+_TEST = '''\
+"""The connectors-core contract: manifest, entry point, docs, connect / status / disconnect."""
+
+from connectors_core.testing.contract import ConnectorContract
+
+
+class Test{pascal}Contract(ConnectorContract):
+    connector_id = "{id}"
+'''
+
+
+def scaffold(connector_id: str, auth: str, parent: Path, core_version: str) -> Path:
+    """Write a new connector package for ``connector_id`` into ``parent/<id>``.
+
+    :raises ConnectorsError: for a malformed id, an unknown auth type, or an
+        existing folder.
+    """
+    from ._converter import _ID_MAX, _KEBAB
+
+    if len(connector_id) > _ID_MAX or not _KEBAB.fullmatch(connector_id):
+        raise ConnectorsError(
+            f"{connector_id!r} is not a valid connector id: use kebab-case (lowercase letters "
+            f"and digits in words joined by single hyphens, starting with a letter), "
+            f"such as 'acme' or 'google-ads'"
+        )
+    if auth not in AUTH_TYPES:
+        raise ConnectorsError(
+            f"unknown auth type {auth!r}; expected one of {', '.join(AUTH_TYPES)}"
+        )
+    folder = parent / connector_id
+    if folder.exists():
+        raise ConnectorsError(f"{folder} already exists; choose another folder or remove it")
+    words = connector_id.split("-")
+    values = {
+        "id": connector_id,
+        "name": " ".join(w.capitalize() for w in words),
+        "pascal": "".join(w.capitalize() for w in words),
+        "env": connector_id.upper().replace("-", "_"),
+        "package": "connectors_" + connector_id.replace("-", "_"),
+        "core": core_version,
+        "auth": auth,
+    }
+    values["setup"] = _SETUP[auth].format(**values)
+    auth_source = textwrap.indent(_AUTH[auth].format(**values), "    ").lstrip()
+    files = {
+        "pyproject.toml": _PYPROJECT.format(**values),
+        "README.md": _README.format(**values),
+        f"{values['package']}/__init__.py": _PACKAGE.format(**values, auth_source=auth_source),
+        f"{values['package']}/py.typed": "",
+        f"docs/connectors/{connector_id}.md": _DOCS.format(**values),
+        "tests/test_contract.py": _TEST.format(**values),
+    }
+    for relative, text in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return folder

@@ -1,0 +1,214 @@
+"""The contract suite every connector should pass, in one line of the author's tests::
+
+    from connectors_core.testing.contract import ConnectorContract
+
+
+    class TestAcmeContract(ConnectorContract):
+        connector_id = "acme"
+
+It checks, against the installed distribution: the manifest is valid; the
+connector id is the entry-point name; ``docs/connectors/<id>.md`` exists; and
+connect, status and disconnect honour the status contract (through the real
+routes, the strict local OAuth provider for OAuth connectors) without any
+secret (client secret, token, API key) appearing in a response.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import attrs
+import pytest
+
+from .._manifest import ApiKeyAuth, Connector, OAuth
+from .._registry import Registry
+from .._settings import env_prefix
+
+__all__ = ["ConnectorContract", "ProviderHandle", "integrations_test_client", "start_provider"]
+
+CLIENT_ID = "test-client"
+
+
+@attrs.frozen
+class ProviderHandle:
+    """The running strict provider, and the client registered with it."""
+
+    provider: Any
+    url: str
+    client_secret: str = attrs.field(repr=False)
+    client_id: str = CLIENT_ID
+
+
+@contextmanager
+def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
+    """Run the strict provider with one client for every OAuth connector of ``registry``."""
+    from .oauth_provider import Client, OAuthProvider, running
+
+    oauth = [c for c in registry if isinstance(c.auth, OAuth)]
+    scopes = tuple(sorted({s for c in oauth for s in c.auth.scopes}))  # type: ignore[union-attr]
+    redirects = tuple(f"{origin}/api/integrations/{c.id}/callback" for c in oauth) or (
+        f"{origin}/callback",
+    )
+    secret = "test-secret-" + secrets.token_urlsafe(12)
+    provider = OAuthProvider(clients=[Client(CLIENT_ID, secret, redirects, scopes)])
+    with running(provider) as url:
+        yield ProviderHandle(provider, url, secret)
+
+
+@contextmanager
+def integrations_test_client(
+    registry: Registry, handle: ProviderHandle, origin: str
+) -> Iterator[Any]:
+    """A Starlette test client of the routes; ``client.app.state.connections`` is the service."""
+    from starlette.testclient import TestClient
+
+    from ..connections import Connections, Settings
+    from ..store import MemoryStore
+    from ..web import create_app
+
+    environ: dict[str, str] = {}
+    for connector in registry:
+        if isinstance(connector.auth, OAuth):
+            prefix = env_prefix(connector.id)
+            environ.update(
+                {
+                    f"{prefix}CLIENT_ID": handle.client_id,
+                    f"{prefix}CLIENT_SECRET": handle.client_secret,
+                    f"{prefix}AUTHORIZE_URL": f"{handle.url}/oauth/authorize",
+                    f"{prefix}TOKEN_URL": f"{handle.url}/api/oauth/token",
+                    f"{prefix}REVOCATION_URL": f"{handle.url}/api/oauth/revoke",
+                    f"{prefix}API_URL": handle.url,
+                }
+            )
+    settings = Settings(public_url=origin, database_url="memory://", environ=environ)
+    connections = Connections(registry, MemoryStore(), settings)
+    app = create_app(
+        connections=connections,
+        authenticator=lambda request: request.headers.get("x-tenant", "tenant-1"),
+    )
+    with TestClient(app, base_url=origin, follow_redirects=False) as client:
+        yield client
+
+
+class ConnectorContract:
+    """Subclass with ``connector_id = "..."`` to run the contract on that connector."""
+
+    connector_id: ClassVar[str] = ""
+    docs_dir: ClassVar[str] = "docs/connectors"
+    """Where ``<id>.md`` is looked for, relative to pytest's root folder."""
+
+    @pytest.fixture
+    def connector(self, connectors_registry: Registry) -> Connector:
+        if not self.connector_id:
+            pytest.fail("set connector_id on the ConnectorContract subclass")
+        failures = [r.describe() for r in connectors_registry.failures]
+        if self.connector_id not in connectors_registry:
+            pytest.fail(f"{self.connector_id!r} is not installed; failed plugins: {failures}")
+        return connectors_registry.get(self.connector_id)
+
+    def test_manifest_is_valid(self, connector: Connector) -> None:
+        from .._converter import define_connector, to_wire
+
+        assert define_connector(to_wire(connector)) == connector
+
+    def test_id_is_the_entry_point_name(
+        self, connector: Connector, connectors_registry: Registry
+    ) -> None:
+        provider = connectors_registry.provider(connector.id)
+        assert provider.plugin == connector.id, (
+            f"the entry point is named {provider.plugin!r}; name it {connector.id!r}"
+        )
+
+    def test_docs_page_exists(self, connector: Connector, request: pytest.FixtureRequest) -> None:
+        page = Path(request.config.rootpath) / self.docs_dir / f"{connector.id}.md"
+        assert page.is_file(), f"missing {page}"
+        assert connector.name in page.read_text(encoding="utf-8")
+
+    def test_status_before_connecting(self, connector: Connector, integrations_client: Any) -> None:
+        if connector.connection is None:
+            pytest.skip("the connector declares no connection paths")
+        response = integrations_client.get(f"/api/integrations/{connector.id}/status")
+        assert response.status_code == 200
+        assert response.json() == {"connected": False, "error": "not_connected"}
+
+    def test_connect_status_disconnect(
+        self, connector: Connector, integrations_client: Any, oauth_provider: ProviderHandle
+    ) -> None:
+        if connector.connection is None:
+            pytest.skip("the connector declares no connection paths")
+        seen: list[str] = []
+        client = integrations_client
+        secret_values = [oauth_provider.client_secret]
+        if isinstance(connector.auth, OAuth):
+            self._connect_oauth(connector, client, oauth_provider, seen)
+        else:
+            token = client.get("/api/integrations/csrf").json()["csrfToken"]
+            body: dict[str, str] = {"csrf_token": token}
+            if isinstance(connector.auth, ApiKeyAuth):
+                body["api_key"] = "contract-key-" + secrets.token_urlsafe(12)
+                secret_values.append(body["api_key"])
+            response = client.post(f"/api/integrations/{connector.id}/connect", data=body)
+            seen.append(_dump(response))
+            assert response.status_code == 200, response.text
+        status = client.get(f"/api/integrations/{connector.id}/status")
+        seen.append(_dump(status))
+        assert status.json()["connected"] is True
+        assert isinstance(status.json()["status"], dict)
+        secret_values += self._stored_secrets(client, connector)
+
+        token = client.get("/api/integrations/csrf").json()["csrfToken"]
+        gone = client.post(
+            f"/api/integrations/{connector.id}/disconnect", headers={"X-CSRF-Token": token}
+        )
+        seen.append(_dump(gone))
+        assert gone.json() == {"connected": False, "error": "not_connected"}
+        again = client.post(
+            f"/api/integrations/{connector.id}/disconnect", headers={"X-CSRF-Token": token}
+        )
+        assert again.status_code == 200  # idempotent
+        for secret in secret_values:
+            for text in seen:
+                assert secret not in text, "a secret appeared in a response"
+
+    @staticmethod
+    def _connect_oauth(
+        connector: Connector, client: Any, handle: ProviderHandle, seen: list[str]
+    ) -> None:
+        import httpx2
+
+        start = client.get(f"/api/integrations/{connector.id}/connect")
+        seen.append(_dump(start))
+        assert start.status_code == 303, start.text
+        authorize = start.headers["location"]
+        assert "code_challenge_method=S256" in authorize or not connector.auth.pkce  # type: ignore[union-attr]
+        with httpx2.Client(follow_redirects=False) as browser:
+            approved = browser.get(authorize)
+        callback = urlsplit(approved.headers["location"])
+        assert re.fullmatch(rf"/api/integrations/{re.escape(connector.id)}/callback", callback.path)
+        landed = client.get(f"{callback.path}?{callback.query}")
+        seen.append(_dump(landed))
+        assert landed.headers["location"].endswith("result=connected"), landed.headers
+
+    @staticmethod
+    def _stored_secrets(client: Any, connector: Connector) -> list[str]:
+        import anyio
+
+        store = client.app.state.connections.store
+        stored = anyio.run(store.get, "tenant-1", connector.id)
+        found = [stored.api_key] if stored and stored.api_key else []
+        if stored and stored.tokens:
+            found.append(stored.tokens.access_token)
+            if stored.tokens.refresh_token:
+                found.append(stored.tokens.refresh_token)
+        return found
+
+
+def _dump(response: Any) -> str:
+    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    return f"{response.status_code}\n{headers}\n{response.text}"
