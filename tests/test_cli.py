@@ -319,3 +319,20 @@ def test_the_command_runs_as_a_real_process(plugin_site: Path) -> None:
     assert shown.returncode == 1
     assert shown.stderr.startswith("error: no connector with id 'nope' is registered")
     assert "Traceback" not in shown.stderr
+
+
+def test_doctor_warns_about_connectors_without_documentation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs" / "connectors").mkdir(parents=True)
+    (tmp_path / "docs" / "connectors" / "acme-crm.md").write_text("# Acme CRM\n")
+    monkeypatch.chdir(tmp_path)
+
+    result = run("doctor", env=HEALTHY_ONLY)
+
+    assert result.exit_code == 0  # warnings do not fail doctor
+    assert "warning: acme-crm has no docsPath (a public documentation URL)" in result.stdout
+    assert "warning: acme-crm has no docs page" not in result.stdout
+    assert "warning: globex has no docs page docs/connectors/globex.md" in result.stdout
+    report = json.loads(run("doctor", "--json", env=HEALTHY_ONLY).stdout)
+    assert "globex has no docs page docs/connectors/globex.md" in report["warnings"]

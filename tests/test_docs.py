@@ -106,3 +106,21 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = next(c for c in commands if "pytest" in c)
     ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test_command in ci_lines
+
+
+def test_the_guide_s_manifest_example_is_valid() -> None:
+    guide = (DOCS / "writing-a-connector.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)\n```", guide, flags=re.DOTALL)
+    (example,) = [b for b in blocks if "MANIFEST = define_connector(" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "docs/writing-a-connector.md", "exec"), namespace)
+    manifest = namespace["MANIFEST"]
+    assert getattr(manifest, "id", None) == "acme"
+
+
+def test_every_cli_command_is_documented() -> None:
+    from connectors_core.cli import cli
+
+    reference = (DOCS / "cli.md").read_text(encoding="utf-8")
+    for name in cli.commands:
+        assert f"`connectors {name}" in reference, f"connectors {name} is not in docs/cli.md"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -136,12 +137,14 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """
     registry = _discovery.discover(strict=False)
     failed = registry.failures
+    warnings = _docs_warnings(registry)
     if as_json:
         _echo_json(
             {
                 "ok": not failed,
                 "connectors": registry.ids(),
                 "plugins": [record.to_json() for record in registry.plugins],
+                "warnings": warnings,
             }
         )
     elif not registry.plugins:
@@ -158,12 +161,26 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         loaded = sum(r.state is PluginState.LOADED for r in registry.plugins)
         disabled = sum(r.state is PluginState.DISABLED for r in registry.plugins)
         click.echo("")
+        for warning in warnings:
+            click.echo(f"warning: {warning}")
         click.echo(
             f"{len(registry)} connector(s) from {loaded} plugin(s); "
             f"{disabled} disabled, {len(failed)} failed."
         )
     if failed:
         ctx.exit(1)
+
+
+def _docs_warnings(registry: Registry) -> list[str]:
+    """Connectors without documentation: no public docs URL, or (in a checkout) no page."""
+    pages = Path("docs/connectors")
+    warnings = []
+    for connector in registry:
+        if connector.docs_path is None:
+            warnings.append(f"{connector.id} has no docsPath (a public documentation URL)")
+        if pages.is_dir() and not (pages / f"{connector.id}.md").is_file():
+            warnings.append(f"{connector.id} has no docs page {pages / connector.id}.md")
+    return warnings
 
 
 @cli.command()
