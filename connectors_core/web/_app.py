@@ -309,7 +309,9 @@ class _SecurityHeaders:
                 for name, value in (
                     (b"cache-control", b"no-store"),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    # same-origin: no Referer (with a callback's code) leaves the site,
+                    # and the site's own form posts keep their Origin header.
+                    (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ):
                     if name not in present:

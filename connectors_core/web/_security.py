@@ -108,7 +108,9 @@ class CsrfGuard:
         if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
             return False
         origin = request.headers.get("origin")
-        if origin is not None and origin not in self._allowed_origins(request):
+        # "null" carries no information (a page with Referrer-Policy: no-referrer
+        # sends it on its own forms); the session-bound token still has to match.
+        if origin not in (None, "null") and origin not in self._allowed_origins(request):
             return False
         session_id = self.session(request)
         if session_id is None or not submitted:

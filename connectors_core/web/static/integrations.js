@@ -24,6 +24,8 @@
       if (ok) shown += 1;
     });
     if (count) count.textContent = "Showing " + shown + " of " + cards.length + " integrations";
+    var empty = document.getElementById("empty");
+    if (empty && cards.length) empty.hidden = shown !== 0;
   }
   if (search) search.addEventListener("input", apply);
   if (filters) {
