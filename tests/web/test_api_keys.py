@@ -141,3 +141,27 @@ def test_a_connector_without_credentials_connects_with_a_post(harness: Harness) 
             "connected": True,
             "status": {"authType": "none", "connectedAt": response.json()["status"]["connectedAt"]},
         }
+
+
+def test_a_null_origin_falls_back_to_the_token(harness: Harness) -> None:
+    # Browsers send "Origin: null" on a page's own form posts under some referrer
+    # policies; the session-bound token decides.
+    with harness.browser() as browser:
+        token = form_token(browser, harness)
+        accepted = browser.post(
+            f"{harness.origin}{KEY_URL}",
+            data={"api_key": KEY, "csrf_token": token},
+            headers={"Origin": "null"},
+        )
+        assert accepted.status_code == 200
+        refused = browser.post(
+            f"{harness.origin}{KEY_URL}", data={"api_key": KEY}, headers={"Origin": "null"}
+        )
+        assert refused.status_code == 403
+
+
+def test_responses_keep_referrers_on_this_site(harness: Harness) -> None:
+    with harness.browser() as browser:
+        response = browser.get(f"{harness.origin}/api/integrations/csrf")
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["cache-control"] == "no-store"
