@@ -284,17 +284,21 @@ class Connections:
                 reason="invalid_api_key",
                 connector_id=connector.id,
             )
+        return await self._store_new(tenant, connector.id, api_key=key)
+
+    async def _store_new(
+        self, tenant: str, connector_id: str, *, api_key: str | None = None
+    ) -> StoredConnection:
         now = self._clock()
-        return await self.store.put(
-            StoredConnection(
-                tenant=tenant,
-                connector_id=connector.id,
-                state=ConnectionState.CONNECTED,
-                api_key=key,
-                created_at=now,
-                updated_at=now,
-            )
+        connection = StoredConnection(
+            tenant=tenant,
+            connector_id=connector_id,
+            state=ConnectionState.CONNECTED,
+            api_key=api_key,
+            created_at=now,
+            updated_at=now,
         )
+        return await self.store.put(connection)
 
     async def connect_none(self, tenant: str, connector_id: str) -> StoredConnection:
         """Record a connection for a connector that needs no credentials."""
@@ -305,16 +309,7 @@ class Connections:
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
-        now = self._clock()
-        return await self.store.put(
-            StoredConnection(
-                tenant=tenant,
-                connector_id=connector.id,
-                state=ConnectionState.CONNECTED,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        return await self._store_new(tenant, connector.id)
 
     # --- status and disconnect -----------------------------------------------------
 

@@ -212,16 +212,23 @@ class _App:
             "<button type=submit>Connect</button></form></html>"
         )
 
-    async def submit(self, request: Request) -> Response:
+    async def _guarded(self, request: Request) -> tuple[Connector, str, dict[str, str]] | Response:
+        """For a state-changing route: connector, tenant and body fields, CSRF-checked."""
         context = await self._context(request)
         if isinstance(context, Response):
             return context
-        connector, tenant = context
         fields = await self._fields(request)
         if isinstance(fields, Response):
             return fields
         if (rejected := self._csrf(request, fields)) is not None:
             return rejected
+        return (*context, fields)
+
+    async def submit(self, request: Request) -> Response:
+        guarded = await self._guarded(request)
+        if isinstance(guarded, Response):
+            return guarded
+        connector, tenant, fields = guarded
         try:
             if isinstance(connector.auth, NoAuth):
                 await self.connections.connect_none(tenant, connector.id)
@@ -257,15 +264,10 @@ class _App:
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
     async def disconnect(self, request: Request) -> Response:
-        context = await self._context(request)
-        if isinstance(context, Response):
-            return context
-        connector, tenant = context
-        fields = await self._fields(request)
-        if isinstance(fields, Response):
-            return fields
-        if (rejected := self._csrf(request, fields)) is not None:
-            return rejected
+        guarded = await self._guarded(request)
+        if isinstance(guarded, Response):
+            return guarded
+        connector, tenant, _fields = guarded
         await self.connections.disconnect(tenant, connector.id)
         if self._wants_html(request):
             return self._return(connector.id, result="disconnected")
