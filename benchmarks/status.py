@@ -2,10 +2,15 @@
 
 Two apps, each served by uvicorn in a process of its own with the same settings (one
 worker, default loop and HTTP implementation, no access log, a free port on 127.0.0.1):
-``status`` is ``create_app`` with the Evencio plugin, an SQLite store in a throw-away
-directory holding one connected (encrypted) Evencio connection, and a constant
-authenticator, measured at ``GET /api/integrations/evencio/status``; ``bare`` is a
-one-route ``Starlette`` app returning the same JSON shape.
+``status`` is ``create_app`` with the Evencio plugin, a store holding one connected
+(encrypted) Evencio connection, and a constant authenticator, measured at
+``GET /api/integrations/evencio/status``; ``bare`` is a one-route ``Starlette`` app
+returning the same JSON shape. The store (``--database``) is an SQLite file in a
+throw-away directory, or a throw-away ``connectors_bench_<random>`` database created on
+the local PostgreSQL server (``--postgres-url``, the admin URL) and dropped at the end,
+also after an error or an interrupt; the server process finds it through
+``CONNECTORS_DATABASE_URL``. Given several databases, each is measured in turn against
+a bare baseline of its own, measured in the same run.
 
 Each takes C (default 50) concurrent keep-alive HTTP/1.1 connections for a fixed time
 after an uncounted warm-up: from ``wrk`` when it is on PATH, else from a built-in asyncio
@@ -17,6 +22,7 @@ A closed loop of C connections has a mean latency of C / throughput (Little's la
 
     python benchmarks/status.py                          # 5 s runs, 3 rounds, 50 connections
     python benchmarks/status.py --seconds 2 --rounds 2 --loadgen python
+    python benchmarks/status.py --database sqlite postgres
 """
 
 from __future__ import annotations
@@ -25,16 +31,22 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import re
+import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -57,14 +69,15 @@ TARGETS = {"bare": "/bare", "status": "/api/integrations/evencio/status"}
 ACCOUNT = {"organizationId": "org-1", "userId": "user-1"}
 GOAL_RATIO, GOAL_P99_MS = 0.50, 20.0
 WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 Result = dict[str, float]
 
 
-def status_app(port: int, directory: Path) -> Starlette:
+def status_app(port: int) -> Starlette:
     settings = Settings.from_env(
         {
             "CONNECTORS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "CONNECTORS_DATABASE_URL": f"sqlite:///{directory}/bench.sqlite3",
+            "CONNECTORS_DATABASE_URL": os.environ["CONNECTORS_DATABASE_URL"],
             "CONNECTORS_SECRET_KEYS": generate_key(),
         }
     )
@@ -83,9 +96,9 @@ async def bare(request: Request) -> JSONResponse:
     return JSONResponse({"connected": True, "status": ACCOUNT})
 
 
-def serve(target: str, port: int, directory: Path) -> None:
+def serve(target: str, port: int) -> None:
     bare_app = Starlette(routes=[Route("/bare", bare)])
-    app = status_app(port, directory) if target == "status" else bare_app
+    app = status_app(port) if target == "status" else bare_app
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
     )
@@ -192,7 +205,30 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=10)
 
 
-def report(samples: dict[str, list[Result]], rounds: int) -> None:
+@contextmanager
+def database(kind: str, server: str) -> Iterator[tuple[str, str]]:
+    """A throw-away store: its URL and a description; removed on exit, whatever happened."""
+    if kind == "sqlite":
+        work = Path(tempfile.mkdtemp(prefix="connectors-status-"))
+        try:
+            yield f"sqlite:///{work}/bench.sqlite3", f"sqlite (a file in {work})"
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    import psycopg
+
+    name = f"connectors_bench_{secrets.token_hex(6)}"
+    parts = urlsplit(server)
+    with psycopg.connect(server, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = parts._replace(path=f"/{name}").geturl()
+            yield url, f"postgres (throw-away database {name} on {parts.hostname}:{parts.port})"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def report(samples: dict[str, list[Result]], rounds: int) -> float:
     medians = {
         target: {key: statistics.median([r[key] for r in results]) for key in results[0]}
         for target, results in samples.items()
@@ -213,11 +249,12 @@ def report(samples: dict[str, list[Result]], rounds: int) -> None:
     met = {True: "met", False: "NOT met"}
     print(f"goal: throughput ratio >= {GOAL_RATIO:.2f}: {ratio:.2f} ({met[ratio >= GOAL_RATIO]})")
     print(f"goal: status p99 <= {GOAL_P99_MS:.0f} ms: {p99:.1f} ms ({met[p99 <= GOAL_P99_MS]})")
+    return ratio
 
 
-def compare(args: argparse.Namespace) -> None:
+def compare(args: argparse.Namespace, database_url: str) -> dict[str, list[Result]]:
     wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
-    work = Path(tempfile.mkdtemp(prefix="connectors-status-"))
+    env = {**os.environ, "CONNECTORS_DATABASE_URL": database_url}
     servers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     try:
         sockets = [socket.create_server(("127.0.0.1", 0)) for _ in TARGETS]  # distinct ports
@@ -225,7 +262,7 @@ def compare(args: argparse.Namespace) -> None:
             port = one.getsockname()[1]
             one.close()
             command = [sys.executable, __file__, f"--serve={target}", f"--port={port}"]
-            servers[target] = (port, subprocess.Popen([*command, f"--dir={work}"]))
+            servers[target] = (port, subprocess.Popen(command, env=env))
         for target, (port, server) in servers.items():
             body = first_response(server, port, TARGETS[target])
             if body.get("connected") is not True:
@@ -249,8 +286,7 @@ def compare(args: argparse.Namespace) -> None:
     finally:
         for _, server in servers.values():
             stop(server)
-        shutil.rmtree(work, ignore_errors=True)
-    report(samples, args.rounds)
+    return samples
 
 
 def main() -> None:
@@ -260,17 +296,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--database", nargs="+", choices=["sqlite", "postgres"], default=["sqlite"])
+    parser.add_argument("--postgres-url", default=POSTGRES, help="admin URL of the server")
     parser.add_argument("--serve", choices=sorted(TARGETS), help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.dir)
+        serve(args.serve, args.port)
     elif args.load:
         print(json.dumps(asyncio.run(generate_load(args))))
     else:
-        compare(args)
+        # A SIGTERM unwinds like Ctrl-C: servers stopped, throw-away databases dropped.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        ratios = {}
+        for kind in dict.fromkeys(args.database):
+            with database(kind, args.postgres_url) as (url, description):
+                print(f"\n=== database: {description}")
+                ratios[kind] = report(compare(args, url), args.rounds)
+        if len(ratios) > 1:
+            each = ", ".join(f"{kind} {ratio:.2f}x" for kind, ratio in ratios.items())
+            print(f"\nthroughput status / bare, each against its own bare baseline: {each}")
 
 
 if __name__ == "__main__":

@@ -173,3 +173,13 @@ def test_secrets_never_appear_in_reprs() -> None:
     text = repr(connection(api_key=SECRETS[2])) + repr(pending())
     for secret in SECRETS:
         assert secret not in text
+
+
+def test_a_store_can_be_used_from_successive_event_loops(database_url: str) -> None:
+    """A job runner may call anyio.run / asyncio.run once per job with one store."""
+    store = open_store(Settings(database_url=database_url, secret_keys=(generate_key(),)))
+    anyio.run(store.put, connection())
+    for _ in range(3):
+        assert anyio.run(store.summary, "t1", "evencio") is not None
+        assert anyio.run(store.get, "t1", "evencio") is not None
+    anyio.run(store.close)
