@@ -105,7 +105,7 @@ def connection_account(
     :param http: an ``httpx2.AsyncClient`` with the server's timeout; a
         transport error or an HTTP 5xx / 429 status raised from it ends the
         flow as ``provider_unavailable``, other HTTP errors as ``exchange_failed``.
-    :param settings: the server :class:`~connectors_core._settings.Settings`,
+    :param settings: the server :class:`~connectors_core.connections.Settings`,
         for per-connector settings such as an API base URL.
     :return: a mapping of account fields (string values), or None.
     """
