@@ -113,6 +113,7 @@ Check = Callable[[Any], None]
 
 def _schema(note: str | None = None, **fragment: Any) -> Callable[[Check], Check]:
     def mark(check: Check) -> Check:
+        # Metadata on the function object itself: mypy cannot see such attributes.
         check.json_schema = fragment  # type: ignore[attr-defined]
         check.json_schema_note = note  # type: ignore[attr-defined]
         return check
@@ -333,7 +334,7 @@ def _each(*checks: Check) -> Check:
 
     items: dict[str, Any] = {}
     for inner in checks:
-        items.update(inner.json_schema)  # type: ignore[attr-defined]
+        items.update(inner.json_schema)  # type: ignore[attr-defined]  # set by _schema()
     return _schema(items=items)(check)
 
 

@@ -110,7 +110,9 @@ def _field_doc(cls: type, name: str) -> str | None:
         tree = ast.parse(inspect.getsource(cls))
     except (OSError, TypeError):  # pragma: no cover - source not available
         return None
-    body = tree.body[0].body  # type: ignore[attr-defined]
+    (definition,) = tree.body
+    assert isinstance(definition, ast.ClassDef)
+    body = definition.body
     for node, after in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)

@@ -220,7 +220,8 @@ def _optional(cls: type) -> Any:
 
 def _auth(value: dict[str, Any]) -> Auth:
     fields = {key: item for key, item in value.items() if key != "type"}
-    return _from_trusted(_AUTH_CLASSES[value["type"]], fields)  # type: ignore[no-any-return]
+    auth: Auth = _from_trusted(_AUTH_CLASSES[value["type"]], fields)
+    return auth
 
 
 # Per class: wire name -> (attribute, how to build the value); plain values are copied.

@@ -41,9 +41,7 @@ def _decode_key(text: str, position: int) -> bytes:
         # Never echo the value: it is (meant to be) a key.
         raise ConfigurationError(
             "CONNECTORS_SECRET_KEYS",
-            f"key #{position} is not 32 bytes of base64url; "
-            'make one with `python -c "from connectors_core.store import generate_key; '
-            'print(generate_key())"`',
+            f"key #{position} is not 32 bytes of base64url; make one with `connectors keygen`",
         )
     return raw
 

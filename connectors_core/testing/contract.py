@@ -51,7 +51,7 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
     from .oauth_provider import Client, OAuthProvider, running
 
     oauth = [c for c in registry if isinstance(c.auth, OAuth)]
-    scopes = tuple(sorted({s for c in oauth for s in c.auth.scopes}))  # type: ignore[union-attr]
+    scopes = tuple(sorted({s for c in oauth if isinstance(c.auth, OAuth) for s in c.auth.scopes}))
     redirects = tuple(f"{origin}/api/integrations/{c.id}/callback" for c in oauth) or (
         f"{origin}/callback",
     )
@@ -186,7 +186,8 @@ class ConnectorContract:
         seen.append(_dump(start))
         assert start.status_code == 303, start.text
         authorize = start.headers["location"]
-        assert "code_challenge_method=S256" in authorize or not connector.auth.pkce  # type: ignore[union-attr]
+        assert isinstance(connector.auth, OAuth)
+        assert "code_challenge_method=S256" in authorize or not connector.auth.pkce
         with httpx2.Client(follow_redirects=False) as browser:
             approved = browser.get(authorize)
         callback = urlsplit(approved.headers["location"])
