@@ -57,10 +57,6 @@ class Store(abc.ABC):
         """Create or overwrite a connection; return it with its new version."""
 
     @abc.abstractmethod
-    async def replace(self, connection: StoredConnection, *, expected_version: int) -> bool:
-        """Overwrite only if the stored version is ``expected_version``; False if not."""
-
-    @abc.abstractmethod
     async def delete(self, tenant: str, connector_id: str) -> bool:
         """Delete a connection and its secrets; False if there was none."""
 

@@ -60,15 +60,6 @@ class MemoryStore(Store):
             self._connections[key] = stored
         return stored
 
-    async def replace(self, connection: StoredConnection, *, expected_version: int) -> bool:
-        key = (connection.tenant, connection.connector_id)
-        with self._lock:
-            old = self._connections.get(key)
-            if old is None or old.version != expected_version:
-                return False
-            self._connections[key] = attrs.evolve(connection, version=expected_version + 1)
-        return True
-
     async def delete(self, tenant: str, connector_id: str) -> bool:
         with self._lock:
             return self._connections.pop((tenant, connector_id), None) is not None

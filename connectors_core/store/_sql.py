@@ -330,20 +330,6 @@ class SQLStore(Store):
         version = await self._run(work)
         return attrs.evolve(connection, version=version)
 
-    async def replace(self, connection: StoredConnection, *, expected_version: int) -> bool:
-        values = self._values(connection)
-        key = self._key(connection.tenant, connection.connector_id)
-
-        def work(db: SAConnection) -> bool:
-            result = db.execute(
-                connections.update()
-                .where(key, connections.c.version == expected_version)
-                .values(version=expected_version + 1, **values)
-            )
-            return result.rowcount == 1
-
-        return await self._run(work)
-
     async def delete(self, tenant: str, connector_id: str) -> bool:
         def work(db: SAConnection) -> bool:
             result = db.execute(connections.delete().where(self._key(tenant, connector_id)))

@@ -94,17 +94,6 @@ async def test_tenants_are_isolated(store: Store) -> None:
     assert await store.get("tenant-a", "evencio") is not None
 
 
-async def test_replace_is_compare_and_swap(store: Store) -> None:
-    stored = await store.put(connection())
-    assert stored.tokens is not None
-    newer = attrs.evolve(stored, tokens=attrs.evolve(stored.tokens, access_token="NEW"))
-    assert await store.replace(newer, expected_version=stored.version) is True
-    assert await store.replace(newer, expected_version=stored.version) is False
-    current = await store.get("t1", "evencio")
-    assert current is not None
-    assert current.version == stored.version + 1
-
-
 async def test_delete_is_idempotent(store: Store) -> None:
     await store.put(connection())
     assert await store.delete("t1", "evencio") is True
