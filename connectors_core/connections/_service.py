@@ -37,6 +37,7 @@ from .._registry import Registry
 from .._settings import Settings
 from ..store import (
     ConnectionState,
+    ConnectionSummary,
     PendingAuthorization,
     Store,
     StoredConnection,
@@ -316,18 +317,16 @@ class Connections:
     async def status(self, tenant: str, connector_id: str) -> dict[str, Any]:
         """The status JSON: ``{"connected": true, "status": {...}}`` or an error reason."""
         connector = self.connector(connector_id)
-        summary = await self.store.summary(tenant, connector.id)
-        if summary is None:
-            return {"connected": False, "error": "not_connected"}
-        if summary.state is ConnectionState.NEEDS_REAUTH:
-            return {"connected": False, "error": "needs_reauth"}
-        details: dict[str, Any] = {**summary.account, "authType": connector.auth.type}
-        if isinstance(connector.auth, OAuth):
-            details["scopes"] = list(summary.scopes)
-        if summary.key_hint is not None:
-            details["keyHint"] = summary.key_hint
-        details["connectedAt"] = int(summary.created_at)
-        return {"connected": True, "status": details}
+        return _status_json(connector, await self.store.summary(tenant, connector.id))
+
+    async def statuses(self, tenant: str) -> dict[str, dict[str, Any]]:
+        """The status JSON of every connectable connector, from one read of the store."""
+        summaries = await self.store.summaries(tenant)
+        return {
+            connector.id: _status_json(connector, summaries.get(connector.id))
+            for connector in self.registry
+            if connector.connection is not None
+        }
 
     async def disconnect(self, tenant: str, connector_id: str) -> bool:
         """Revoke at the provider where possible, then delete local secrets.
@@ -431,3 +430,18 @@ class Connections:
                 return response.tokens.access_token
         log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)
         raise NeedsReauthError(str(rejected), connector_id=connector.id)
+
+
+def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dict[str, Any]:
+    """``{"connected": true, "status": {...}}`` or ``{"connected": false, "error": ...}``."""
+    if summary is None:
+        return {"connected": False, "error": "not_connected"}
+    if summary.state is ConnectionState.NEEDS_REAUTH:
+        return {"connected": False, "error": "needs_reauth"}
+    details: dict[str, Any] = {**summary.account, "authType": connector.auth.type}
+    if isinstance(connector.auth, OAuth):
+        details["scopes"] = list(summary.scopes)
+    if summary.key_hint is not None:
+        details["keyHint"] = summary.key_hint
+    details["connectedAt"] = int(summary.created_at)
+    return {"connected": True, "status": details}

@@ -53,6 +53,10 @@ class Store(abc.ABC):
         """What a status check shows of a connection, without decrypting any secret."""
 
     @abc.abstractmethod
+    async def summaries(self, tenant: str) -> dict[str, ConnectionSummary]:
+        """The summaries of all of a tenant's connections, by connector id (one read)."""
+
+    @abc.abstractmethod
     async def put(self, connection: StoredConnection) -> StoredConnection:
         """Create or overwrite a connection; return it with its new version."""
 

@@ -52,6 +52,11 @@ class MemoryStore(Store):
         connection = await self.get(tenant, connector_id)
         return None if connection is None else ConnectionSummary.of(connection)
 
+    async def summaries(self, tenant: str) -> dict[str, ConnectionSummary]:
+        with self._lock:
+            mine = [c for (owner, _), c in self._connections.items() if owner == tenant]
+        return {c.connector_id: ConnectionSummary.of(c) for c in mine}
+
     async def put(self, connection: StoredConnection) -> StoredConnection:
         key = (connection.tenant, connection.connector_id)
         with self._lock:

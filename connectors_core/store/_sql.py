@@ -102,6 +102,16 @@ def _context(tenant: str, connector_id: str, field: str) -> str:
     return json.dumps(["connection", tenant, connector_id, field])
 
 
+def _summary(row: Any) -> ConnectionSummary:
+    return ConnectionSummary(
+        state=ConnectionState(row.state),
+        account=json.loads(row.account),
+        scopes=tuple(row.scopes.split()),
+        key_hint=row.key_hint,
+        created_at=row.created_at,
+    )
+
+
 def create_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and real BEGINs."""
     if url.startswith("sqlite"):
@@ -149,13 +159,17 @@ class SQLStore(Store):
             connections.c.connector_id == sa.bindparam("connector_id"),
         )
         self._select_one = sa.select(connections).where(key)
-        self._select_summary = sa.select(
+        summary_columns = (
             connections.c.state,
             connections.c.account,
             connections.c.scopes,
             connections.c.key_hint,
             connections.c.created_at,
-        ).where(key)
+        )
+        self._select_summary = sa.select(*summary_columns).where(key)
+        self._select_summaries = sa.select(connections.c.connector_id, *summary_columns).where(
+            connections.c.tenant == sa.bindparam("tenant")
+        )
         # A read of a local SQLite file (WAL: readers never wait for writers) is
         # cheaper than handing it to a worker thread and back, so reads run on
         # the event loop; a networked database's reads go to a thread.
@@ -168,15 +182,17 @@ class SQLStore(Store):
 
         return await anyio.to_thread.run_sync(work)
 
-    async def _read(self, statement: Any, **params: Any) -> Any:
+    async def _read(self, statement: Any, *, all_rows: bool = False, **params: Any) -> Any:
         if self._inline_reads:
             with self.engine.connect() as connection:
-                return connection.execute(statement, params).first()
+                result = connection.execute(statement, params)
+                return result.all() if all_rows else result.first()
 
         def work() -> Any:
             # One statement, no transaction to open and roll back: one round trip.
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
-                return db.execute(statement, params).first()
+                result = db.execute(statement, params)
+                return result.all() if all_rows else result.first()
 
         return await anyio.to_thread.run_sync(work)
 
@@ -297,15 +313,11 @@ class SQLStore(Store):
 
     async def summary(self, tenant: str, connector_id: str) -> ConnectionSummary | None:
         row = await self._read(self._select_summary, tenant=tenant, connector_id=connector_id)
-        if row is None:
-            return None
-        return ConnectionSummary(
-            state=ConnectionState(row.state),
-            account=json.loads(row.account),
-            scopes=tuple(row.scopes.split()),
-            key_hint=row.key_hint,
-            created_at=row.created_at,
-        )
+        return None if row is None else _summary(row)
+
+    async def summaries(self, tenant: str) -> dict[str, ConnectionSummary]:
+        rows = await self._read(self._select_summaries, all_rows=True, tenant=tenant)
+        return {row.connector_id: _summary(row) for row in rows}
 
     async def put(self, connection: StoredConnection) -> StoredConnection:
         values = self._values(connection)

@@ -16,7 +16,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from .._exceptions import IntegrationError
 from .._manifest import ApiKeyAuth, Category, Connector, NoAuth, OAuth, Status
 from .._registry import Registry
 from ..connections import Connections
@@ -86,7 +85,8 @@ class IntegrationsPage:
             "status": query.get("status", ""),
             "tag": query.get("tag", ""),
         }
-        cards = [await self._card(c, tenant) for c in self.registry]
+        states = await self.connections.statuses(tenant)
+        cards = [self._card(c, states) for c in self.registry]
         visible = [card for card in cards if self._matches(card, wanted)]
         html = self.templates.get_template("integrations.html").render(
             cards=visible,
@@ -105,16 +105,10 @@ class IntegrationsPage:
             self.guard.set_cookie(response, session_id)
         return response
 
-    async def _card(self, connector: Connector, tenant: str) -> dict[str, Any]:
-        connectable = (
-            connector.connection is not None and connector.status is not Status.COMING_SOON
-        )
-        state: dict[str, Any] = {"connected": False, "error": "not_connected"}
-        if connectable:
-            try:
-                state = await self.connections.status(tenant, connector.id)
-            except IntegrationError:
-                connectable = False
+    @staticmethod
+    def _card(connector: Connector, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        connectable = connector.id in states and connector.status is not Status.COMING_SOON
+        state = states.get(connector.id) or {"connected": False, "error": "not_connected"}
         return {
             "id": connector.id,
             "name": connector.name,

@@ -94,6 +94,19 @@ async def test_tenants_are_isolated(store: Store) -> None:
     assert await store.get("tenant-a", "evencio") is not None
 
 
+async def test_summaries_are_one_tenant_s_connections_without_secrets(store: Store) -> None:
+    await store.put(connection("tenant-a"))
+    await store.put(
+        connection("tenant-a", connector_id="acme-key", tokens=None, api_key="key-0123456789abcdef")
+    )
+    await store.put(connection("tenant-b"))
+    summaries = await store.summaries("tenant-a")
+    assert sorted(summaries) == ["acme-key", "evencio"]
+    assert summaries["evencio"] == await store.summary("tenant-a", "evencio")
+    assert summaries["acme-key"].key_hint == "••••cdef"
+    assert await store.summaries("tenant-c") == {}
+
+
 async def test_delete_is_idempotent(store: Store) -> None:
     await store.put(connection())
     assert await store.delete("t1", "evencio") is True
