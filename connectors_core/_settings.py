@@ -63,7 +63,20 @@ class Settings:
     """Seconds before a call to a provider is given up as unavailable."""
 
     refresh_margin: int = 60
-    """Refresh an access token this many seconds before it expires."""
+    """Refresh an access token this many seconds before it expires
+    (``CONNECTORS_REFRESH_MARGIN``); never more than half the token's lifetime,
+    so a short-lived token is not refreshed again right after it was issued."""
+
+    default_token_lifetime: int = 3600
+    """Seconds an access token is taken to live when the provider sends a
+    refresh token but no usable ``expires_in`` (``CONNECTORS_DEFAULT_TOKEN_LIFETIME``)."""
+
+    plugin_load_timeout: float = 5.0
+    """Seconds a request waits for a plugin that is imported on its first hook
+    call (``CONNECTORS_PLUGIN_LOAD_TIMEOUT``); the import itself runs off the event loop."""
+
+    max_pending_per_session: int = 10
+    """Pending OAuth authorizations one browser session may hold; older ones are dropped."""
 
     connectors: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, repr=False)
     """Per-connector settings from the config file (``[connectors.<id>]`` tables)."""
@@ -97,6 +110,10 @@ class Settings:
             "connectors": file.get("connectors", {}),
             "environ": env,
         }
+        for variable, key, kind in _NUMBERS:
+            value = pick(variable, key, None)
+            if value is not None:
+                values[key] = _number(variable, value, kind)
         values.update(overrides)
         settings = cls(**values)
         settings.check()
@@ -104,6 +121,9 @@ class Settings:
 
     def check(self) -> None:
         """Raise ConfigurationError for a malformed setting."""
+        for variable, key, _kind in _NUMBERS:
+            if getattr(self, key) < 0 or (key != "refresh_margin" and getattr(self, key) == 0):
+                raise ConfigurationError(variable, f"must be positive, got {getattr(self, key)!r}")
         parts = urlsplit(self.public_url)
         if (
             parts.scheme not in ("http", "https")
@@ -139,6 +159,27 @@ class Settings:
     def redirect_uri(self, connector_id: str) -> str:
         """The fixed OAuth redirect URI of ``connector_id``."""
         return f"{self.origin}/api/integrations/{connector_id}/callback"
+
+
+# (environment variable, attribute and config-file key, type) of the numeric settings.
+_NUMBERS: tuple[tuple[str, str, type[int] | type[float]], ...] = (
+    ("CONNECTORS_STATE_LIFETIME", "state_lifetime", int),
+    ("CONNECTORS_HTTP_TIMEOUT", "http_timeout", float),
+    ("CONNECTORS_REFRESH_MARGIN", "refresh_margin", int),
+    ("CONNECTORS_DEFAULT_TOKEN_LIFETIME", "default_token_lifetime", int),
+    ("CONNECTORS_PLUGIN_LOAD_TIMEOUT", "plugin_load_timeout", float),
+    ("CONNECTORS_MAX_PENDING_PER_SESSION", "max_pending_per_session", int),
+)
+
+
+def _number(variable: str, value: Any, kind: type[int] | type[float]) -> int | float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigurationError(variable, f"expected {expected}, got {value!r}") from None
 
 
 def _read_config(path: str) -> dict[str, Any]:
