@@ -1,36 +1,45 @@
 """The OAuth 2.0 client side, on Authlib: authorize URL, code exchange, refresh, revoke.
 
-Kept apart from the routes and the store. Every failure becomes one of the
-stable errors of :mod:`connectors_core._exceptions`:
+Kept apart from the routes and the store. Authlib builds and sends the
+requests (client authentication, PKCE); every answer of the token endpoint is
+then sorted by :func:`~connectors_core.connections._answers.classify` before
+Authlib parses anything, and becomes a token set or one of the stable errors
+of :mod:`connectors_core._exceptions` (the table is
+:data:`~connectors_core.connections._answers.OUTCOMES`):
 
-* a timeout, a network error, HTTP 5xx or 429 → :class:`ProviderUnavailableError`
+* no answer, HTTP 5xx or 429, ``temporarily_unavailable`` → :class:`ProviderUnavailableError`
   (transient: try again later, never ask the user to reconnect);
-* ``invalid_grant`` or HTTP 401 on refresh → :class:`NeedsReauthError`;
-* any other OAuth error → :class:`IntegrationError` with reason ``exchange_failed``
-  or ``refresh_failed``.
+* on refresh, ``invalid_grant`` or any other 401 / 403 → :class:`NeedsReauthError`;
+* ``invalid_client`` / ``unauthorized_client`` → ``not_configured`` (the server's
+  OAuth client is wrong; reconnecting would not help);
+* anything else → ``exchange_failed`` or ``refresh_failed``.
 
-Messages carry the provider's error code, never a token, a secret or a verifier.
+Messages carry the HTTP status and the provider's error code, never a body,
+a token, a secret or a verifier.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import httpx2
-from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from .._exceptions import IntegrationError, NeedsReauthError, ProviderUnavailableError
 from .._manifest import Connector, OAuth
 from .._settings import ClientCredentials, Settings
 from ..store import TokenSet
+from ._answers import OUTCOMES, Answer, TokenAnswer, classify, lifetime, unreachable
 
 __all__ = ["OAuthClient", "OAuthEndpoints", "TokenResponse", "new_state", "new_verifier"]
+
+log = logging.getLogger("connectors_core.connections")
 
 
 def new_state() -> str:
@@ -90,13 +99,22 @@ class TokenResponse:
     raw: Mapping[str, Any] = attrs.field(repr=False)
 
 
-def _check_status(response: httpx2.Response) -> httpx2.Response:
-    """Authlib compliance hook: a transient status never reaches the token parser."""
-    if response.status_code >= 500 or response.status_code == 429:
-        raise ProviderUnavailableError(
-            f"the provider answered HTTP {response.status_code}", reason="provider_unavailable"
-        )
-    return response
+class _Answered(Exception):
+    """Carries the classified answer out of Authlib before it parses the body (never escapes)."""
+
+    def __init__(self, answer: TokenAnswer) -> None:
+        super().__init__(answer.kind)
+        self.answer = answer
+
+
+def _answer(response: httpx2.Response) -> NoReturn:
+    """Authlib compliance hook: classify the answer and take it away from Authlib's parser."""
+    response.read()
+    raise _Answered(classify(response))
+
+
+RotatedToken = Callable[[str], Awaitable[object]]
+"""Called with a new refresh token as soon as a refresh answer carries one."""
 
 
 class OAuthClient:
@@ -119,6 +137,7 @@ class OAuthClient:
         self.redirect_uri = settings.redirect_uri(connector.id)
         self._credentials = credentials
         self._timeout = settings.http_timeout
+        self._default_lifetime = settings.default_token_lifetime
         self._transport = transport
         self._clock = clock
 
@@ -135,8 +154,8 @@ class OAuthClient:
             timeout=self._timeout,
             transport=self._transport,
         )
-        client.register_compliance_hook("access_token_response", _check_status)
-        client.register_compliance_hook("refresh_token_response", _check_status)
+        client.register_compliance_hook("access_token_response", _answer)
+        client.register_compliance_hook("refresh_token_response", _answer)
         return client
 
     def authorization_url(self, state: str, code_verifier: str) -> str:
@@ -150,34 +169,56 @@ class OAuthClient:
         return str(url)
 
     async def exchange_code(self, code: str, code_verifier: str) -> TokenResponse:
-        """Exchange an authorization code for tokens, server-side."""
+        """Exchange an authorization code for tokens, server-side.
+
+        :raises IntegrationError: with the reason :data:`OUTCOMES` gives for
+            the answer (``provider_unavailable`` as :class:`ProviderUnavailableError`).
+        """
         async with self._client() as client:
-            raw = await self._call(
-                "exchange_failed",
+            answer = await self._send(
                 client.fetch_token(
                     self.endpoints.token_url,
                     grant_type="authorization_code",
                     code=code,
                     redirect_uri=self.redirect_uri,
                     code_verifier=code_verifier if self.auth.pkce else None,
-                ),
+                )
             )
-        return self._response(raw, previous=None)
+        if answer.kind is not Answer.TOKENS:
+            self._fail(answer, OUTCOMES[answer.kind][0], "the code exchange")
+        return self._response(answer.body, previous=None)
 
-    async def refresh(self, tokens: TokenSet) -> TokenResponse:
-        """Use the refresh token; the response's refresh token replaces it if there is one."""
+    async def refresh(
+        self, tokens: TokenSet, *, on_rotated: RotatedToken | None = None
+    ) -> TokenResponse:
+        """Use the refresh token; the response's refresh token replaces it if there is one.
+
+        :param on_rotated: awaited with a new refresh token when the answer
+            carries one but is unusable otherwise (no access token), so that a
+            token the provider already rotated is never thrown away.
+        :raises NeedsReauthError: the provider rejected the grant.
+        :raises IntegrationError: ``not_configured``, ``refresh_failed``, or
+            :class:`ProviderUnavailableError`.
+        """
         if not tokens.refresh_token:
             raise NeedsReauthError("the connection has no refresh token")
         async with self._client() as client:
-            raw = await self._call(
-                "refresh_failed",
-                client.refresh_token(self.endpoints.token_url, refresh_token=tokens.refresh_token),
-                refreshing=True,
+            answer = await self._send(
+                client.refresh_token(self.endpoints.token_url, refresh_token=tokens.refresh_token)
             )
-        return self._response(raw, previous=tokens)
+        if answer.kind is not Answer.TOKENS:
+            rotated = answer.body.get("refresh_token")
+            ok = 200 <= (answer.status or 0) < 300
+            if ok and isinstance(rotated, str) and rotated and on_rotated is not None:
+                await on_rotated(rotated)
+            self._fail(answer, OUTCOMES[answer.kind][1], "the refresh")
+        return self._response(answer.body, previous=tokens)
 
     async def revoke(self, token: str, hint: str) -> None:
-        """Revoke ``token`` at the provider (RFC 7009), if it has a revocation endpoint."""
+        """Revoke ``token`` at the provider (RFC 7009), if it has a revocation endpoint.
+
+        :raises ProviderUnavailableError: for any answer but a 2xx.
+        """
         if self.endpoints.revocation_url is None:
             return
         async with self._client() as client:
@@ -185,49 +226,67 @@ class OAuthClient:
                 response = await client.revoke_token(
                     self.endpoints.revocation_url, token=token, token_type_hint=hint
                 )
-            except httpx2.TransportError as exc:
+            except httpx2.HTTPError as exc:
                 raise ProviderUnavailableError(f"revocation failed: {type(exc).__name__}") from None
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:
             raise ProviderUnavailableError(f"revocation answered HTTP {response.status_code}")
 
-    async def _call(self, failure: str, request: Any, *, refreshing: bool = False) -> Any:
+    @staticmethod
+    async def _send(request: Awaitable[Any]) -> TokenAnswer:
         try:
-            return await request
-        except httpx2.TransportError as exc:
+            await request
+        except _Answered as answered:
+            return answered.answer
+        except httpx2.HTTPError as exc:
             # TimeoutException is a TransportError; the message names no secret.
-            raise ProviderUnavailableError(
-                f"the provider could not be reached ({type(exc).__name__})"
-            ) from None
-        except OAuthError as exc:
-            code = str(exc.error or "unknown_error")
-            if refreshing and code in ("invalid_grant", "invalid_client", "unauthorized_client"):
-                raise NeedsReauthError(f"the provider rejected the grant: {code}") from None
-            if code in ("temporarily_unavailable", "server_error"):
-                raise ProviderUnavailableError(f"the provider answered {code}") from None
-            raise IntegrationError(f"the provider answered {code}", reason=failure) from None
-        except ValueError:
-            raise IntegrationError(
-                "the provider's token response is not valid JSON", reason=failure
-            ) from None
+            return unreachable(exc)
+        raise AssertionError("the compliance hook answers every token request")
+
+    def _fail(self, answer: TokenAnswer, reason: str, what: str) -> NoReturn:
+        message = f"{what} failed: the provider answered {answer.describe()}"
+        log.info("%s for %s: %s -> %s", what, self.connector.id, answer.describe(), reason)
+        if reason == "provider_unavailable":
+            raise ProviderUnavailableError(message, connector_id=self.connector.id)
+        if reason == "needs_reauth":
+            raise NeedsReauthError(message, connector_id=self.connector.id)
+        raise IntegrationError(message, reason=reason, connector_id=self.connector.id)
 
     def _response(self, raw: Mapping[str, Any], previous: TokenSet | None) -> TokenResponse:
-        access = raw.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise IntegrationError(
-                "the token response has no access token", reason="exchange_failed"
-            )
-        expires_in = raw.get("expires_in")
-        expires_at = raw.get("expires_at")
-        if isinstance(expires_in, int | float):
-            expires_at = self._clock() + float(expires_in)
-        scope = raw.get("scope")
-        scopes = tuple(str(scope).split()) if scope else (previous.scopes if previous else ())
-        refresh = raw.get("refresh_token") or (previous.refresh_token if previous else None)
-        tokens = TokenSet(
-            access_token=access,
-            refresh_token=refresh,
-            expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
-            token_type=str(raw.get("token_type") or "Bearer"),
-            scopes=scopes or tuple(self.auth.scopes),
+        """Tokens from a usable answer; odd optional fields are ignored, never fatal."""
+        now = self._clock()
+        access = raw["access_token"]
+        refresh = raw.get("refresh_token")
+        if not isinstance(refresh, str) or not refresh:
+            refresh = previous.refresh_token if previous else None
+        expires_at: float | None = None
+        seconds = lifetime(raw.get("expires_in"))
+        if seconds is not None:
+            expires_at = now + seconds
+        elif (absolute := lifetime(raw.get("expires_at"))) is not None and absolute > now:
+            expires_at = absolute
+        elif refresh:
+            # Without a lifetime a token would never be refreshed; with a refresh
+            # token in hand, assume the documented default and refresh then.
+            expires_at = now + self._default_lifetime
+        token_type = raw.get("token_type")
+        return TokenResponse(
+            TokenSet(
+                access_token=access,
+                refresh_token=refresh,
+                expires_at=expires_at,
+                token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
+                scopes=_scopes(raw.get("scope"))
+                or (previous.scopes if previous else ())
+                or tuple(self.auth.scopes),
+            ),
+            raw,
         )
-        return TokenResponse(tokens, raw)
+
+
+def _scopes(value: object) -> tuple[str, ...]:
+    """The granted scope: a space-separated string, or a list of strings."""
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(item for item in value if item)
+    return ()

@@ -21,7 +21,10 @@ client that works against it does not rely on leniency. It enforces:
 
 Tests inspect and steer it from the main thread while it runs in a uvicorn
 thread (`running`): `clock_offset` moves its clock, `deny_next` makes the next
-authorization fail, `fail_next` injects HTTP errors and timeouts, and
+authorization fail, `fail_next` injects HTTP errors and timeouts,
+`respond_next` any raw answer (an HTML page, an empty 401, a malformed token
+response), `delay_next` a slow but correct answer, and `tamper_next` a correct
+answer (tokens really issued and rotated) whose JSON is then altered; and
 `token_requests`, `revocations` and `is_active` show what happened.
 """
 
@@ -34,13 +37,14 @@ import contextlib
 import hashlib
 import hmac
 import html
+import json
 import re
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -114,6 +118,18 @@ class _Token:
     revoked: bool = False
 
 
+@attrs.frozen
+class _Fault:
+    """One injected behaviour of an endpoint, used by the next request to it."""
+
+    kind: Literal["status", "timeout", "canned", "delay", "tamper"]
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    delay: float = 0.0
+    change: Callable[[dict[str, Any]], Any] | None = None
+
+
 class _OAuthError(Exception):
     """An OAuth error response (RFC 6749 §5.2)."""
 
@@ -183,7 +199,7 @@ class OAuthProvider:
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
         self._pending: dict[str, _Authorization] = {}
-        self._faults: dict[str, deque[int | str]] = {name: deque() for name in _ENDPOINTS}
+        self._faults: dict[str, deque[_Fault]] = {name: deque() for name in _ENDPOINTS}
         # Set when the server stops, so that injected timeouts do not hold up shutdown.
         self._stopping = threading.Event()
         self.app = Starlette(
@@ -216,10 +232,60 @@ class OAuthProvider:
             raise ValueError(f"endpoint must be one of {sorted(_ENDPOINTS)}, not {endpoint!r}")
         if failure != "timeout" and not (isinstance(failure, int) and 400 <= failure <= 599):
             raise ValueError(f"failure must be an HTTP error status or 'timeout', not {failure!r}")
+        fault = _Fault("timeout") if isinstance(failure, str) else _Fault("status", status=failure)
+        self._queue(endpoint, fault, count)
+
+    def respond_next(
+        self,
+        endpoint: str,
+        status: int,
+        body: str | bytes | object = b"",
+        *,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        count: int = 1,
+    ) -> None:
+        """Answer the next `count` requests to `endpoint` with exactly this response.
+
+        `body` is sent as is when it is ``str`` or ``bytes`` (default content
+        type ``text/html``), and as JSON otherwise (``application/json``), so a
+        test can send whatever a misbehaving provider or gateway would.
+        """
+        if not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status, not {status!r}")
+        if isinstance(body, bytes | str):
+            raw = body.encode() if isinstance(body, str) else body
+            kind = content_type or "text/html; charset=utf-8"
+        else:
+            raw = json.dumps(body).encode()
+            kind = content_type or "application/json"
+        all_headers = {**_NO_STORE, "content-type": kind, **(headers or {})}
+        self._queue(endpoint, _Fault("canned", status=status, body=raw, headers=all_headers), count)
+
+    def delay_next(self, endpoint: str, seconds: float, count: int = 1) -> None:
+        """Hold the next `count` requests to `endpoint` for `seconds`, then answer them normally."""
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        self._queue(endpoint, _Fault("delay", delay=seconds), count)
+
+    def tamper_next(
+        self, endpoint: str, change: Callable[[dict[str, Any]], Any], count: int = 1
+    ) -> None:
+        """Answer the next `count` requests normally, then replace the JSON body by `change(body)`.
+
+        The provider's state changes as for a normal answer (a refresh token
+        is really rotated), so a test sees what a client does with a correct
+        grant wrapped in a malformed response.
+        """
+        self._queue(endpoint, _Fault("tamper", change=change), count)
+
+    def _queue(self, endpoint: str, fault: _Fault, count: int) -> None:
+        if endpoint not in _ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {sorted(_ENDPOINTS)}, not {endpoint!r}")
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
-            self._faults[endpoint].extend([failure] * count)
+            self._faults[endpoint].extend([fault] * count)
 
     def is_active(self, token: str) -> bool:
         """Whether an access or refresh token would currently be accepted."""
@@ -340,7 +406,8 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         form = await _read_form(request)
         with self._lock:
             self.token_requests.append((form or {}).get("grant_type", ""))
-        if (fault := await self._inject("token")) is not None:
+        fault = await self._inject("token")
+        if isinstance(fault, Response):
             return fault
         try:
             form = _valid_form(form)
@@ -349,12 +416,16 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             if not grant_type:
                 raise _OAuthError("invalid_request", "grant_type is required")
             if grant_type == "authorization_code":
-                return _json(self._exchange_code(client, form))
-            if grant_type == "refresh_token":
-                return _json(self._refresh(client, form))
-            raise _OAuthError("unsupported_grant_type")
+                body = self._exchange_code(client, form)
+            elif grant_type == "refresh_token":
+                body = self._refresh(client, form)
+            else:
+                raise _OAuthError("unsupported_grant_type")
         except _OAuthError as error:
             return error.response()
+        if fault is not None and fault.change is not None:
+            return Response(json.dumps(fault.change(body)), 200, _NO_STORE, "application/json")
+        return _json(body)
 
     def _exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
         value, redirect_uri, verifier = _require(form, "code", "redirect_uri", "code_verifier")
@@ -406,7 +477,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
 
     async def _revoke(self, request: Request) -> Response:
         form = await _read_form(request)
-        if (fault := await self._inject("revoke")) is not None:
+        if isinstance(fault := await self._inject("revoke"), Response):
             return fault
         try:
             form = _valid_form(form)
@@ -427,7 +498,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         return Response(status_code=200, headers=_NO_STORE)
 
     async def _status(self, request: Request) -> Response:
-        if (fault := await self._inject("status")) is not None:
+        if isinstance(fault := await self._inject("status"), Response):
             return fault
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         with self._lock:
@@ -463,21 +534,29 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             raise _OAuthError("invalid_client")
         return client
 
-    async def _inject(self, endpoint: str) -> Response | None:
+    async def _inject(self, endpoint: str) -> Response | _Fault | None:
+        """The next injected behaviour: a response to send instead, a fault to apply, or None."""
         with self._lock:
             queue = self._faults[endpoint]
-            failure = queue.popleft() if queue else None
+            fault = queue.popleft() if queue else None
             delay = self.timeout_delay
-        if failure is None:
+        if fault is None:
             return None
-        if isinstance(failure, str):  # "timeout"
-            deadline = time.monotonic() + delay
+        if fault.kind in ("timeout", "delay"):
+            deadline = time.monotonic() + (delay if fault.kind == "timeout" else fault.delay)
             while (remaining := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
                 await asyncio.sleep(min(remaining, 0.05))
+            if fault.kind == "delay":
+                return None
             return _json({"error": "temporarily_unavailable"}, 504)
-        error = _FAULT_ERRORS.get(failure, "server_error" if failure >= 500 else "invalid_request")
+        if fault.kind == "canned":
+            return Response(fault.body, fault.status, dict(fault.headers))
+        if fault.kind == "tamper":
+            return fault
+        status = fault.status
+        error = _FAULT_ERRORS.get(status, "server_error" if status >= 500 else "invalid_request")
         body = {"error": error, "error_description": "injected failure"}
-        return _json(body, failure, {"Retry-After": "1"} if failure == 429 else None)
+        return _json(body, status, {"Retry-After": "1"} if status == 429 else None)
 
 
 def _check_authorization(
