@@ -42,7 +42,13 @@ log = logging.getLogger("connectors_core.store")
 def secret_box(settings: Settings) -> SecretBox:
     """The encryption keys from settings; in dev mode, a generated local key.
 
-    :raises ConfigurationError: when no key is configured outside dev mode.
+    In dev mode with an SQLite file, the key lives beside it in ``<file>.key``,
+    created on first use, but never beside a database that already holds
+    secrets: they were encrypted with another key, and a new one would not
+    open them.
+
+    :raises ConfigurationError: when no key is configured outside dev mode, or
+        in dev mode when the key file is missing and the database holds secrets.
     """
     if settings.secret_keys:
         return SecretBox(settings.secret_keys)
@@ -59,9 +65,14 @@ def secret_box(settings: Settings) -> SecretBox:
         return SecretBox([generate_key()])
     key_file = path + ".key"
     if not os.path.exists(key_file):
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as f:
-            f.write(generate_key() + "\n")
+        _refuse_a_new_key_beside_secrets(path, key_file)
+        try:
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process starting at the same moment wrote it: use that one
+        else:
+            with os.fdopen(descriptor, "w") as f:
+                f.write(generate_key() + "\n")
     log.warning(
         "development mode: secrets are encrypted with the local key file %s; "
         "set CONNECTORS_SECRET_KEYS in production",
@@ -71,6 +82,45 @@ def secret_box(settings: Settings) -> SecretBox:
         return SecretBox([f.read().strip()])
 
 
+def _key_file_hint(settings: Settings) -> str:
+    path = _sqlite_path(settings.database_url)
+    if settings.secret_keys or not settings.dev_mode or path is None:
+        return ""
+    return f"(In development mode the key is read from {path}.key: restore that file.) "
+
+
+def _refuse_a_new_key_beside_secrets(path: str, key_file: str) -> None:
+    """Raise, writing nothing, if the SQLite file at ``path`` already holds secrets."""
+    if not os.path.exists(path):
+        return
+    import sqlite3
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from ._keys import key_usage, missing_keys_error
+
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    engine = sa.create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+        poolclass=sa.pool.NullPool,
+    )
+    try:
+        with engine.connect() as db:
+            usage = key_usage(db)
+    finally:
+        engine.dispose()
+    error = missing_keys_error(
+        usage,
+        (),
+        hint=f"The local key file {key_file} is missing; restore it, or set the key "
+        "those secrets were encrypted with. ",
+    )
+    if error is not None:
+        raise error
+
+
 def _sqlite_path(url: str) -> str | None:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         return url.removeprefix("sqlite:///")
@@ -78,15 +128,26 @@ def _sqlite_path(url: str) -> str | None:
 
 
 def open_store(settings: Settings) -> Store:
-    """The store ``settings.database_url`` names."""
+    """The store ``settings.database_url`` names, ready to use.
+
+    An SQL store is checked before it is returned: its schema is current (or
+    upgraded, on SQLite) and every key its stored secrets use is configured.
+
+    :raises ConfigurationError: when no key is configured, when a key that
+        stored secrets use is not configured (naming the key ids in use and
+        the configured ones), or when the schema needs an upgrade.
+    """
     url = settings.database_url
     if url in ("memory://", "memory:"):
         return MemoryStore()
+    from ._keys import check_keys
     from ._sql import SQLStore, create_engine
 
     box = secret_box(settings)
     engine = create_engine(url)
     try:
+        # Before the schema is touched: wrong keys leave the database as it was.
+        check_keys(engine, box, hint=_key_file_hint(settings))
         return SQLStore(engine, box)
     except BaseException:
         engine.dispose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._exceptions import ConfigurationError, SecretError
 
-__all__ = ["SecretBox", "generate_key"]
+__all__ = ["SecretBox", "connection_context", "generate_key", "state_context"]
 
 _VERSION = "v1"
 _NONCE = 12
@@ -30,6 +31,20 @@ _NONCE = 12
 def generate_key() -> str:
     """A new random key, in the form ``CONNECTORS_SECRET_KEYS`` takes."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+def connection_context(tenant: str, connector_id: str, field: str) -> str:
+    """The associated data binding a connection's secret to its row and column.
+
+    Every backend and :func:`~connectors_core.store._rotate.rotate_keys` seal
+    with this, so a ciphertext moved to another row or field fails to decrypt.
+    """
+    return json.dumps(["connection", tenant, connector_id, field])
+
+
+def state_context(state_hash: str) -> str:
+    """The associated data binding a PKCE verifier to its pending authorization."""
+    return f"state:{state_hash}"
 
 
 def _decode_key(text: str, position: int) -> bytes:
@@ -63,6 +78,8 @@ class SecretBox:
         self._keys = {_key_id(key): AESGCM(key) for key in decoded}
         self.current_key_id = _key_id(decoded[0])
         """The id of the key new secrets are encrypted with."""
+        self.key_ids = tuple(self._keys)
+        """The ids of every configured key, newest first (non-secret hashes of the keys)."""
 
     def __repr__(self) -> str:
         return f"<SecretBox keys={list(self._keys)}>"
@@ -101,5 +118,9 @@ class SecretBox:
             ) from None
 
     def key_id_of(self, token: str) -> str:
-        """The id of the key that encrypted ``token``."""
+        """The id of the key that encrypted ``token`` ("" when it is not a ciphertext)."""
         return token.split(".")[1] if token.count(".") >= 2 else ""
+
+    def can_open(self, token: str) -> bool:
+        """Whether the key that encrypted ``token`` is configured (it may still be tampered)."""
+        return self.key_id_of(token) in self._keys

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 
+from .._exceptions import NotConnectedError
 from ._base import Lease, Store
 from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
@@ -21,7 +22,14 @@ class _MemoryLease(Lease):
         self.connection = connection
 
     async def save(self, connection: StoredConnection) -> StoredConnection:
-        return await self.store.put(connection)
+        if await self.store.get(connection.tenant, connection.connector_id) is None:
+            raise NotConnectedError(
+                f"{connection.connector_id} was disconnected while its tokens were refreshed",
+                connector_id=connection.connector_id,
+            )
+        saved = await self.store.put(connection)
+        self.connection = saved
+        return saved
 
 
 class MemoryStore(Store):
@@ -33,11 +41,25 @@ class MemoryStore(Store):
         self._connections: dict[tuple[str, str], StoredConnection] = {}
         self._leases: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def put_authorization(self, pending: PendingAuthorization, *, now: float) -> None:
+    async def put_authorization(
+        self, pending: PendingAuthorization, *, now: float, max_per_session: int = 10
+    ) -> None:
+        if max_per_session < 1:
+            raise ValueError("max_per_session must be at least 1")
         with self._lock:
             for state in [s for s, p in self._pending.items() if p.expires_at <= now]:
                 del self._pending[state]
             self._pending[pending.state] = pending
+            same = [p for p in self._pending.values() if p.session_hash == pending.session_hash]
+            # The new one first, then the newest: the oldest beyond the cap go.
+            same.sort(key=lambda p: (p.state != pending.state, -p.expires_at))
+            for old in same[max_per_session:]:
+                del self._pending[old.state]
+
+    async def peek_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
+        with self._lock:
+            pending = self._pending.get(state)
+        return pending if pending is not None and pending.expires_at > now else None
 
     async def take_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
         with self._lock:

@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from .._exceptions import ConfigurationError
+from ._engine import write
 
 __all__ = ["current_revision", "head_revision", "prepare", "upgrade"]
 
@@ -54,17 +55,27 @@ def _adopt_unversioned(connection: Connection) -> None:
     inspector = sa.inspect(connection)
     if inspector.has_table("connections") and current_revision(connection) is None:
         columns = {c["name"] for c in inspector.get_columns("connections")}
-        command.stamp(_config(connection), "0002" if "key_hint" in columns else "0001")
+        indexes = set()
+        if inspector.has_table("oauth_states"):
+            indexes = {i["name"] for i in inspector.get_indexes("oauth_states")}
+        if "ix_oauth_states_session_hash" in indexes:
+            revision = "0003"
+        else:
+            revision = "0002" if "key_hint" in columns else "0001"
+        command.stamp(_config(connection), revision)
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Upgrade the database to the newest revision; return (before, after)."""
-    with engine.begin() as connection:
+
+    def work(connection: Connection) -> tuple[str | None, str]:
         _locked(connection)
         _adopt_unversioned(connection)
         before = current_revision(connection)
         command.upgrade(_config(connection), "head")
         return before, head_revision()
+
+    return write(engine, work)
 
 
 def prepare(engine: Engine, *, auto_upgrade: bool) -> None:
@@ -74,12 +85,16 @@ def prepare(engine: Engine, *, auto_upgrade: bool) -> None:
         upgraded automatically, or newer than this version of connectors-core.
     """
     head = head_revision()
-    with engine.begin() as connection:
+    with engine.connect() as connection:
+        if current_revision(connection) == head:
+            return  # the common case, answered without taking SQLite's write lock
+
+    def work(connection: Connection) -> str | None:
         _locked(connection)
         _adopt_unversioned(connection)
         current = current_revision(connection)
         if current == head:
-            return
+            return None
         known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
         if current is not None and current not in known:
             raise ConfigurationError(
@@ -89,9 +104,13 @@ def prepare(engine: Engine, *, auto_upgrade: bool) -> None:
             )
         if current is None or auto_upgrade:
             command.upgrade(_config(connection), "head")
-            return
-    raise ConfigurationError(
-        "CONNECTORS_DATABASE_URL",
-        f"the database schema is at revision {current} and this version needs {head}; "
-        "run `connectors db upgrade` (once, with the new version installed)",
-    )
+            return None
+        return current
+
+    current = write(engine, work)
+    if current is not None:
+        raise ConfigurationError(
+            "CONNECTORS_DATABASE_URL",
+            f"the database schema is at revision {current} and this version needs {head}; "
+            "run `connectors db upgrade` (once, with the new version installed)",
+        )

@@ -1,21 +1,28 @@
 """The SQLAlchemy store: an SQLite file by default, PostgreSQL in production.
 
 Blocking database work runs in a worker thread (``anyio.to_thread``), so the
-event loop keeps serving requests. Tokens, API keys and PKCE verifiers are
-encrypted by :class:`SecretBox` before they reach SQL; a dump of the database
-holds ciphertexts, never a secret. OAuth states are stored as their SHA-256,
-so the table does not hold usable states either.
+event loop keeps serving requests; SQLite reads, cheaper than the hand-off,
+run on the loop. Tokens, API keys and PKCE verifiers are encrypted by
+:class:`SecretBox` before they reach SQL; a dump of the database holds
+ciphertexts, never a secret. OAuth states are stored as their SHA-256, so the
+table does not hold usable states either.
+
+How writes avoid SQLite's "database is locked" is in :mod:`._engine`; the
+refresh lease is in :mod:`._lease`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import weakref
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 import attrs
 import sqlalchemy as sa
@@ -23,7 +30,10 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 
 from ._base import Lease, Store
-from ._crypto import SecretBox
+from ._crypto import SecretBox, connection_context, state_context
+from ._engine import RETRY_DELAYS, create_engine, is_busy, jittered, write
+from ._keys import check_keys
+from ._lease import row_lease, table_lease
 from ._records import (
     ConnectionState,
     ConnectionSummary,
@@ -32,74 +42,18 @@ from ._records import (
     TokenSet,
     key_hint,
 )
+from ._tables import connections, metadata, oauth_states
 
-__all__ = ["SQLStore", "metadata"]
-
-
-class _SQLLease(Lease):
-    """A row lock (PostgreSQL ``SELECT … FOR UPDATE``; SQLite: the write lock)."""
-
-    def __init__(self, store: SQLStore, db: SAConnection, connection: StoredConnection | None):
-        self.store = store
-        self.db = db
-        self.connection = connection
-
-    async def save(self, connection: StoredConnection) -> StoredConnection:
-        values = self.store._values(connection)
-        key = self.store._key(connection.tenant, connection.connector_id)
-        version = (self.connection.version if self.connection else 0) + 1
-
-        def work() -> None:
-            self.db.execute(connections.update().where(key).values(version=version, **values))
-
-        await anyio.to_thread.run_sync(work)
-        saved = attrs.evolve(connection, version=version)
-        self.connection = saved
-        return saved
-
+__all__ = ["SQLStore", "create_engine", "metadata"]
 
 T = TypeVar("T")
 
-metadata = sa.MetaData()
-
-connections = sa.Table(
-    "connections",
-    metadata,
-    sa.Column("tenant", sa.String(255), primary_key=True),
-    sa.Column("connector_id", sa.String(64), primary_key=True),
-    sa.Column("state", sa.String(32), nullable=False),
-    sa.Column("access_token", sa.Text),
-    sa.Column("refresh_token", sa.Text),
-    sa.Column("api_key", sa.Text),
-    sa.Column("token_type", sa.String(32)),
-    sa.Column("expires_at", sa.Float),
-    sa.Column("scopes", sa.Text, nullable=False, default=""),
-    sa.Column("account", sa.Text, nullable=False, default="{}"),
-    sa.Column("key_hint", sa.String(16)),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
-oauth_states = sa.Table(
-    "oauth_states",
-    metadata,
-    sa.Column("state_hash", sa.String(64), primary_key=True),
-    sa.Column("tenant", sa.String(255), nullable=False),
-    sa.Column("connector_id", sa.String(64), nullable=False),
-    sa.Column("session_hash", sa.String(64), nullable=False),
-    sa.Column("code_verifier", sa.Text, nullable=False),
-    sa.Column("redirect_uri", sa.Text, nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False, index=True),
-)
+DEFAULT_LEASE_LIFETIME = 60.0
+"""Seconds an SQLite refresh lease lasts unless released: well above any HTTP timeout."""
 
 
 def _hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
-
-
-def _context(tenant: str, connector_id: str, field: str) -> str:
-    return json.dumps(["connection", tenant, connector_id, field])
 
 
 def _summary(row: Any) -> ConnectionSummary:
@@ -112,45 +66,36 @@ def _summary(row: Any) -> ConnectionSummary:
     )
 
 
-def create_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and real BEGINs."""
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _configure(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin,
-            # so that a lease can BEGIN IMMEDIATE (take the write lock up front).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(connection: SAConnection) -> None:
-            immediate = connection.get_execution_options().get("sqlite_immediate", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    # No pre-ping: it costs a round trip on every checkout, on the hottest path
-    # (each status check). Connections are recycled instead, and one that the
-    # server dropped is discarded by the pool when it fails.
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
-
-
 class SQLStore(Store):
-    """A :class:`Store` in any database SQLAlchemy speaks (SQLite, PostgreSQL)."""
+    """A :class:`Store` in any database SQLAlchemy speaks (SQLite, PostgreSQL).
 
-    def __init__(self, engine: Engine, box: SecretBox, *, auto_upgrade: bool | None = None) -> None:
+    :param engine: from :func:`create_engine`.
+    :param box: the encryption keys.
+    :param auto_upgrade: migrate an older schema on start (default: on SQLite only).
+    :param lease_lifetime: seconds an SQLite refresh lease lasts if its holder
+        neither releases it nor saves before then (a dead holder blocks its
+        connection's refresh this long); keep it well above the HTTP timeout.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        box: SecretBox,
+        *,
+        auto_upgrade: bool | None = None,
+        lease_lifetime: float = DEFAULT_LEASE_LIFETIME,
+    ) -> None:
         from ._schema import prepare
 
+        if lease_lifetime <= 0:
+            raise ValueError("lease_lifetime must be positive")
         self.engine = engine
         self.box = box
+        self.lease_lifetime = lease_lifetime
+        """Seconds an SQLite refresh lease lasts unless released."""
+        self._sqlite = engine.dialect.name == "sqlite"
         if auto_upgrade is None:
-            auto_upgrade = engine.dialect.name == "sqlite"
+            auto_upgrade = self._sqlite
         prepare(engine, auto_upgrade=auto_upgrade)
         # Built once: SQLAlchemy then only looks up its compiled form. These are
         # the hot reads (every status check, every token request).
@@ -170,23 +115,56 @@ class SQLStore(Store):
         self._select_summaries = sa.select(connections.c.connector_id, *summary_columns).where(
             connections.c.tenant == sa.bindparam("tenant")
         )
-        # A read of a local SQLite file (WAL: readers never wait for writers) is
-        # cheaper than handing it to a worker thread and back, so reads run on
-        # the event loop; a networked database's reads go to a thread.
-        self._inline_reads = engine.dialect.name == "sqlite"
+        self._select_state = sa.select(oauth_states).where(
+            oauth_states.c.state_hash == sa.bindparam("state_hash")
+        )
+        # One writer thread at a time per event loop: the others wait here, on
+        # the loop, instead of each holding a worker thread while they queue.
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    async def _run(self, function: Callable[[SAConnection], T]) -> T:
-        def work() -> T:
-            with self.engine.begin() as connection:
-                return function(connection)
+    def check_keys(self) -> dict[str, int]:
+        """Check that the configured keys can open every stored secret (blocking).
 
-        return await anyio.to_thread.run_sync(work)
+        Counts the ciphertexts per key id in every encrypted column, without
+        decrypting any. :func:`open_store` runs it before handing out a store.
+
+        :returns: the number of stored secrets per key id.
+        :raises ConfigurationError: when a key id in use is not configured; the
+            message names the key ids in use (with counts) and the configured ones.
+        """
+        return check_keys(self.engine, self.box)
+
+    # --- running statements -------------------------------------------------------
+
+    def _writer(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._writers.get(loop)
+        if lock is None:
+            lock = self._writers[loop] = asyncio.Lock()
+        return lock
+
+    async def _write(self, function: Callable[[SAConnection], T]) -> T:
+        """Run ``function`` in one write transaction in a worker thread (see :mod:`._engine`)."""
+        if not self._sqlite:
+            return await anyio.to_thread.run_sync(write, self.engine, function)
+        async with self._writer():
+            return await anyio.to_thread.run_sync(write, self.engine, function)
 
     async def _read(self, statement: Any, *, all_rows: bool = False, **params: Any) -> Any:
-        if self._inline_reads:
-            with self.engine.connect() as connection:
-                result = connection.execute(statement, params)
-                return result.all() if all_rows else result.first()
+        if self._sqlite:
+            # A read of a local SQLite file (WAL: readers never wait for writers)
+            # is cheaper than a trip to a worker thread and back.
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    with self.engine.connect() as connection:
+                        result = connection.execute(statement, params)
+                        return result.all() if all_rows else result.first()
+                except sa.exc.OperationalError as exc:
+                    if delay is None or not is_busy(exc):
+                        raise
+                await anyio.sleep(jittered(delay))
 
         def work() -> Any:
             # One statement, no transaction to open and roll back: one round trip.
@@ -198,9 +176,14 @@ class SQLStore(Store):
 
     # --- authorizations --------------------------------------------------------
 
-    async def put_authorization(self, pending: PendingAuthorization, *, now: float) -> None:
+    async def put_authorization(
+        self, pending: PendingAuthorization, *, now: float, max_per_session: int = 10
+    ) -> None:
+        if max_per_session < 1:
+            raise ValueError("max_per_session must be at least 1")
         state_hash = _hash(pending.state)
-        verifier = self.box.encrypt(pending.code_verifier, context=f"state:{state_hash}")
+        verifier = self.box.encrypt(pending.code_verifier, context=state_context(state_hash))
+        session = oauth_states.c.session_hash == pending.session_hash
 
         def work(db: SAConnection) -> None:
             db.execute(oauth_states.delete().where(oauth_states.c.expires_at <= now))
@@ -215,16 +198,46 @@ class SQLStore(Store):
                     expires_at=pending.expires_at,
                 )
             )
+            # The new one first, then the newest: the oldest beyond the cap go.
+            surplus = db.execute(
+                sa.select(oauth_states.c.state_hash)
+                .where(session)
+                .order_by(
+                    sa.case((oauth_states.c.state_hash == state_hash, 0), else_=1),
+                    oauth_states.c.expires_at.desc(),
+                )
+                .offset(max_per_session)
+            )
+            dropped = list(surplus.scalars())
+            if dropped:
+                db.execute(oauth_states.delete().where(oauth_states.c.state_hash.in_(dropped)))
 
-        await self._run(work)
+        await self._write(work)
+
+    def _pending(self, state: str, row: Any, now: float) -> PendingAuthorization | None:
+        if row is None or row.expires_at <= now:
+            return None
+        return PendingAuthorization(
+            state=state,
+            tenant=row.tenant,
+            connector_id=row.connector_id,
+            session_hash=row.session_hash,
+            code_verifier=self.box.decrypt(
+                row.code_verifier, context=state_context(row.state_hash)
+            ),
+            redirect_uri=row.redirect_uri,
+            expires_at=row.expires_at,
+        )
+
+    async def peek_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
+        row = await self._read(self._select_state, state_hash=_hash(state))
+        return self._pending(state, row, now)
 
     async def take_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
         state_hash = _hash(state)
 
         def work(db: SAConnection) -> Any:
-            row = db.execute(
-                sa.select(oauth_states).where(oauth_states.c.state_hash == state_hash)
-            ).first()
+            row = db.execute(self._select_state, {"state_hash": state_hash}).first()
             if row is None:
                 return None
             # Only the caller whose DELETE removes the row may use it: one-time.
@@ -233,25 +246,14 @@ class SQLStore(Store):
             )
             return row if deleted.rowcount == 1 else None
 
-        row = await self._run(work)
-        if row is None or row.expires_at <= now:
-            return None
-        return PendingAuthorization(
-            state=state,
-            tenant=row.tenant,
-            connector_id=row.connector_id,
-            session_hash=row.session_hash,
-            code_verifier=self.box.decrypt(row.code_verifier, context=f"state:{state_hash}"),
-            redirect_uri=row.redirect_uri,
-            expires_at=row.expires_at,
-        )
+        return self._pending(state, await self._write(work), now)
 
     # --- connections ------------------------------------------------------------
 
     def _encrypt(self, connection: StoredConnection, field: str, value: str | None) -> str | None:
         if value is None:
             return None
-        context = _context(connection.tenant, connection.connector_id, field)
+        context = connection_context(connection.tenant, connection.connector_id, field)
         return self.box.encrypt(value, context=context)
 
     def _values(self, connection: StoredConnection) -> dict[str, Any]:
@@ -278,7 +280,7 @@ class SQLStore(Store):
             value = getattr(row, field)
             if value is None:
                 return None
-            context = _context(row.tenant, row.connector_id, field)
+            context = connection_context(row.tenant, row.connector_id, field)
             return self.box.decrypt(value, context=context)
 
         access = plain("access_token")
@@ -339,7 +341,7 @@ class SQLStore(Store):
             db.execute(connections.update().where(key).values(version=old + 1, **values))
             return int(old) + 1
 
-        version = await self._run(work)
+        version = await self._write(work)
         return attrs.evolve(connection, version=version)
 
     async def delete(self, tenant: str, connector_id: str) -> bool:
@@ -347,35 +349,13 @@ class SQLStore(Store):
             result = db.execute(connections.delete().where(self._key(tenant, connector_id)))
             return result.rowcount == 1
 
-        return await self._run(work)
+        return await self._write(work)
 
-    @asynccontextmanager
-    async def lease(self, tenant: str, connector_id: str) -> AsyncIterator[Lease]:
-        def begin() -> tuple[SAConnection, Any]:
-            db = self.engine.connect().execution_options(sqlite_immediate=True)
-            transaction = db.begin()
-            try:
-                statement = self._select_one
-                if db.dialect.name == "postgresql":
-                    statement = statement.with_for_update()
-                row = db.execute(statement, {"tenant": tenant, "connector_id": connector_id})
-                return db, row.first()
-            except BaseException:
-                transaction.rollback()
-                db.close()
-                raise
-
-        db, row = await anyio.to_thread.run_sync(begin)
-        try:
-            connection = None if row is None else self._connection(row)
-            yield _SQLLease(self, db, connection)
-        except BaseException:
-            await anyio.to_thread.run_sync(db.rollback)
-            raise
-        else:
-            await anyio.to_thread.run_sync(db.commit)
-        finally:
-            await anyio.to_thread.run_sync(db.close)
+    def lease(self, tenant: str, connector_id: str) -> AbstractAsyncContextManager[Lease]:
+        """Hold the connection for a refresh (see :class:`Lease` for each backend's terms)."""
+        if self._sqlite:
+            return table_lease(self, tenant, connector_id)
+        return row_lease(self, tenant, connector_id)
 
     async def close(self) -> None:
         self.engine.dispose()

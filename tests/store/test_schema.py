@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from connectors_core import ConfigurationError
 from connectors_core.cli import cli
 from connectors_core.connections import Settings
-from connectors_core.store import SecretBox, generate_key, open_store
+from connectors_core.store import PendingAuthorization, SecretBox, generate_key, open_store
 from connectors_core.store._schema import _config, head_revision
 from connectors_core.store._sql import create_engine
 from tests.postgres import reset
@@ -32,11 +32,11 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def old_database(url: str) -> None:
-    """A database at revision 0001 holding one connected tenant, as an older version left it."""
+def old_database(url: str, revision: str = "0001") -> None:
+    """A database at an older revision holding one connected tenant, as that version left it."""
     engine = create_engine(url)
     with engine.begin() as db:
-        command.upgrade(_config(db), "0001")
+        command.upgrade(_config(db), revision)
         box = SecretBox([KEY])
         context = json.dumps(["connection", "t1", "evencio", "access_token"])
         db.execute(
@@ -65,13 +65,14 @@ def revision(url: str) -> str | None:
 
 def test_a_new_database_is_created_at_the_newest_revision(url: str) -> None:
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == head_revision() == "0002"
+    assert revision(url) == head_revision() == "0003"
 
 
+@pytest.mark.parametrize("start", ["0001", "0002"])
 def test_an_older_database_upgrades_without_losing_a_connection(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    url: str, start: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old_database(url)
+    old_database(url, start)
     if url.startswith("postgresql"):
         # A shared database is not migrated behind the operator's back...
         with pytest.raises(ConfigurationError, match="run `connectors db upgrade`"):
@@ -79,7 +80,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
         monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
         result = CliRunner().invoke(cli, ["db", "upgrade"])
         assert result.exit_code == 0, result.stderr
-        assert result.stdout == "upgraded the schema from 0001 to revision 0002\n"
+        assert result.stdout == f"upgraded the schema from {start} to revision 0003\n"
     store = open_store(settings(url))  # ...an SQLite file is upgraded on start.
 
     async def read() -> tuple[str | None, dict[str, str]]:
@@ -90,7 +91,39 @@ def test_an_older_database_upgrades_without_losing_a_connection(
 
     assert anyio.run(read) == ("the-old-token", {"organizationId": "org-1"})
     anyio.run(store.close)
-    assert revision(url) == "0002"
+    assert revision(url) == "0003"
+    engine = create_engine(url)
+    inspector = sa.inspect(engine)
+    indexes = {index["name"] for index in inspector.get_indexes("oauth_states")}
+    assert "ix_oauth_states_session_hash" in indexes
+    # SQLite's refresh leases got their table; PostgreSQL locks rows instead.
+    assert inspector.has_table("leases") == url.startswith("sqlite")
+    engine.dispose()
+
+
+def test_the_upgraded_sqlite_file_leases_and_caps_pending_authorizations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    old_database(url, "0002")
+    store = open_store(settings(url))
+
+    async def use() -> int | None:
+        now = time.time()
+        for number in range(3):
+            await store.put_authorization(
+                PendingAuthorization(
+                    f"state-{number}", "t1", "evencio", "s" * 64, "v", "http://x/cb", now + number
+                ),
+                now=now,
+                max_per_session=2,
+            )
+        assert await store.peek_authorization("state-0", now=now) is None
+        async with store.lease("t1", "evencio") as lease:
+            assert lease.connection is not None
+            saved = await lease.save(lease.connection)
+        await store.close()
+        return saved.version
+
+    assert anyio.run(use) == 2
 
 
 def test_upgrade_is_idempotent(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +131,7 @@ def test_upgrade_is_idempotent(url: str, monkeypatch: pytest.MonkeyPatch) -> Non
     runner = CliRunner()
     runner.invoke(cli, ["db", "upgrade"])
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert result.stdout == "the schema is already at revision 0002\n"
+    assert result.stdout == "the schema is already at revision 0003\n"
 
 
 def test_a_newer_database_is_refused(url: str) -> None:
@@ -119,4 +152,4 @@ def test_a_database_made_before_migrations_is_adopted(tmp_path: Path) -> None:
     metadata.create_all(engine)
     engine.dispose()
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == "0002"
+    assert revision(url) == "0003"

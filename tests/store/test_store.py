@@ -23,6 +23,7 @@ from connectors_core.store import (
     generate_key,
     open_store,
 )
+from connectors_core.store._sql import SQLStore
 from tests.postgres import reset
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +133,90 @@ async def test_an_expired_authorization_is_not_returned_and_is_cleaned_up(store:
     assert await store.take_authorization("stale", now=now) is None
 
 
+async def test_peeking_at_an_authorization_leaves_it_for_the_taker(store: Store) -> None:
+    now = time.time()
+    await store.put_authorization(pending(), now=now)
+    for _ in range(2):  # e.g. a callback from another browser, checked and refused
+        peeked = await store.peek_authorization("state-1", now=now)
+        assert peeked is not None
+        assert (peeked.tenant, peeked.session_hash, peeked.code_verifier) == (
+            "t1",
+            "s" * 64,
+            SECRETS[3],
+        )
+    assert await store.take_authorization("state-1", now=now) == peeked
+    assert await store.peek_authorization("state-1", now=now) is None
+    assert await store.peek_authorization("never-issued", now=now) is None
+
+
+async def test_an_expired_authorization_cannot_be_peeked_at(store: Store) -> None:
+    now = time.time()
+    await store.put_authorization(pending("short", expires_at=now + 5), now=now)
+    assert await store.peek_authorization("short", now=now + 10) is None
+
+
+async def test_a_session_keeps_only_its_newest_pending_authorizations(store: Store) -> None:
+    now = time.time()
+    for number in range(12):  # one browser session starting Connect twelve times
+        await store.put_authorization(
+            pending(f"mine-{number}", expires_at=now + 100 + number), now=now, max_per_session=10
+        )
+    other = attrs.evolve(pending("theirs"), session_hash="o" * 64)
+    await store.put_authorization(other, now=now, max_per_session=10)
+    kept = [
+        number
+        for number in range(12)
+        if await store.peek_authorization(f"mine-{number}", now=now) is not None
+    ]
+    assert kept == list(range(2, 12))  # the two oldest were dropped
+    assert await store.peek_authorization("theirs", now=now) is not None
+    await store.put_authorization(pending("newest"), now=now, max_per_session=1)
+    assert await store.peek_authorization("newest", now=now) is not None
+    assert await store.peek_authorization("mine-11", now=now) is None
+
+
+async def test_concurrent_lease_holders_never_overlap(store: Store) -> None:
+    """Each holder adds one to a count it read under the lease: no update may be lost."""
+    await store.put(connection(account={"n": "0"}))
+
+    async def holder() -> None:
+        for _ in range(3):
+            async with store.lease("t1", "evencio") as lease:
+                assert lease.connection is not None  # what the previous holder saved
+                count = int(lease.connection.account["n"])
+                await anyio.sleep(0.01)  # the provider, answering
+                await lease.save(attrs.evolve(lease.connection, account={"n": str(count + 1)}))
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(holder)
+    stored = await store.get("t1", "evencio")
+    assert stored is not None
+    assert stored.account == {"n": "18"}
+    assert stored.version == 19
+
+
+async def test_a_lease_does_not_bring_back_a_connection_deleted_meanwhile(store: Store) -> None:
+    from connectors_core import NotConnectedError
+
+    await store.put(connection())
+    with anyio.fail_after(60):
+        if isinstance(store, SQLStore) and store.engine.dialect.name == "postgresql":
+            # The delete waits for the lease's row lock, then deletes what was saved.
+            async with anyio.create_task_group() as group, store.lease("t1", "evencio") as lease:
+                assert lease.connection is not None
+                group.start_soon(store.delete, "t1", "evencio")
+                await lease.save(lease.connection)
+        else:
+            async with store.lease("t1", "evencio") as lease:
+                assert lease.connection is not None
+                assert await store.delete("t1", "evencio") is True  # Disconnect, mid-refresh
+                with pytest.raises(NotConnectedError, match="disconnected"):
+                    await lease.save(lease.connection)
+    assert await store.get("t1", "evencio") is None
+
+
 async def test_the_sqlite_file_holds_no_plaintext_secret(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     store = open_store(Settings(database_url=f"sqlite:///{path}", secret_keys=(generate_key(),)))
@@ -147,12 +232,17 @@ async def test_the_sqlite_file_holds_no_plaintext_secret(tmp_path: Path) -> None
 
 async def test_a_wrong_key_fails_loudly(tmp_path: Path) -> None:
     from connectors_core import SecretError
+    from connectors_core.store import SecretBox
+    from connectors_core.store._sql import SQLStore, create_engine
 
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     await open_store(Settings(database_url=url, secret_keys=(generate_key(),))).put(connection())
-    other = open_store(Settings(database_url=url, secret_keys=(generate_key(),)))
+    with pytest.raises(ConfigurationError, match="not configured"):  # at start-up...
+        open_store(Settings(database_url=url, secret_keys=(generate_key(),)))
+    other = SQLStore(create_engine(url), SecretBox([generate_key()]))  # ...or on first read
     with pytest.raises(SecretError, match="not in CONNECTORS_SECRET_KEYS"):
         await other.get("t1", "evencio")
+    await other.close()
 
 
 def test_no_key_outside_dev_mode_refuses_to_start(tmp_path: Path) -> None:

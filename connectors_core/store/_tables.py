@@ -1,0 +1,64 @@
+"""The store's tables, as SQLAlchemy Core metadata (the migrations create them).
+
+Every column holding a ciphertext (``v1.<key id>.<payload>``, see
+:mod:`._crypto`) is listed in :data:`ENCRYPTED_COLUMNS`, which the start-up
+key check and key rotation walk.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["ENCRYPTED_COLUMNS", "connections", "leases", "metadata", "oauth_states"]
+
+metadata = sa.MetaData()
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("tenant", sa.String(255), primary_key=True),
+    sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("access_token", sa.Text),
+    sa.Column("refresh_token", sa.Text),
+    sa.Column("api_key", sa.Text),
+    sa.Column("token_type", sa.String(32)),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("scopes", sa.Text, nullable=False, default=""),
+    sa.Column("account", sa.Text, nullable=False, default="{}"),
+    sa.Column("key_hint", sa.String(16)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(255), nullable=False),
+    sa.Column("connector_id", sa.String(64), nullable=False),
+    sa.Column("session_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("code_verifier", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+# The refresh leases of an SQLite file (PostgreSQL locks the connection's row
+# instead, and has no such table): who holds a connection, and until when.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("tenant", sa.String(255), primary_key=True),
+    sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+ENCRYPTED_COLUMNS: tuple[sa.Column[str], ...] = (
+    connections.c.access_token,
+    connections.c.refresh_token,
+    connections.c.api_key,
+    oauth_states.c.code_verifier,
+)
+"""Every column that holds ciphertexts."""
