@@ -86,7 +86,7 @@ def _key_file_hint(settings: Settings) -> str:
     path = _sqlite_path(settings.database_url)
     if settings.secret_keys or not settings.dev_mode or path is None:
         return ""
-    return f"(In development mode the key is read from {path}.key: restore that file.) "
+    return f"(In development mode the key is read from the file {path}.key.) "
 
 
 def _refuse_a_new_key_beside_secrets(path: str, key_file: str) -> None:
@@ -114,8 +114,8 @@ def _refuse_a_new_key_beside_secrets(path: str, key_file: str) -> None:
     error = missing_keys_error(
         usage,
         (),
-        hint=f"The local key file {key_file} is missing; restore it, or set the key "
-        "those secrets were encrypted with. ",
+        advice=f"The local key file {key_file} is missing: restore it, or set "
+        "CONNECTORS_SECRET_KEYS to the key those secrets were encrypted with",
     )
     if error is not None:
         raise error

@@ -20,7 +20,7 @@ from .._exceptions import ConfigurationError
 from ._crypto import SecretBox
 from ._tables import ENCRYPTED_COLUMNS
 
-__all__ = ["check_keys", "key_usage", "missing_keys_error"]
+__all__ = ["ADVICE", "check_keys", "key_usage", "missing_keys_error"]
 
 _PREFIX = re.compile(r"v1\.([0-9a-f]{12})\.")
 
@@ -54,10 +54,19 @@ def _plural(count: int) -> str:
     return f"{count} secret" if count == 1 else f"{count} secrets"
 
 
+ADVICE = (
+    "Put the old key back in CONNECTORS_SECRET_KEYS, after the new one, "
+    "then run `connectors rotate-keys`"
+)
+
+
 def missing_keys_error(
-    usage: dict[str, int], configured: tuple[str, ...], *, hint: str = ""
+    usage: dict[str, int], configured: tuple[str, ...], *, hint: str = "", advice: str = ADVICE
 ) -> ConfigurationError | None:
-    """The error for key ids in ``usage`` that are not ``configured``; None if all are."""
+    """The error for key ids in ``usage`` that are not ``configured``; None if all are.
+
+    :param hint: a sentence (ending in a space) put before ``advice``.
+    """
     missing = {key_id: count for key_id, count in usage.items() if key_id not in configured}
     if not missing:
         return None
@@ -68,9 +77,7 @@ def missing_keys_error(
         "CONNECTORS_SECRET_KEYS",
         f"the database holds {_plural(sum(missing.values()))} encrypted with "
         f"{which.format(unknown)} not configured. Key ids in use: {in_use}; "
-        f"configured: {', '.join(configured) or 'none'}. {hint}"
-        "Put the old key back in CONNECTORS_SECRET_KEYS, after the new one, "
-        "then run `connectors rotate-keys`",
+        f"configured: {', '.join(configured) or 'none'}. {hint}{advice}",
     )
 
 
