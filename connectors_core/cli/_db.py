@@ -55,7 +55,9 @@ def rotate_keys(batch_size: int) -> None:
     """Re-encrypt every stored secret with the first key in CONNECTORS_SECRET_KEYS.
 
     Runs in batches and can be interrupted: running it again resumes. When it
-    reports nothing remaining, the older keys can be removed.
+    reports nothing remaining, the older keys can be removed. A secret that no
+    configured key opens is listed (which tenant, connector and field; never
+    the secret) and the command fails, after re-encrypting all the others.
     """
     from ..store import secret_box
     from ..store._rotate import RotationProgress
@@ -73,6 +75,17 @@ def rotate_keys(batch_size: int) -> None:
         result = run(engine, box, batch_size=batch_size, on_progress=report)
     finally:
         engine.dispose()
+    if result.failures:
+        count = len(result.failures)
+        noun = "secret" if count == 1 else "secrets"
+        click.echo(f"could not re-encrypt {count} {noun}:", err=True)
+        for failure in result.failures:
+            click.echo(f"  {failure}", err=True)
+        raise ConnectorsError(
+            f"{count} stored {noun} could not be re-encrypted (listed above); every other "
+            "secret was. Put the key they use back in CONNECTORS_SECRET_KEYS and run "
+            "`connectors rotate-keys` again, or disconnect and reconnect those connections"
+        )
     if result.remaining:
         raise ConnectorsError(f"{result.remaining} rows still use an older key; run it again")
     click.echo(

@@ -1,27 +1,58 @@
 """Key rotation: re-encrypt every stored secret with the newest key, in batches.
 
-Each batch is its own transaction, and only rows still encrypted with an older
-key are selected, so an interrupted rotation resumes where it stopped when run
-again. A connection row is rewritten only if its version did not change in the
+Each batch is its own (write) transaction and only rows still encrypted with
+an older key are selected, so an interrupted rotation resumes where it
+stopped when run again. Rows are walked in key order (keyset pagination): a
+row whose secret cannot be decrypted (its key is gone, or it fails
+authentication) is reported as a :class:`RotationFailure` and passed, never
+selected again in the same run, while every other row is re-encrypted. A
+connection row is rewritten only if its version did not change in the
 meantime (a refresh running concurrently wins; the row is picked up again).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from ._crypto import SecretBox
-from ._sql import connections, oauth_states
+from .._exceptions import SecretError
+from ._crypto import SecretBox, connection_context, state_context
+from ._engine import write
+from ._tables import connections, oauth_states
 
-__all__ = ["RotationProgress", "rotate_keys"]
+__all__ = ["RotationFailure", "RotationProgress", "rotate_keys"]
 
 _FIELDS = ("access_token", "refresh_token", "api_key")
+_MAX_CONFLICTS = 3  # times a row that keeps changing is tried before this run passes it
+
+
+@attrs.frozen
+class RotationFailure:
+    """A stored secret that could not be re-encrypted; it names no secret."""
+
+    table: str
+    """``connections`` or ``oauth_states``."""
+    field: str
+    """The column: ``access_token``, ``refresh_token``, ``api_key`` or ``code_verifier``."""
+    reason: str
+    """Why, in plain words (the key is not configured; it failed authentication)."""
+    tenant: str | None = None
+    """The connection's tenant (connections only)."""
+    connector_id: str | None = None
+    """The connection's connector (connections only)."""
+    state_hash_prefix: str | None = None
+    """The first characters of the pending authorization's state hash (oauth_states only)."""
+
+    def __str__(self) -> str:
+        if self.table == "connections":
+            where = f"tenant {self.tenant}, connector {self.connector_id}, field {self.field}"
+        else:
+            where = f"pending authorization {self.state_hash_prefix}…, field {self.field}"
+        return f"{where}: {self.reason}"
 
 
 @attrs.frozen
@@ -33,7 +64,9 @@ class RotationProgress:
     rotated: int
     """Rows re-encrypted so far."""
     remaining: int
-    """Rows still encrypted with an older key."""
+    """Rows still encrypted with an older key (the failed ones among them)."""
+    failures: tuple[RotationFailure, ...] = ()
+    """Secrets that could not be re-encrypted, in the order they were met."""
 
 
 def _stale(column: Any, prefix: str) -> Any:
@@ -50,59 +83,122 @@ def _count(engine: Engine, prefix: str) -> int:
     return int(first) + int(second)
 
 
-def _context(tenant: str, connector_id: str, field: str) -> str:
-    return json.dumps(["connection", tenant, connector_id, field])
+def _reseal(box: SecretBox, sealed: str, context: str) -> str:
+    return box.encrypt(box.decrypt(sealed, context=context), context=context)
 
 
-def _connections_batch(engine: Engine, box: SecretBox, prefix: str, size: int) -> int:
+def _reason(box: SecretBox, sealed: str) -> str:
+    key_id = box.key_id_of(sealed)
+    if not sealed.startswith("v1.") or not key_id:
+        return "not a ciphertext"
+    if not box.can_open(sealed):
+        return f"encrypted with key {key_id}, which is not in CONNECTORS_SECRET_KEYS"
+    return "failed authentication (tampered with, or copied from another row)"
+
+
+@attrs.define
+class _Batch:
+    """What one batch did, and where the next one starts."""
+
+    rotated: int = 0
+    seen: int = 0
+    after: tuple[str, ...] | None = None
+    failures: list[RotationFailure] = attrs.field(factory=list)
+    conflict: tuple[str, ...] | None = None
+    """A row that changed while this batch worked on it (it was not rewritten)."""
+
+
+def _connections_batch(
+    box: SecretBox, prefix: str, size: int, after: tuple[str, ...] | None
+) -> Callable[[Connection], _Batch]:
     stale = sa.or_(*(_stale(connections.c[f], prefix) for f in _FIELDS))
-    with engine.begin() as db:
+    position = sa.tuple_(connections.c.tenant, connections.c.connector_id)
+
+    def work(db: Connection) -> _Batch:
+        query = sa.select(connections).where(stale)
+        if after is not None:
+            query = query.where(position > sa.tuple_(*after))
         rows = db.execute(
-            sa.select(connections)
-            .where(stale)
-            .order_by(connections.c.tenant, connections.c.connector_id)
-            .limit(size)
+            query.order_by(connections.c.tenant, connections.c.connector_id).limit(size)
         ).all()
-        done = 0
+        batch = _Batch(seen=len(rows), after=after)
         for row in rows:
             values = {}
+            failed = len(batch.failures)
             for field in _FIELDS:
                 sealed = getattr(row, field)
                 if sealed is None or sealed.startswith(prefix):
                     continue
-                context = _context(row.tenant, row.connector_id, field)
-                values[field] = box.encrypt(box.decrypt(sealed, context=context), context=context)
-            result = db.execute(
-                connections.update()
-                .where(
-                    connections.c.tenant == row.tenant,
-                    connections.c.connector_id == row.connector_id,
-                    connections.c.version == row.version,
+                context = connection_context(row.tenant, row.connector_id, field)
+                try:
+                    values[field] = _reseal(box, sealed, context)
+                except SecretError:
+                    batch.failures.append(
+                        RotationFailure(
+                            "connections",
+                            field,
+                            _reason(box, sealed),
+                            tenant=row.tenant,
+                            connector_id=row.connector_id,
+                        )
+                    )
+            if values:
+                result = db.execute(
+                    connections.update()
+                    .where(
+                        connections.c.tenant == row.tenant,
+                        connections.c.connector_id == row.connector_id,
+                        connections.c.version == row.version,
+                    )
+                    .values(version=row.version + 1, **values)
                 )
-                .values(version=row.version + 1, **values)
-            )
-            done += result.rowcount
-    return done
+                if result.rowcount == 0:
+                    # Changed meanwhile: the next batch starts just before it, and
+                    # picks it up again if it still holds an older key's secret.
+                    del batch.failures[failed:]
+                    batch.conflict = (row.tenant, row.connector_id)
+                    return batch
+                batch.rotated += 1
+            batch.after = (row.tenant, row.connector_id)
+        return batch
+
+    return work
 
 
-def _states_batch(engine: Engine, box: SecretBox, prefix: str, size: int) -> int:
-    with engine.begin() as db:
-        rows = db.execute(
-            sa.select(oauth_states.c.state_hash, oauth_states.c.code_verifier)
-            .where(_stale(oauth_states.c.code_verifier, prefix))
-            .order_by(oauth_states.c.state_hash)
-            .limit(size)
-        ).all()
+def _states_batch(
+    box: SecretBox, prefix: str, size: int, after: tuple[str, ...] | None
+) -> Callable[[Connection], _Batch]:
+    def work(db: Connection) -> _Batch:
+        query = sa.select(oauth_states.c.state_hash, oauth_states.c.code_verifier).where(
+            _stale(oauth_states.c.code_verifier, prefix)
+        )
+        if after is not None:
+            query = query.where(oauth_states.c.state_hash > after[0])
+        rows = db.execute(query.order_by(oauth_states.c.state_hash).limit(size)).all()
+        batch = _Batch(seen=len(rows), after=after)
         for state_hash, sealed in rows:
-            context = f"state:{state_hash}"
+            batch.after = (state_hash,)
+            try:
+                resealed = _reseal(box, sealed, state_context(state_hash))
+            except SecretError:
+                batch.failures.append(
+                    RotationFailure(
+                        "oauth_states",
+                        "code_verifier",
+                        _reason(box, sealed),
+                        state_hash_prefix=state_hash[:12],
+                    )
+                )
+                continue
             db.execute(
                 oauth_states.update()
                 .where(oauth_states.c.state_hash == state_hash)
-                .values(
-                    code_verifier=box.encrypt(box.decrypt(sealed, context=context), context=context)
-                )
+                .values(code_verifier=resealed)
             )
-        return len(rows)
+            batch.rotated += 1
+        return batch
+
+    return work
 
 
 def rotate_keys(
@@ -115,21 +211,34 @@ def rotate_keys(
 ) -> RotationProgress:
     """Re-encrypt every secret still encrypted with an older key.
 
+    A secret that cannot be decrypted does not stop the rotation: it is left as
+    it is, listed in :attr:`RotationProgress.failures`, and every other one is
+    re-encrypted.
+
     :param max_batches: stop after this many batches (the rest is left for the
         next run); None runs to the end.
-    :raises SecretError: when a secret cannot be decrypted with any configured key.
     """
     prefix = f"v1.{box.current_key_id}."
     total = _count(engine, prefix)
     rotated = batches = 0
-    while max_batches is None or batches < max_batches:
-        done = _connections_batch(engine, box, prefix, batch_size)
-        if done == 0:
-            done = _states_batch(engine, box, prefix, batch_size)
-        if done == 0:
-            break
-        rotated += done
-        batches += 1
-        if on_progress is not None:
-            on_progress(RotationProgress(total, rotated, max(total - rotated, 0)))
-    return RotationProgress(total, rotated, _count(engine, prefix))
+    failures: list[RotationFailure] = []
+    tables: Sequence[Any] = (_connections_batch, _states_batch)
+    for make_batch in tables:
+        after: tuple[str, ...] | None = None
+        conflicts: list[tuple[str, ...]] = []
+        while max_batches is None or batches < max_batches:
+            batch = write(engine, make_batch(box, prefix, batch_size, after))
+            if batch.seen == 0:
+                break
+            rotated += batch.rotated
+            failures.extend(batch.failures)
+            after = batch.after
+            if batch.conflict is not None:
+                conflicts.append(batch.conflict)
+                if conflicts[-_MAX_CONFLICTS:] == [batch.conflict] * _MAX_CONFLICTS:
+                    after = batch.conflict  # changing all the time: left for the next run
+            batches += 1
+            if on_progress is not None:
+                remaining = max(total - rotated, 0)
+                on_progress(RotationProgress(total, rotated, remaining, tuple(failures)))
+    return RotationProgress(total, rotated, _count(engine, prefix), tuple(failures))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from connectors_core import SecretError
 from connectors_core.cli import cli
 from connectors_core.connections import Settings
 from connectors_core.store import (
@@ -23,7 +23,7 @@ from connectors_core.store import (
     open_store,
 )
 from connectors_core.store._rotate import rotate_keys
-from connectors_core.store._sql import create_engine
+from connectors_core.store._sql import SQLStore, create_engine
 from tests.postgres import reset
 
 OLD, NEW = generate_key(), generate_key()
@@ -146,9 +146,114 @@ def test_the_command_reports_progress(url: str, monkeypatch: pytest.MonkeyPatch)
     ]
 
 
-def test_a_secret_no_key_can_open_stops_the_rotation_loudly(url: str) -> None:
-    fill(url, tenants=1)
+GONE = generate_key()  # a key that is no longer configured anywhere
+
+
+def spoil(url: str) -> None:
+    """Three bad secrets among good ones: one on a removed key, one tampered, one bad state."""
+    store = SQLStore(create_engine(url), SecretBox([GONE]))
+
+    async def write() -> None:
+        now = time.time()
+        await store.put(
+            StoredConnection(
+                tenant="t1",
+                connector_id="gone-key",
+                state=ConnectionState.CONNECTED,
+                api_key="key-on-a-removed-key-0001",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await store.put_authorization(
+            PendingAuthorization(
+                "gone-state", "t0", "evencio", "g" * 64, "verifier-gone", "http://x/cb", now + 600
+            ),
+            now=now,
+        )
+        await store.close()
+
+    anyio.run(write)
     engine = create_engine(url)
-    with pytest.raises(SecretError, match="not in CONNECTORS_SECRET_KEYS"):
-        rotate_keys(engine, SecretBox([NEW]))
+    with engine.begin() as db:  # a refresh token copied into the access token's column
+        db.execute(
+            sa.text(
+                "UPDATE connections SET access_token = refresh_token"
+                " WHERE tenant = 't2' AND connector_id = 'evencio'"
+            )
+        )
     engine.dispose()
+
+
+EXPECTED_FAILURES = [
+    "tenant t1, connector gone-key, field api_key: encrypted with key "
+    f"{SecretBox([GONE]).current_key_id}, which is not in CONNECTORS_SECRET_KEYS",
+    "tenant t2, connector evencio, field access_token: failed authentication "
+    "(tampered with, or copied from another row)",
+    f"pending authorization {hashlib.sha256(b'gone-state').hexdigest()[:12]}…, "
+    f"field code_verifier: encrypted with key {SecretBox([GONE]).current_key_id}, "
+    "which is not in CONNECTORS_SECRET_KEYS",
+]
+
+
+def test_bad_secrets_are_reported_and_every_other_one_is_rotated(url: str) -> None:
+    fill(url, tenants=4)
+    spoil(url)
+    engine = create_engine(url)
+    box = SecretBox([NEW, OLD])
+    seen: list[int] = []
+    result = rotate_keys(engine, box, batch_size=2, on_progress=lambda p: seen.append(p.rotated))
+    assert [str(failure) for failure in result.failures] == EXPECTED_FAILURES
+    assert (result.total, result.rotated, result.remaining) == (8, 6, 3)
+    assert seen[-1] == 6
+    assert result.failures[1].tenant == "t2"
+    assert result.failures[1].field == "access_token"
+
+    # Run again: the same three reported, nothing else left, and it ends.
+    again = rotate_keys(engine, box, batch_size=1)
+    assert [str(failure) for failure in again.failures] == EXPECTED_FAILURES
+    assert (again.total, again.rotated, again.remaining) == (3, 0, 3)
+    engine.dispose()
+
+    # The good secrets, including t2's refresh token, open with the new key alone.
+    store = SQLStore(create_engine(url), SecretBox([NEW]))
+
+    async def read() -> None:
+        for tenant in ("t0", "t1", "t3"):
+            connection = await store.get(tenant, "evencio")
+            assert connection is not None
+            assert connection.tokens is not None
+            assert connection.tokens.access_token == f"access-{tenant[1]}"
+        pending = await store.take_authorization("a-state", now=time.time())
+        assert pending is not None
+        assert pending.code_verifier == "verifier-1"
+        await store.close()
+
+    anyio.run(read)
+    assert key_ids(url) == {
+        SecretBox([NEW]).current_key_id,
+        SecretBox([OLD]).current_key_id,  # t2's tampered access token, left as it was
+        SecretBox([GONE]).current_key_id,
+    }
+
+
+def test_the_command_lists_bad_secrets_and_fails_after_rotating_the_rest(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(url, tenants=4)
+    spoil(url)
+    monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
+    monkeypatch.setenv("CONNECTORS_SECRET_KEYS", f"{NEW},{OLD}")
+    result = CliRunner().invoke(cli, ["rotate-keys", "--batch-size", "50"])
+    assert result.exit_code == 1
+    assert result.stdout == "re-encrypted 5 of 8 rows\nre-encrypted 6 of 8 rows\n"
+    assert result.stderr.splitlines() == [
+        "could not re-encrypt 3 secrets:",
+        *(f"  {line}" for line in EXPECTED_FAILURES),
+        "error: 3 stored secrets could not be re-encrypted (listed above); every other secret "
+        "was. Put the key they use back in CONNECTORS_SECRET_KEYS and run `connectors "
+        "rotate-keys` again, or disconnect and reconnect those connections",
+    ]
+    assert "Traceback" not in result.output
+    for secret in ("key-on-a-removed-key-0001", "verifier-gone", "access-2", "refresh-2", GONE):
+        assert secret not in result.output
