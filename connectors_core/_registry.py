@@ -4,15 +4,23 @@ A registry built from the discovery index holds validated manifests in wire
 form and builds each :class:`Connector` the first time it is asked for, and
 imports a plugin only when one of its hooks is called. So enumerating
 hundreds of connectors at start-up costs little more than reading the index.
+
+Imports are thread-safe: each plugin has a lock of its own, so a slow import
+of one plugin (in a worker thread) never blocks a hook call on another; the
+shared pluggy manager is guarded only while a plugin is registered into it.
 """
 
 from __future__ import annotations
+
+# _thread, not threading: it is built in and already loaded, so a warm start pays nothing.
+from _thread import allocate_lock
 
 from ._outcome import Outcome
 
 # Not `typing.TYPE_CHECKING`: importing typing would cost every start-up (see _index).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from _thread import LockType
     from collections.abc import Iterator, Sequence
     from typing import Any, TypeVar
 
@@ -55,6 +63,11 @@ class Registry:
         self._outcomes: list[Outcome] = []
         self._manager: pluggy.PluginManager | None = None
         self._solo: dict[str, pluggy.PluginManager] = {}
+        # One lock per plugin (made on demand under _locks_guard), one for the
+        # shared manager; never one held while waiting for the other's import.
+        self._locks: dict[Outcome, LockType] = {}
+        self._locks_guard = allocate_lock()
+        self._manager_lock = allocate_lock()
 
     @classmethod
     def _from_outcomes(
@@ -165,57 +178,101 @@ class Registry:
         """The pluggy manager holding every loaded plugin.
 
         Plugins that discovery took from the index are imported now, on first
-        access. One that fails to import is recorded in :attr:`failures` and
-        left out; the others are still available.
+        access (see :meth:`import_plugins`). One that fails to import is
+        recorded in :attr:`failures` and left out; the others are still available.
         """
-        manager = self._ensure_manager()
-        for outcome in self._outcomes:
-            if outcome.state == "loaded" and outcome.plugin is None:
-                self._import(outcome, manager)
-        return manager
+        self.import_plugins()
+        return self._ensure_manager()
 
     @property
     def hook(self) -> pluggy.HookRelay:
         """Call a hook on every loaded plugin: ``registry.hook.handle_connect(...)``."""
         return self.plugin_manager.hook
 
+    def import_plugins(self) -> None:
+        """Import every plugin that discovery took from the index and is not imported yet.
+
+        Idempotent and safe to call from any thread (an application may call
+        it in a background thread at start-up, so first hook calls rarely
+        wait). A plugin that fails is recorded in :attr:`failures`; the others
+        are imported all the same.
+        """
+        for outcome in self._outcomes:
+            if outcome.state == "loaded" and outcome.plugin is None:
+                with self._lock_of(outcome):
+                    if outcome.state == "loaded" and outcome.plugin is None:
+                        self._import(outcome)
+
     def hook_for(self, connector_id: str) -> pluggy.HookRelay:
         """Call a hook on the plugin that provides ``connector_id`` only.
 
-        Imports that plugin, and no other, if it is not loaded yet. For a
-        connector registered in code, the relay has no implementations.
+        Imports that plugin, and no other, if it is not loaded yet; this may
+        take as long as the plugin's import does, so an async caller runs it
+        in a worker thread (see :meth:`is_loaded`). A call for another plugin
+        never waits for that import. For a connector registered in code, the
+        relay has no implementations.
 
         :raises UnknownConnectorError: when no connector has that id.
-        :raises PluginLoadError: when the providing plugin cannot be imported.
+        :raises PluginLoadError: when the providing plugin cannot be imported
+            (now, or in an earlier attempt: a failed plugin is not retried).
         """
         self.get(connector_id)
         outcome = self._entries[connector_id].outcome
         name = outcome.spec.name if outcome is not None else ""
         solo = self._solo.get(name)
-        if solo is None:
-            from ._loading import new_manager, register
+        if solo is not None:
+            return solo.hook
+        from ._loading import new_manager, register
 
-            solo = new_manager()
-            if outcome is not None:
-                if outcome.plugin is None:
-                    self._import(outcome, self._ensure_manager())
+        if outcome is None:
+            solo = self._solo.setdefault(name, new_manager())
+            return solo.hook
+        with self._lock_of(outcome):
+            solo = self._solo.get(name)
+            if solo is None:
+                if outcome.state == "loaded" and outcome.plugin is None:
+                    self._import(outcome)
                 if outcome.plugin is None:
                     from ._exceptions import PluginLoadError
 
                     raise PluginLoadError(outcome.record())
+                solo = new_manager()
                 register(solo, outcome.plugin, name)
-            self._solo[name] = solo
+                self._solo[name] = solo
         return solo.hook
+
+    def is_loaded(self, connector_id: str) -> bool:
+        """Whether :meth:`hook_for` answers for ``connector_id`` without importing anything.
+
+        True when its plugin is imported, when it failed (then ``hook_for``
+        raises at once) and for a connector registered in code; False while
+        the plugin still has to be imported (or is being imported). Cheap: no
+        lock, no import.
+
+        :raises UnknownConnectorError: when no connector has that id.
+        """
+        self.get(connector_id)
+        outcome = self._entries[connector_id].outcome
+        return outcome is None or outcome.plugin is not None or outcome.state != "loaded"
+
+    def _lock_of(self, outcome: Outcome) -> LockType:
+        lock = self._locks.get(outcome)
+        if lock is None:
+            with self._locks_guard:
+                lock = self._locks.setdefault(outcome, allocate_lock())
+        return lock
 
     def _ensure_manager(self) -> pluggy.PluginManager:
         if self._manager is None:
             from ._loading import new_manager
 
-            self._manager = new_manager()
+            with self._manager_lock:
+                if self._manager is None:
+                    self._manager = new_manager()
         return self._manager
 
-    @staticmethod
-    def _import(outcome: Outcome, manager: pluggy.PluginManager) -> None:
+    def _import(self, outcome: Outcome) -> None:
+        """Import one plugin and register it into the shared manager (under its lock)."""
         from ._loading import describe_exception, load_object, register
 
         try:
@@ -223,7 +280,9 @@ class Registry:
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, others go on
             outcome.fail("load", describe_exception(exc))
             return
-        problem = register(manager, plugin, outcome.spec.name)
+        manager = self._ensure_manager()
+        with self._manager_lock:
+            problem = register(manager, plugin, outcome.spec.name)
         if problem is not None:
             outcome.fail("register", problem)
             return
