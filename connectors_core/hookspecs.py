@@ -104,7 +104,9 @@ def connection_account(
     :param token_response: the provider's token response.
     :param http: an ``httpx2.AsyncClient`` with the server's timeout; a
         transport error or an HTTP 5xx / 429 status raised from it ends the
-        flow as ``provider_unavailable``, other HTTP errors as ``exchange_failed``.
+        flow as ``provider_unavailable``; other HTTP errors, and any other
+        exception the implementation raises (a body it cannot parse, a
+        missing field), as ``exchange_failed``. Nothing is stored then.
     :param settings: the server :class:`~connectors_core.connections.Settings`,
         for per-connector settings such as an API base URL.
     :return: a mapping of account fields (string values), or None.

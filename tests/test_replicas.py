@@ -178,6 +178,22 @@ def test_concurrent_refreshes_across_replicas_hit_the_provider_once(cluster: Clu
     assert cluster.provider.is_active(tokens[0])
 
 
+def test_short_lived_tokens_are_refreshed_once_not_once_per_call(cluster: Cluster) -> None:
+    # 30-second tokens, shorter than the 60-second refresh margin.
+    cluster.provider.access_token_lifetime = 30
+    connect(cluster)
+    tokens = results(cluster.job(50)) + results(cluster.job(50))
+    assert cluster.provider.token_requests.count("refresh_token") == 0
+    assert len(set(tokens)) == 1
+
+    cluster.expire()
+    jobs = [cluster.job(50), cluster.job(50)]
+    tokens = results(jobs[0]) + results(jobs[1])
+    assert cluster.provider.token_requests.count("refresh_token") == 1
+    assert len(set(tokens)) == 1
+    assert cluster.provider.is_active(tokens[0])
+
+
 def test_a_replica_killed_during_a_refresh_leaves_the_connection_usable(cluster: Cluster) -> None:
     connect(cluster)
     cluster.expire()

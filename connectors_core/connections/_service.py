@@ -31,6 +31,7 @@ from .._exceptions import (
     NeedsReauthError,
     NotConnectedError,
     ProviderUnavailableError,
+    SecretError,
 )
 from .._manifest import ApiKeyAuth, Connector, NoAuth, OAuth
 from .._registry import Registry
@@ -44,6 +45,7 @@ from ..store import (
     TokenSet,
 )
 from ._oauth import OAuthClient, TokenResponse, new_state, new_verifier
+from ._plugins import plugin_hooks
 
 __all__ = ["Connections", "session_hash"]
 
@@ -159,6 +161,7 @@ class Connections:
                 expires_at=now + self.settings.state_lifetime,
             ),
             now=now,
+            max_per_session=self.settings.max_pending_per_session,
         )
         return client.authorization_url(state, verifier)
 
@@ -175,7 +178,10 @@ class Connections:
         """
         connector = self.connector(connector_id)
         state = params.get("state", "")
-        pending = await self.store.take_authorization(state, now=self._clock()) if state else None
+        # Checked before the state is consumed: a callback from another browser,
+        # session or tenant must not burn the pending authorization of the user
+        # who started it.
+        pending = await self.store.peek_authorization(state, now=self._clock()) if state else None
         if pending is None or pending.connector_id != connector.id:
             raise IntegrationError(
                 "unknown, used or expired authorization state",
@@ -192,6 +198,12 @@ class Connections:
             raise IntegrationError(
                 "the authorization was started by another tenant",
                 reason="wrong_tenant",
+                connector_id=connector.id,
+            )
+        if await self.store.take_authorization(state, now=self._clock()) is None:
+            raise IntegrationError(
+                "unknown, used or expired authorization state",
+                reason="invalid_state",
                 connector_id=connector.id,
             )
         error = params.get("error")
@@ -230,9 +242,12 @@ class Connections:
     async def _account(self, connector: Connector, response: TokenResponse) -> dict[str, str]:
         """Who the connection belongs to: from the plugin's hook, else the token response."""
         account = _account_from(response.raw)
+        hooks = await plugin_hooks(
+            self.registry, connector.id, timeout=self.settings.plugin_load_timeout
+        )
         async with self._http() as http:
             try:
-                found = self.registry.hook_for(connector.id).connection_account(
+                found = hooks.connection_account(
                     connector=connector,
                     access_token=response.tokens.access_token,
                     token_response=response.raw,
@@ -241,6 +256,7 @@ class Connections:
                 )
                 if inspect.isawaitable(found):
                     found = await found
+                found = {str(k): str(v) for k, v in dict(found or {}).items()}
             except httpx2.TransportError as exc:
                 raise ProviderUnavailableError(
                     f"the provider could not be reached ({type(exc).__name__})",
@@ -257,8 +273,19 @@ class Connections:
                     reason="exchange_failed",
                     connector_id=connector.id,
                 ) from None
-        if found:
-            account.update({str(k): str(v) for k, v in dict(found).items()})
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug ends this flow, not the server
+                # The type only: a message may quote a response that carries a token.
+                log.warning(
+                    "the account lookup of %s failed in its plugin: %s",
+                    connector.id,
+                    type(exc).__name__,
+                )
+                raise IntegrationError(
+                    f"the account lookup failed ({type(exc).__name__})",
+                    reason="exchange_failed",
+                    connector_id=connector.id,
+                ) from None
+        account.update(found)
         return account
 
     # --- API keys ------------------------------------------------------------------
@@ -279,9 +306,11 @@ class Connections:
                 connector_id=connector.id,
             )
         key = api_key.strip()
-        if not API_KEY_MIN <= len(key) <= API_KEY_MAX or not key.isprintable() or " " in key:
+        # Visible ASCII only: anything else cannot travel in an HTTP header.
+        if not API_KEY_MIN <= len(key) <= API_KEY_MAX or not all("!" <= c <= "~" for c in key):
             raise IntegrationError(
-                f"an API key is {API_KEY_MIN} to {API_KEY_MAX} printable characters without spaces",
+                f"an API key is {API_KEY_MIN} to {API_KEY_MAX} visible ASCII characters, "
+                "without spaces",
                 reason="invalid_api_key",
                 connector_id=connector.id,
             )
@@ -335,7 +364,18 @@ class Connections:
         Returns whether there was a connection.
         """
         connector = self.connector(connector_id)
-        connection = await self.store.get(tenant, connector.id)
+        try:
+            connection = await self.store.get(tenant, connector.id)
+        except SecretError:
+            # Its key is gone or it was tampered with: nothing can be revoked,
+            # but the user asked for it to go, and it must not stay.
+            log.warning(
+                "the stored secrets of %s for tenant %s cannot be decrypted; "
+                "deleting them without revocation",
+                connector.id,
+                tenant,
+            )
+            return await self.store.delete(tenant, connector.id)
         if connection is None:
             return False
         if connection.tokens is not None and isinstance(connector.auth, OAuth):
@@ -345,15 +385,25 @@ class Connections:
         return deleted
 
     async def _revoke(self, connector: Connector, tokens: TokenSet) -> None:
+        """Revoke both tokens, each on its own: one failing does not spare the other."""
         try:
             client = self.oauth_client(connector)
-            if tokens.refresh_token:
-                await client.revoke(tokens.refresh_token, "refresh_token")
-            await client.revoke(tokens.access_token, "access_token")
         except IntegrationError as exc:
-            log.warning(
-                "revocation of %s failed (%s); deleting it locally", connector.id, exc.reason
-            )
+            log.warning("cannot revoke %s (%s); deleting it locally", connector.id, exc.reason)
+            return
+        pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
+        for token, hint in pairs:
+            if not token:
+                continue
+            try:
+                await client.revoke(token, hint)
+            except IntegrationError as exc:
+                log.warning(
+                    "revocation of the %s of %s failed (%s); deleting it locally",
+                    hint.replace("_", " "),
+                    connector.id,
+                    exc.reason,
+                )
 
     # --- tokens for the host's jobs --------------------------------------------------
 
@@ -371,8 +421,9 @@ class Connections:
         """
         connection = await self._usable(tenant, connector_id)
         assert connection.tokens is not None
-        if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
+        if not self._due(connection):
             return connection.tokens.access_token
+        seen = connection.version
         lock = self._locks.setdefault((tenant, connector_id), asyncio.Lock())
         # Within this process, callers queue on a lock; across processes (replicas
         # sharing a database), on the store's lease. Whoever gets the lease second
@@ -380,9 +431,40 @@ class Connections:
         async with lock:
             connection = await self._usable(tenant, connector_id)
             assert connection.tokens is not None
-            if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
+            if not self._due(connection) or self._fresh(connection, seen):
                 return connection.tokens.access_token
-            return await self._refresh(tenant, connector_id)
+            return await self._refresh(tenant, connector_id, seen)
+
+    def _due(self, connection: StoredConnection) -> bool:
+        """Whether the access token should be refreshed now.
+
+        The margin is ``refresh_margin``, but never more than half the token's
+        lifetime (from when it was stored to when it expires): a token that
+        lives 30 seconds is not refreshed again the moment it arrives. Tokens
+        stored without an expiry but with a refresh token are taken to live
+        ``default_token_lifetime``.
+        """
+        tokens = connection.tokens
+        assert tokens is not None
+        expires_at = tokens.expires_at
+        issued = connection.updated_at
+        if expires_at is None:
+            if not tokens.refresh_token:
+                return False
+            expires_at = issued + self.settings.default_token_lifetime
+        margin = float(self.settings.refresh_margin)
+        if issued and expires_at > issued:
+            margin = min(margin, (expires_at - issued) / 2)
+        return expires_at - self._clock() <= margin
+
+    def _fresh(self, connection: StoredConnection, seen: int) -> bool:
+        """Someone else refreshed since ``seen``, and their token has not expired yet."""
+        tokens = connection.tokens
+        assert tokens is not None
+        if connection.version == seen:
+            return False
+        expires_at = tokens.expires_at
+        return expires_at is None or expires_at > self._clock()
 
     async def get_api_key(self, tenant: str, connector_id: str) -> str:
         """The stored API key of an API-key connection (for the host's jobs)."""
@@ -404,32 +486,46 @@ class Connections:
             )
         return connection
 
-    async def _refresh(self, tenant: str, connector_id: str) -> str:
+    async def _refresh(self, tenant: str, connector_id: str, seen: int) -> str:
         connector = self.registry.get(connector_id)
         client = self.oauth_client(connector)
-        rejected: NeedsReauthError | None = None
+        failure: IntegrationError | None = None
         async with self.store.lease(tenant, connector_id) as lease:
             connection = self._check(lease.connection, connector_id)
             assert connection.tokens is not None
-            if not connection.tokens.expires_within(self.settings.refresh_margin, self._clock()):
+            if not self._due(connection) or self._fresh(connection, seen):
                 return connection.tokens.access_token
+
+            async def keep(rotated: str) -> None:
+                # The provider spent the old refresh token: store the new one
+                # whatever the rest of its answer turns out to be.
+                nonlocal connection
+                assert connection.tokens is not None
+                tokens = attrs.evolve(connection.tokens, refresh_token=rotated)
+                connection = await lease.save(attrs.evolve(connection, tokens=tokens))
+
             try:
-                response = await client.refresh(connection.tokens)
+                response = await client.refresh(connection.tokens, on_rotated=keep)
             except NeedsReauthError as exc:
-                rejected = exc
+                failure = exc
                 await lease.save(
                     attrs.evolve(
                         connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
                     )
                 )
+            except IntegrationError as exc:
+                # Leave the lease normally, so that what keep() saved is committed.
+                failure = exc
             else:
                 # Saved (the new refresh token with it) before the caller sees the token.
                 await lease.save(
                     attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
                 )
                 return response.tokens.access_token
-        log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)
-        raise NeedsReauthError(str(rejected), connector_id=connector.id)
+        assert failure is not None
+        if isinstance(failure, NeedsReauthError):
+            log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)
+        raise failure
 
 
 def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dict[str, Any]:

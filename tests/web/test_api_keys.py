@@ -97,12 +97,35 @@ def test_disconnect_needs_the_csrf_token_too(harness: Harness) -> None:
     [
         ("api_key=short", "application/x-www-form-urlencoded", 422, "invalid_api_key"),
         ("api_key=has+a+space+inside", "application/x-www-form-urlencoded", 422, "invalid_api_key"),
+        (
+            "api_key=cl%C3%A9-secr%C3%A8te-0123",
+            "application/x-www-form-urlencoded",
+            422,
+            "invalid_api_key",
+        ),
+        ('{"apiKey": "key-with-\\u00e9-inside-0123"}', "application/json", 422, "invalid_api_key"),
+        (
+            "api_key=tab%09inside-0123456",
+            "application/x-www-form-urlencoded",
+            422,
+            "invalid_api_key",
+        ),
         ("api_key=" + "k" * 9000, "application/x-www-form-urlencoded", 413, "payload_too_large"),
         ("{not json", "application/json", 400, "invalid_request"),
         ("[1, 2]", "application/json", 400, "invalid_request"),
         ("<key/>", "application/xml", 415, "unsupported_media_type"),
     ],
-    ids=["short", "spaces", "oversized", "bad-json", "json-array", "xml"],
+    ids=[
+        "short",
+        "spaces",
+        "non-ascii",
+        "non-ascii-json",
+        "tab",
+        "oversized",
+        "bad-json",
+        "json-array",
+        "xml",
+    ],
 )
 def test_bad_input_is_a_4xx_with_a_reason(
     harness: Harness, body: str, content_type: str, status: int, reason: str

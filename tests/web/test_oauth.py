@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import pytest
+import sqlalchemy as sa
 
 from tests.harness import ACCOUNT, Harness
 
@@ -111,10 +114,71 @@ def test_a_state_is_bound_to_the_browser_session_that_started_it(harness: Harnes
         callback = harness.authorize(victim, harness.start_connect(victim, "evencio"))
         # The same tenant, but another browser (no session cookie) lands on the callback.
         assert harness.finish(attacker, callback).endswith("error=session_mismatch")
-        # The state is burnt: the real browser cannot use it afterwards either.
+        assert harness.provider.token_requests == []
+        # The refused callback did not consume the state: the real browser finishes.
+        assert harness.finish(victim, callback).endswith("result=connected")
+        assert harness.status(victim, "evencio")["connected"] is True
+        # ...once.
         assert harness.finish(victim, callback).endswith("error=invalid_state")
-        assert harness.status(victim, "evencio")["connected"] is False
-    assert harness.provider.token_requests == []
+    assert harness.provider.token_requests == ["authorization_code"]
+
+
+def test_pending_authorizations_are_capped_per_browser_session(make_harness: object) -> None:
+    harness: Harness = make_harness(max_pending_per_session=3)  # type: ignore[operator]
+    with harness.browser() as browser:
+        callbacks = [
+            harness.authorize(browser, harness.start_connect(browser, "acme-oauth"))
+            for _ in range(5)
+        ]
+        # The two oldest were dropped; the three newest still work (once each).
+        for callback in callbacks[:2]:
+            assert harness.finish(browser, callback).endswith("error=invalid_state")
+        for callback in callbacks[2:]:
+            assert harness.finish(browser, callback).endswith("result=connected")
+    assert harness.provider.token_requests == ["authorization_code"] * 3
+
+
+def test_disconnect_revokes_the_access_token_when_the_refresh_token_revocation_fails(
+    harness: Harness,
+) -> None:
+    with harness.browser() as browser:
+        harness.connect(browser, "acme-oauth")
+        stored = anyio.run(harness.connections.store.get, "tenant-a", "acme-oauth")
+        assert stored is not None
+        assert stored.tokens is not None
+        harness.provider.fail_next("revoke", 503)
+        assert harness.disconnect(browser, "acme-oauth").status_code == 200
+        assert harness.status(browser, "acme-oauth")["connected"] is False
+    assert harness.provider.revocations == [stored.tokens.access_token]
+    assert not harness.provider.is_active(stored.tokens.access_token)
+
+
+def test_a_connection_whose_secrets_cannot_be_decrypted_is_still_disconnected(
+    make_harness: object, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    first: Harness = make_harness(database=database)  # type: ignore[operator]
+    with first.browser() as browser:
+        harness_connect = first.connect(browser, "acme-oauth")
+        assert harness_connect.endswith("result=connected")
+    # The row's ciphertext is damaged (a bad restore, a tampered dump).
+    engine = sa.create_engine(database)
+    with engine.begin() as db:
+        db.execute(sa.text("UPDATE connections SET access_token = access_token || 'x'"))
+    engine.dispose()
+    with first.browser() as browser:
+        response = first.disconnect(browser, "acme-oauth")
+        assert response.status_code == 200
+        assert response.json() == {"connected": False, "error": "not_connected"}
+    assert anyio.run(first.connections.store.summary, "tenant-a", "acme-oauth") is None
+
+
+def test_a_plugin_account_lookup_that_raises_ends_as_exchange_failed(harness: Harness) -> None:
+    # Evencio's lookup parses the provider's JSON: an HTML answer makes it raise.
+    harness.provider.respond_next("status", 200, "<html>maintenance</html>")
+    with harness.browser() as browser:
+        assert harness.connect(browser, "evencio").endswith("error=exchange_failed")
+        assert harness.status(browser, "evencio")["connected"] is False
 
 
 def test_access_denied_stores_nothing(harness: Harness) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -21,9 +22,9 @@ def test_nothing_secret_reaches_a_browser_or_a_log(
     store: Store = harness.connections.store
     original = store.put_authorization
 
-    async def spy(pending: PendingAuthorization, *, now: float) -> None:
+    async def spy(pending: PendingAuthorization, **options: Any) -> None:
         verifiers.append(pending.code_verifier)
-        await original(pending, now=now)
+        await original(pending, **options)
 
     store.put_authorization = spy  # type: ignore[method-assign]
     issued: list[str] = []
