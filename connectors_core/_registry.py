@@ -247,12 +247,15 @@ class Registry:
         True when its plugin is imported, when it failed (then ``hook_for``
         raises at once) and for a connector registered in code; False while
         the plugin still has to be imported (or is being imported). Cheap: no
-        lock, no import.
+        lock, no import, and no connector object built.
 
         :raises UnknownConnectorError: when no connector has that id.
         """
-        self.get(connector_id)
-        outcome = self._entries[connector_id].outcome
+        entry = self._entries.get(connector_id)
+        if entry is None:
+            self.get(connector_id)  # raises UnknownConnectorError, with a "did you mean"
+            return False
+        outcome = entry.outcome
         return outcome is None or outcome.plugin is not None or outcome.state != "loaded"
 
     def _lock_of(self, outcome: Outcome) -> LockType:
