@@ -15,7 +15,8 @@
      └── IntegrationError            a connect / status / token operation failed (has a reason code)
           ├── NotConnectedError       nothing is connected for this tenant and connector
           ├── NeedsReauthError        the provider rejected the grant; the user must reconnect
-          └── ProviderUnavailableError a transient provider failure; retry later
+          ├── ProviderUnavailableError a transient provider failure; retry later
+          └── LeaseLostError          a refresh outlived its lease; another holder took over
 
 Each exception carries structured fields (the connector id, the providers, the
 field paths, the failed plugins) so that a host application can react to it
@@ -39,6 +40,7 @@ __all__ = [
     "DiscoveryError",
     "DuplicateConnectorError",
     "IntegrationError",
+    "LeaseLostError",
     "ManifestError",
     "ManifestLoadError",
     "ManifestProblem",
@@ -231,3 +233,12 @@ class ProviderUnavailableError(IntegrationError):
     """The provider failed transiently (5xx, 429, timeout); try again later."""
 
     reason = "provider_unavailable"
+
+
+class LeaseLostError(IntegrationError):
+    """A refresh took longer than its lease; another holder took over, and nothing was saved.
+
+    Try again: the next call finds what the other holder saved.
+    """
+
+    reason = "lease_lost"

@@ -35,7 +35,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .._exceptions import IntegrationError, NotConnectedError
+from .._exceptions import LeaseLostError, NotConnectedError
 from ._base import Lease
 from ._engine import jittered
 from ._records import StoredConnection
@@ -175,10 +175,9 @@ class _TableLease(Lease):
 
         version = await self.store._write(work)
         if version is None:
-            raise IntegrationError(
+            raise LeaseLostError(
                 f"the refresh lease of {self.connector_id} for tenant {self.tenant!r} expired "
                 "and another holder took it over; this result was not saved",
-                reason="lease_lost",
                 connector_id=self.connector_id,
             )
         if version == 0:
