@@ -12,34 +12,53 @@ connector that declares ``connection`` paths::
     GET  /api/integrations/openapi.json      the OpenAPI document of these routes
 
 Errors are JSON ``{"error": "<reason>", "message": "..."}`` with a 4xx status
-for anything the client sent; a secret never appears in a response.
+for anything the client sent (an unknown path or method under
+``/api/integrations`` too); a secret never appears in a response.
+
+A state-changing route checks CSRF before it parses anything: the Origin and
+Sec-Fetch-Site headers before the body is read, an ``X-CSRF-Token`` header
+before the body is parsed. Without the header, the token can only be the
+``csrf_token`` field of a form body; a body that cannot be read or parsed then
+ends in ``csrf_failed`` unless it carried a valid token. Bodies are exactly
+what the OpenAPI document says: a form (``api_key``, ``csrf_token``) or a JSON
+object of strings (``apiKey``), at most 8 KiB, or none at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx2
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._exceptions import IntegrationError, PluginLoadError, UnknownConnectorError
+from .._exceptions import IntegrationError, UnknownConnectorError
 from .._manifest import ApiKeyAuth, Connector, NoAuth, OAuth
 from .._registry import Registry
 from .._settings import Settings
 from ..connections import Connections
+from ..connections._plugins import import_in_background, plugin_hooks
 from ..store import Store, open_store
 from . import _openapi
 from ._security import Authenticator, CsrfGuard, local_tenant, resolve_tenant
@@ -49,11 +68,16 @@ __all__ = ["ROUTES", "create_app"]
 log = logging.getLogger("connectors_core.web")
 
 MAX_BODY = 8 * 1024
+MAX_FIELDS = 64
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
 
 # Reason code -> HTTP status. Anything a client can cause is a 4xx.
 STATUS = {
     "unknown_connector": 404,
     "not_connectable": 404,
+    "not_found": 404,
+    "method_not_allowed": 405,
     "unsupported_auth": 400,
     "unauthenticated": 401,
     "csrf_failed": 403,
@@ -67,9 +91,176 @@ STATUS = {
 }
 
 
-def error(reason: str, message: str) -> JSONResponse:
+# The body fields of each state-changing route: form name -> JSON name. A form
+# may carry csrf_token as well; nothing else is accepted.
+SUBMIT_FIELDS = {"api_key": "apiKey"}
+DISCONNECT_FIELDS: dict[str, str] = {}
+
+_API = "/api/integrations"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def error(reason: str, message: str, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The JSON error response for ``reason``."""
-    return JSONResponse({"error": reason, "message": message}, status_code=STATUS.get(reason, 400))
+    return JSONResponse(
+        {"error": reason, "message": message},
+        status_code=STATUS.get(reason, 400),
+        headers=headers,
+    )
+
+
+def _rejected(reason: str, message: str) -> IntegrationError:
+    return IntegrationError(message, reason=reason)
+
+
+def _csrf_failed() -> IntegrationError:
+    return _rejected("csrf_failed", "missing or invalid CSRF token, or a cross-site request")
+
+
+def _shown(name: str) -> str:
+    """A field name fit to quote back: plain names only, never arbitrary client text."""
+    return repr(name) if _PLAIN_NAME.fullmatch(name) else "with an unusual name"
+
+
+async def _read(request: Request) -> bytes:
+    """The request body, at most :data:`MAX_BODY` bytes, whatever Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise _rejected("invalid_request", "Content-Length is not a number")
+        if int(declared) > MAX_BODY:
+            raise _rejected("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:  # a chunked body, or one longer than it said
+                raise _rejected("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
+    except ClientDisconnect:
+        raise _rejected("invalid_request", "the body ended before its declared length") from None
+    return bytes(body)
+
+
+def _media_type(request: Request) -> str:
+    """The body's media type, lower-cased ("" when none is declared); UTF-8 only."""
+    value = request.headers.get("content-type", "")
+    kind, _, parameters = value.partition(";")
+    for parameter in parameters.split(";"):
+        name, _, charset = parameter.partition("=")
+        if name.strip().lower() == "charset" and charset.strip(' "').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise _rejected("unsupported_media_type", "the body must be UTF-8")
+    return kind.strip().lower()
+
+
+def _form_token(body: bytes) -> str | None:
+    """The form's csrf_token when it has exactly one, read leniently (the check comes later)."""
+    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    tokens = {value for name, value in pairs if name == "csrf_token"}
+    return tokens.pop() if len(tokens) == 1 else None
+
+
+def _parse(request: Request, body: bytes, names: Mapping[str, str]) -> dict[str, str]:
+    """The fields of a form or JSON body (by their form names), or a 4xx reason."""
+    kind = _media_type(request)
+    if kind not in (FORM, JSON, ""):
+        raise _rejected("unsupported_media_type", f"send {FORM} or {JSON}")
+    if not body:
+        return {}
+    if kind == "":
+        raise _rejected("unsupported_media_type", f"a body needs a Content-Type: {FORM} or {JSON}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _rejected("invalid_request", "the body is not UTF-8") from None
+    return _form_fields(text, names) if kind == FORM else _json_fields(text, names)
+
+
+def _form_fields(text: str, names: Mapping[str, str]) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
+    except UnicodeDecodeError:
+        raise _rejected("invalid_request", "a form value is not UTF-8") from None
+    except ValueError:
+        raise _rejected("invalid_request", f"a form may have at most {MAX_FIELDS} fields") from None
+    fields: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            raise _rejected("invalid_request", f"the field {_shown(name)} is sent more than once")
+        seen.add(name)
+        if name != "csrf_token":
+            if name not in names:
+                raise _rejected("invalid_request", _unexpected(name, ["csrf_token", *names]))
+            fields[name] = value
+    return fields
+
+
+def _json_fields(text: str, names: Mapping[str, str]) -> dict[str, str]:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        for key in keys:
+            if keys.count(key) > 1:
+                raise _rejected(
+                    "invalid_request", f"the field {_shown(key)} is sent more than once"
+                )
+        return dict(pairs)
+
+    def constant(name: str) -> None:
+        raise _rejected("invalid_request", f"{name} is not JSON")
+
+    try:
+        data = json.loads(text, object_pairs_hook=unique, parse_constant=constant)
+    except RecursionError:
+        raise _rejected("invalid_request", "the JSON body is nested too deeply") from None
+    except ValueError:
+        raise _rejected("invalid_request", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _rejected("invalid_request", "the body must be a JSON object")
+    by_json = {json_name: name for name, json_name in names.items()}
+    fields: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in by_json:
+            raise _rejected("invalid_request", _unexpected(key, list(by_json)))
+        if not isinstance(value, str):
+            raise _rejected("invalid_request", f"{key} must be a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, such as "\ud800"
+            raise _rejected("invalid_request", f"{key} is not valid Unicode") from None
+        fields[by_json[key]] = value
+    return fields
+
+
+def _unexpected(name: str, expected: list[str]) -> str:
+    takes = ", ".join(expected) if expected else "no fields"
+    return f"unexpected field {_shown(name)}; this route takes {takes}"
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the app's mount point (as Starlette's router matches it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class _Route(Route):
+    """A route whose path has to match to its very end.
+
+    Starlette anchors its path regex with ``$``, which also matches before a
+    final newline: ``/api/integrations/evencio/status%0A`` would be answered
+    as ``.../status``. ``\\Z`` matches only at the end.
+    """
+
+    def __init__(
+        self, path: str, endpoint: Callable[..., Any], *, methods: list[str], name: str
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods, name=name)
+        pattern = self.path_regex.pattern
+        if pattern.endswith("$"):
+            self.path_regex = re.compile(pattern[:-1] + r"\Z", self.path_regex.flags)
 
 
 class _App:
@@ -88,12 +279,15 @@ class _App:
         self.settings = settings
         self.authenticator = authenticator
         self.guard = guard
+        self.routes: list[BaseRoute] = []
 
     # --- common steps ------------------------------------------------------------------
 
     async def _context(self, request: Request) -> tuple[Connector, str] | Response:
         """The connector (which must be connectable) and the tenant, or an error response."""
         connector_id = request.path_params["connector_id"]
+        if connector_id not in self.registry:  # no "did you mean" over arbitrary client text
+            return error("unknown_connector", f"no connector with id {connector_id[:64]!r}")
         try:
             connector = self.connections.connector(connector_id)
         except UnknownConnectorError:
@@ -110,47 +304,31 @@ class _App:
         query = urlencode({"connector": connector_id, **outcome})
         return RedirectResponse(f"{self.settings.return_path}?{query}", status_code=303)
 
-    @staticmethod
-    async def _body(request: Request) -> bytes | Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-            return error("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return error("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
-        return body
+    async def _fields(self, request: Request, names: Mapping[str, str]) -> dict[str, str]:
+        """The body fields of a state-changing request, after its CSRF check.
 
-    async def _fields(self, request: Request) -> dict[str, str] | Response:
-        """Form or JSON fields of a small request body."""
-        body = await self._body(request)
-        if isinstance(body, Response):
-            return body
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "application/json":
-            try:
-                data = json.loads(body or b"{}")
-            except ValueError:
-                return error("invalid_request", "the body is not valid JSON")
-            if not isinstance(data, dict):
-                return error("invalid_request", "the body must be a JSON object")
-            return {str(k): v for k, v in data.items() if isinstance(v, str)}
-        if kind in ("application/x-www-form-urlencoded", ""):
-            from urllib.parse import parse_qsl
-
-            try:
-                text = body.decode()
-            except UnicodeDecodeError:
-                return error("invalid_request", "the body is not UTF-8")
-            return dict(parse_qsl(text, max_num_fields=20))
-        return error("unsupported_media_type", "send a form or JSON")
-
-    def _csrf(self, request: Request, fields: Mapping[str, str]) -> Response | None:
-        submitted = request.headers.get("x-csrf-token") or fields.get("csrf_token")
-        if not self.guard.check(request, submitted):
-            return error("csrf_failed", "missing or invalid CSRF token, or a cross-site request")
-        return None
+        :raises IntegrationError: ``csrf_failed`` first, then the body's reason.
+        """
+        # Origin, Sec-Fetch-Site and a session, before a byte of the body is read. (The
+        # guard checks them with the token; given the session's own, only they count.)
+        session_id = self.guard.session(request)
+        if session_id is None or not self.guard.check(request, self.guard.token(session_id)):
+            raise _csrf_failed()
+        headers = request.headers.getlist("x-csrf-token")
+        if headers:
+            if len(headers) != 1 or not self.guard.check(request, headers[0]):
+                raise _csrf_failed()
+            return _parse(request, await _read(request), names)
+        # Without the header, only a form body can carry the token.
+        body: bytes | None = None
+        token = None
+        with contextlib.suppress(IntegrationError):
+            body = await _read(request)
+            if _media_type(request) == FORM:
+                token = _form_token(body)
+        if body is None or token is None or not self.guard.check(request, token):
+            raise _csrf_failed()
+        return _parse(request, body, names)
 
     @staticmethod
     def _wants_html(request: Request) -> bool:
@@ -171,10 +349,11 @@ class _App:
             return context
         connector, tenant = context
         try:
-            hook = self.registry.hook_for(connector.id)
-        except PluginLoadError as exc:
-            log.warning("connect %s: %s", connector.id, exc)
-            return error("plugin_unavailable", f"the plugin of {connector.id!r} cannot be loaded")
+            hook = await plugin_hooks(
+                self.registry, connector.id, timeout=self.settings.plugin_load_timeout
+            )
+        except IntegrationError as exc:
+            return error(exc.reason, str(exc))
         custom = hook.handle_connect(connector=connector, request=request, tenant=tenant)
         if isinstance(custom, Awaitable):
             custom = await custom
@@ -212,20 +391,21 @@ class _App:
             "<button type=submit>Connect</button></form></html>"
         )
 
-    async def _guarded(self, request: Request) -> tuple[Connector, str, dict[str, str]] | Response:
+    async def _guarded(
+        self, request: Request, names: Mapping[str, str]
+    ) -> tuple[Connector, str, dict[str, str]] | Response:
         """For a state-changing route: connector, tenant and body fields, CSRF-checked."""
         context = await self._context(request)
         if isinstance(context, Response):
             return context
-        fields = await self._fields(request)
-        if isinstance(fields, Response):
-            return fields
-        if (rejected := self._csrf(request, fields)) is not None:
-            return rejected
+        try:
+            fields = await self._fields(request, names)
+        except IntegrationError as exc:
+            return error(exc.reason, str(exc))
         return (*context, fields)
 
     async def submit(self, request: Request) -> Response:
-        guarded = await self._guarded(request)
+        guarded = await self._guarded(request, SUBMIT_FIELDS)
         if isinstance(guarded, Response):
             return guarded
         connector, tenant, fields = guarded
@@ -233,7 +413,7 @@ class _App:
             if isinstance(connector.auth, NoAuth):
                 await self.connections.connect_none(tenant, connector.id)
             else:
-                key = fields.get("api_key") or fields.get("apiKey") or ""
+                key = fields.get("api_key", "")
                 await self.connections.connect_api_key(tenant, connector.id, key)
         except IntegrationError as exc:
             return error(exc.reason, str(exc))
@@ -264,7 +444,7 @@ class _App:
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
     async def disconnect(self, request: Request) -> Response:
-        guarded = await self._guarded(request)
+        guarded = await self._guarded(request, DISCONNECT_FIELDS)
         if isinstance(guarded, Response):
             return guarded
         connector, tenant, _fields = guarded
@@ -275,6 +455,45 @@ class _App:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(_openapi.document(self.registry))
+
+    # --- unknown paths and methods -----------------------------------------------------
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """JSON for a path or method the routes under ``/api/integrations`` don't serve."""
+        assert isinstance(exc, HTTPException)
+        path = _route_path(request.scope)
+        if path != _API and not path.startswith(_API + "/"):
+            if exc.status_code in (204, 304):
+                return Response(status_code=exc.status_code, headers=exc.headers)
+            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:
+            allowed = sorted(self._methods(request.scope))
+            return error(
+                "method_not_allowed",
+                f"this route takes {', '.join(m for m in allowed if m != 'HEAD')}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        if exc.status_code == 404:
+            first = path[len(_API) + 1 :].split("/", 1)[0]
+            if first and first not in ("csrf", "openapi.json") and first not in self.registry:
+                return error("unknown_connector", f"no connector with id {first[:64]!r}")
+            return error("not_found", "no such integration route")
+        reason = "payload_too_large" if exc.status_code == 413 else "invalid_request"
+        response = error(reason, exc.detail)
+        response.status_code = exc.status_code if 400 <= exc.status_code < 500 else 400
+        return response
+
+    def _methods(self, scope: Scope) -> set[str]:
+        """Every method some route serves at this path (one path may have several routes)."""
+        methods: set[str] = set()
+        for route in self.routes:
+            if (
+                isinstance(route, Route)
+                and route.methods
+                and route.matches(scope)[0] is not Match.NONE
+            ):
+                methods |= route.methods
+        return methods
 
 
 Endpoint = Callable[[_App], Callable[[Request], Awaitable[Response]]]
@@ -372,11 +591,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> Any:
+        # Plugins taken from the discovery index are imported now, in a daemon thread,
+        # so that first requests rarely wait; start-up and the event loop never do.
+        import_in_background(registry)
         yield
         await store.close()
 
     routes: list[BaseRoute] = [
-        Route(path, endpoint(app), methods=[method], name=name)
+        _Route(path, endpoint(app), methods=[method], name=name)
         for name, method, path, endpoint in ROUTES
     ]
     if page:
@@ -384,10 +606,13 @@ def create_app(
 
         view = IntegrationsPage(registry, connections, app.authenticator, guard, demo=demo)
         routes += [
-            Route("/integrations", view.render, methods=["GET"], name="integrations:page"),
+            _Route("/integrations", view.render, methods=["GET"], name="integrations:page"),
             Mount("/integrations/static", StaticFiles(directory=STATIC), name="static"),
         ]
-    starlette = Starlette(routes=routes, lifespan=lifespan)
+    app.routes = routes
+    starlette = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: app.http_error}
+    )
     starlette.add_middleware(_SecurityHeaders)
     starlette.state.connections = connections
     starlette.state.registry = registry

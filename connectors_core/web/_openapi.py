@@ -1,4 +1,10 @@
-"""The OpenAPI 3 document of the integration routes, built from the registry."""
+"""The OpenAPI 3 document of the integration routes, built from the registry.
+
+It describes exactly what the routes accept: a request body is a form or a
+JSON object with the fields listed (no others), or no body at all; anything
+else answers 415 (another media type) or 400 (other fields, non-string values).
+A test walks this document and the app's routes and holds them together.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,27 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(_ERROR, "An error with a stable reason code") for code in codes}
 
 
+def _body(form: dict[str, str], json: dict[str, str]) -> dict[str, Any]:
+    """An optional request body: a form or a JSON object of strings with these fields only."""
+
+    def schema(fields: dict[str, str]) -> dict[str, Any]:
+        properties = {
+            name: {"type": "string", "description": text} for name, text in fields.items()
+        }
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+    token = {"csrf_token": "The session's CSRF token, when no X-CSRF-Token header is sent."}
+    return {
+        "required": False,
+        "description": "At most 8 KiB; a form has at most 64 fields, each sent once. "
+        "A request without a body needs no Content-Type.",
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": schema({**form, **token})},
+            "application/json": {"schema": schema(json)},
+        },
+    }
+
+
 def document(registry: Registry) -> dict[str, Any]:
     """The OpenAPI document for the connectors of ``registry`` that can connect."""
     ids = [c.id for c in registry if c.connection is not None]
@@ -35,20 +62,15 @@ def document(registry: Registry) -> dict[str, Any]:
         "name": "X-CSRF-Token",
         "in": "header",
         "required": False,
-        "description": "The session's CSRF token (or the csrf_token form field).",
+        "description": "The session's CSRF token; required unless a form body carries it "
+        "as csrf_token (a JSON body cannot).",
         "schema": {"type": "string"},
     }
-    form = {
-        "application/x-www-form-urlencoded": {
-            "schema": {
-                "type": "object",
-                "properties": {"api_key": {"type": "string"}, "csrf_token": {"type": "string"}},
-            }
-        },
-        "application/json": {
-            "schema": {"type": "object", "properties": {"apiKey": {"type": "string"}}}
-        },
-    }
+    submit = _body(
+        {"api_key": "The API key (for an api-key connector)."},
+        {"apiKey": "The API key (for an api-key connector)."},
+    )
+    disconnect = _body({}, {})
     return {
         "openapi": "3.0.3",
         "info": {
@@ -85,14 +107,14 @@ def document(registry: Registry) -> dict[str, Any]:
                             "description": "The API-key form",
                             "content": {"text/html": {"schema": {"type": "string"}}},
                         },
-                        **_errors(400, 401, 404, 409),
+                        **_errors(400, 401, 404, 409, 503),
                     },
                 },
                 "post": {
                     "operationId": "submitApiKey",
                     "summary": "Store an API key (server-side; never echoed back)",
                     "parameters": [connector, csrf],
-                    "requestBody": {"required": False, "content": form},
+                    "requestBody": submit,
                     "responses": {
                         "200": _json(_STATUS, "The new status"),
                         "303": {"description": "Back to the Integrations page"},
@@ -135,7 +157,7 @@ def document(registry: Registry) -> dict[str, Any]:
                     "operationId": "disconnect",
                     "summary": "Revoke at the provider where possible and forget the secrets",
                     "parameters": [connector, csrf],
-                    "requestBody": {"required": False, "content": form},
+                    "requestBody": disconnect,
                     "responses": {
                         "200": _json(_STATUS, "The new status"),
                         "303": {"description": "Back to the Integrations page"},
