@@ -131,10 +131,6 @@ def test_every_provider_answer_and_its_outcomes_are_documented() -> None:
 
     text = (DOCS / "connections.md").read_text(encoding="utf-8")
     section = text.split("## What a provider's answer means", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(
-        r"^\| `(\w+)` \| .+ \| `(\w+)` \| `(\w+)` \|$", section, flags=re.MULTILINE
-    )
+    rows = re.findall(r"^\| `(\w+)` \| .+ \| `(\w+)` \| `(\w+)` \|$", section, flags=re.MULTILINE)
     assert [name for name, _, _ in rows] == [answer.value for answer in Answer]
-    assert {Answer(name): (exchange, refresh) for name, exchange, refresh in rows} == dict(
-        OUTCOMES
-    )
+    assert {Answer(name): (exchange, refresh) for name, exchange, refresh in rows} == dict(OUTCOMES)
