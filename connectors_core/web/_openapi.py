@@ -96,6 +96,15 @@ def document(registry: Registry) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/integrations/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": _json({"type": "object"}, "The OpenAPI document of these routes")
+                    },
+                }
+            },
             "/api/integrations/{connector_id}/connect": {
                 "get": {
                     "operationId": "connect",

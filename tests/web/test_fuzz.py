@@ -8,13 +8,15 @@ secrets (and the client secrets) must never come back in a body or a header.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import anyio
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from connectors_core._settings import Settings
@@ -134,7 +136,7 @@ def test_the_openapi_document_lists_every_route() -> None:
     }
     from connectors_core.web import ROUTES
 
-    published = {(path, method) for name, method, path, _ in ROUTES if "openapi" not in name}
+    published = {(path, method) for _name, method, path, _ in ROUTES}
     assert operations == published
     ids = document["paths"]["/api/integrations/{connector_id}/status"]["get"]["parameters"][0]
     assert set(ids["schema"]["enum"]) == {
@@ -144,6 +146,66 @@ def test_the_openapi_document_lists_every_route() -> None:
         "acme-key",
         "acme-plain",
     }
+
+
+BODY_ROUTES = ["/api/integrations/acme-key/connect", "/api/integrations/acme-oauth/disconnect"]
+MEDIA_TYPES = [
+    None,
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+bodies = st.one_of(
+    st.binary(max_size=600),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.dictionaries(st.sampled_from(["apiKey", "api_key", "csrf_token", "x"]), json_values).map(
+        lambda value: json.dumps(value).encode()
+    ),
+    st.lists(
+        st.tuples(st.sampled_from(["api_key", "csrf_token", "apiKey", "", "a b"]), st.text()),
+        max_size=80,
+    ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs).encode("utf-8", "surrogatepass")),
+)
+
+
+@given(
+    path=st.sampled_from(BODY_ROUTES),
+    body=bodies,
+    media_type=st.sampled_from(MEDIA_TYPES),
+    with_token=st.booleans(),
+)
+@settings(max_examples=150, deadline=None, database=None)
+def test_no_body_causes_a_server_error_and_csrf_comes_first(
+    path: str, body: bytes, media_type: str | None, with_token: bool
+) -> None:
+    headers = {"Origin": "http://testserver"}
+    if media_type is not None:
+        headers["Content-Type"] = media_type
+    if with_token:
+        headers["X-CSRF-Token"] = CSRF_TOKEN
+    with TestClient(APP, base_url="http://testserver", cookies=SESSION) as client:
+        response = client.post(path, content=body, headers=headers)
+    assert response.status_code < 500, response.text
+    reason = response.json().get("error")
+    if not with_token and b"csrf_token" not in body:
+        assert (response.status_code, reason) == (403, "csrf_failed")
+    if response.status_code >= 400:
+        assert reason in {
+            "csrf_failed",
+            "invalid_request",
+            "invalid_api_key",
+            "payload_too_large",
+            "unsupported_media_type",
+        }, response.text
 
 
 class _Response:

@@ -1,0 +1,187 @@
+"""The OpenAPI document and the routes agree: paths, methods, parameters and request bodies.
+
+The document is fetched from the running app, and every claim in it is tried
+over HTTP: each documented operation is routed, each other method is a 405
+that names the documented ones, each documented content type is accepted with
+exactly the fields its schema lists, and every other content type is a 415.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx2
+import pytest
+from starlette.routing import Route
+
+from tests.harness import Harness
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+KEY = "sk_openapi_0123456789"
+CONNECTOR = "acme-key"  # an api-key connector: every operation can succeed for it
+
+
+@pytest.fixture
+def document(harness: Harness) -> dict[str, Any]:
+    with harness.browser() as browser:
+        response = browser.get(f"{harness.origin}/api/integrations/openapi.json")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+
+
+def concrete(path: str) -> str:
+    return path.replace("{connector_id}", CONNECTOR)
+
+
+def test_every_documented_operation_is_routed_and_every_route_documented(
+    harness: Harness, document: dict[str, Any]
+) -> None:
+    routed = {
+        (route.path, method)
+        for route in harness.app.routes
+        if isinstance(route, Route) and route.path.startswith("/api/integrations")
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    assert operations(document) == routed
+
+
+def test_documented_path_parameters_are_the_routes_parameters(
+    harness: Harness, document: dict[str, Any]
+) -> None:
+    connectable = sorted(c.id for c in harness.connections.registry if c.connection is not None)
+    for path, item in document["paths"].items():
+        in_path = {part[1:-1] for part in path.split("/") if part.startswith("{")}
+        for operation in item.values():
+            parameters = [p for p in operation.get("parameters", []) if p["in"] == "path"]
+            assert {p["name"] for p in parameters} == in_path, path
+            for parameter in parameters:
+                assert sorted(parameter["schema"]["enum"]) == connectable
+
+
+def test_other_methods_are_a_405_naming_the_documented_ones(
+    harness: Harness, document: dict[str, Any]
+) -> None:
+    wrong = []
+    with harness.browser() as browser:
+        for path, item in document["paths"].items():
+            documented = {method.upper() for method in item}
+            allow = documented | ({"HEAD"} if "GET" in documented else set())
+            for method in METHODS:
+                if method in documented:
+                    continue
+                response = browser.request(method, f"{harness.origin}{concrete(path)}")
+                got = (
+                    response.status_code,
+                    response.json().get("error"),
+                    set(response.headers["allow"].split(", ")),
+                )
+                if got != (405, "method_not_allowed", allow):
+                    wrong.append(f"{method} {path}: {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+def value_for(name: str, token: str) -> str:
+    return token if name == "csrf_token" else KEY
+
+
+def encode(media_type: str, fields: dict[str, str]) -> bytes:
+    if media_type == "application/json":
+        return json.dumps(fields).encode()
+    assert media_type == "application/x-www-form-urlencoded", media_type
+    return urlencode(fields).encode()
+
+
+def bodies(document: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(path, method, media type, schema) of every documented request body."""
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
+                found.append((path, method.upper(), media_type, content["schema"]))
+    return found
+
+
+def send(
+    harness: Harness, browser: httpx2.Client, method: str, path: str, body: bytes, media_type: str
+) -> httpx2.Response:
+    return browser.request(
+        method,
+        f"{harness.origin}{concrete(path)}",
+        content=body,
+        headers={"Content-Type": media_type, "X-CSRF-Token": harness.csrf(browser)},
+    )
+
+
+def test_documented_bodies_are_accepted_with_exactly_their_fields(
+    harness: Harness, document: dict[str, Any]
+) -> None:
+    documented = bodies(document)
+    assert {(path, method) for path, method, _, _ in documented} == {
+        ("/api/integrations/{connector_id}/connect", "POST"),
+        ("/api/integrations/{connector_id}/disconnect", "POST"),
+    }
+    with harness.browser() as browser:
+        token = harness.csrf(browser)
+        for path, method, media_type, schema in documented:
+            assert schema["additionalProperties"] is False
+            fields = {name: value_for(name, token) for name in schema["properties"]}
+            assert all(p["type"] == "string" for p in schema["properties"].values())
+            accepted = send(harness, browser, method, path, encode(media_type, fields), media_type)
+            assert accepted.status_code == 200, (path, media_type, accepted.text)
+
+            extra = send(
+                harness,
+                browser,
+                method,
+                path,
+                encode(media_type, {**fields, "notDocumented": "x"}),
+                media_type,
+            )
+            assert (extra.status_code, extra.json()["error"]) == (400, "invalid_request")
+
+            if fields and media_type == "application/json":
+                not_a_string = json.dumps(dict.fromkeys(fields, 12345678)).encode()
+                refused = send(harness, browser, method, path, not_a_string, media_type)
+                assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "text/plain",
+        "multipart/form-data; boundary=xyz",
+        "application/xml",
+        "application/merge-patch+json",
+        "application/octet-stream",
+    ],
+)
+def test_undocumented_content_types_are_a_415(
+    harness: Harness, document: dict[str, Any], media_type: str
+) -> None:
+    with harness.browser() as browser:
+        for path, method, documented, _schema in bodies(document):
+            assert media_type.split(";")[0] != documented
+            response = send(harness, browser, method, path, b"apiKey=x", media_type)
+            assert response.status_code == 415, (path, media_type)
+            assert response.json()["error"] == "unsupported_media_type"
+
+
+def test_a_request_without_a_body_needs_no_content_type(
+    harness: Harness, document: dict[str, Any]
+) -> None:
+    with harness.browser() as browser:
+        for path, method, _media_type, _schema in bodies(document):
+            assert document["paths"][path][method.lower()]["requestBody"]["required"] is False
+            response = browser.request(
+                method,
+                f"{harness.origin}{concrete(path).replace(CONNECTOR, 'acme-plain')}",
+                headers={"X-CSRF-Token": harness.csrf(browser)},
+            )
+            assert response.status_code == 200, (path, response.text)
