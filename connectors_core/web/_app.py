@@ -354,9 +354,16 @@ class _App:
             )
         except IntegrationError as exc:
             return error(exc.reason, str(exc))
-        custom = hook.handle_connect(connector=connector, request=request, tenant=tenant)
-        if isinstance(custom, Awaitable):
-            custom = await custom
+        try:
+            custom = hook.handle_connect(connector=connector, request=request, tenant=tenant)
+            if isinstance(custom, Awaitable):
+                custom = await custom
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug fails this request, not the server
+            # The type only: the message of a plugin's exception may quote a secret.
+            log.warning("handle_connect of %s raised %s", connector.id, type(exc).__name__)
+            return error(
+                "plugin_unavailable", f"the plugin of {connector.id!r} failed to start connecting"
+            )
         if isinstance(custom, Response):
             return custom
         session_id, new = self.guard.ensure_session(request)

@@ -251,3 +251,33 @@ def test_a_plugin_failing_in_the_background_import_is_recorded_and_answers_503(
         "see the server log",
     }
     assert elapsed < PROMPT
+
+
+def test_a_handle_connect_that_raises_is_a_503_that_shows_nothing_of_the_error(
+    make_site: MakeSite,
+    monkeypatch: pytest.MonkeyPatch,
+    stack: ExitStack,
+    captured_logs: pytest.LogCaptureFixture,
+) -> None:
+    source = f"""
+        from connectors_core import hookimpl
+
+        @hookimpl
+        def provide_connector():
+            return {manifest_source("buggy", connection=connection("buggy"))}
+
+        @hookimpl
+        def handle_connect(connector, request, tenant):
+            raise ValueError("token sk_live_do_not_show_9f2c rejected")
+    """
+    buggy = Dist("buggy-plugin", "1.0.0", {"buggy": "buggy_web_plugin"}, {
+        "buggy_web_plugin/__init__.py": source
+    })  # fmt: skip
+    registry = warm_registry(make_site, monkeypatch, [buggy])
+    served = Served(registry, stack, plugin_load_timeout=5.0)
+    response = served.user("tenant-a").get("/api/integrations/buggy/connect")
+    assert response.status_code == 503
+    assert response.json()["error"] == "plugin_unavailable"
+    assert "sk_live" not in response.text
+    assert "ValueError" in captured_logs.text
+    assert "sk_live" not in captured_logs.text
