@@ -134,3 +134,12 @@ def test_every_provider_answer_and_its_outcomes_are_documented() -> None:
     rows = re.findall(r"^\| `(\w+)` \| .+ \| `(\w+)` \| `(\w+)` \|$", section, flags=re.MULTILINE)
     assert [name for name, _, _ in rows] == [answer.value for answer in Answer]
     assert {Answer(name): (exchange, refresh) for name, exchange, refresh in rows} == dict(OUTCOMES)
+
+
+def test_every_route_reason_code_is_documented_with_its_status() -> None:
+    from connectors_core.web._app import STATUS
+
+    text = (DOCS / "connections.md").read_text(encoding="utf-8")
+    section = text.split("### Reason codes", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (\d{3}) \|", section, flags=re.MULTILINE))
+    assert {code: int(status) for code, status in rows.items()} == STATUS
