@@ -270,3 +270,27 @@ def test_bad_targets_get_a_4xx_with_a_reason(
         assert response.json()["error"] == reason
     else:
         assert response.headers["location"].endswith("error=invalid_state")
+
+
+def test_a_hundred_concurrent_replays_of_one_callback_connect_once_and_fail_cleanly(
+    harness: Harness,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with harness.browser() as browser:
+        callback = harness.authorize(browser, harness.start_connect(browser, "evencio"))
+        cookies = dict(browser.cookies)
+
+    def land(_: int) -> tuple[int, str]:
+        with harness.browser() as replayer:
+            replayer.cookies.update(cookies)
+            response = replayer.get(callback)
+            return response.status_code, response.headers.get("location", "")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        landings = list(pool.map(land, range(100)))
+
+    assert {status for status, _ in landings} == {303}
+    outcomes = sorted(location.rsplit("&", 1)[1] for _, location in landings)
+    assert outcomes == ["error=invalid_state"] * 99 + ["result=connected"]
+    assert harness.provider.token_requests == ["authorization_code"]
