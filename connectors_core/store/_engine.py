@@ -88,7 +88,12 @@ def create_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
-            immediate = connection.get_execution_options().get("sqlite_immediate", False)
+            options = connection.get_execution_options()
+            if options.get("sqlite_single_read", False):
+                # One SELECT is a transaction of its own in SQLite: a BEGIN and a
+                # ROLLBACK around it would only double the cost of the hottest read.
+                return
+            immediate = options.get("sqlite_immediate", False)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine

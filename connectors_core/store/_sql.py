@@ -94,6 +94,8 @@ class SQLStore(Store):
         self.lease_lifetime = lease_lifetime
         """Seconds an SQLite refresh lease lasts unless released."""
         self._sqlite = engine.dialect.name == "sqlite"
+        # Reads of single statements: no BEGIN/ROLLBACK around them on SQLite.
+        self._reader = engine.execution_options(sqlite_single_read=True)
         if auto_upgrade is None:
             auto_upgrade = self._sqlite
         prepare(engine, auto_upgrade=auto_upgrade)
@@ -158,7 +160,7 @@ class SQLStore(Store):
             # is cheaper than a trip to a worker thread and back.
             for delay in (*RETRY_DELAYS, None):
                 try:
-                    with self.engine.connect() as connection:
+                    with self._reader.connect() as connection:
                         result = connection.execute(statement, params)
                         return result.all() if all_rows else result.first()
                 except sa.exc.OperationalError as exc:
