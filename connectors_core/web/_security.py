@@ -115,7 +115,8 @@ class CsrfGuard:
         session_id = self.session(request)
         if session_id is None or not submitted:
             return False
-        return hmac.compare_digest(self.token(session_id), submitted)
+        # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+        return hmac.compare_digest(self.token(session_id).encode(), submitted.encode())
 
     def _allowed_origins(self, request: Request) -> set[str]:
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"

@@ -188,3 +188,21 @@ def test_responses_keep_referrers_on_this_site(harness: Harness) -> None:
         response = browser.get(f"{harness.origin}/api/integrations/csrf")
     assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_a_server_error(harness: Harness) -> None:
+    with harness.browser() as browser:
+        harness.csrf(browser)  # a session cookie, so the token is what gets compared
+        form = browser.post(
+            f"{harness.origin}{KEY_URL}",
+            content=b"csrf_token=%C3%A9t%C3%A9&api_key=sk_live_0123456789ab",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        header = browser.post(
+            f"{harness.origin}{KEY_URL}",
+            json={"apiKey": "sk_live_0123456789ab"},
+            headers={"X-CSRF-Token": "\u00e9t\u00e9".encode()},
+        )
+    for response in (form, header):
+        assert response.status_code == 403
+        assert response.json()["error"] == "csrf_failed"
