@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 import attrs
 import httpx2
 
@@ -200,6 +201,9 @@ class Connections:
                 reason="wrong_tenant",
                 connector_id=connector.id,
             )
+        # Loaded before the state is spent and a code exchanged: a plugin that
+        # cannot load leaves the authorization, and no fresh grant, behind.
+        await plugin_hooks(self.registry, connector.id, timeout=self.settings.plugin_load_timeout)
         if await self.store.take_authorization(state, now=self._clock()) is None:
             raise IntegrationError(
                 "unknown, used or expired authorization state",
@@ -504,24 +508,28 @@ class Connections:
                 tokens = attrs.evolve(connection.tokens, refresh_token=rotated)
                 connection = await lease.save(attrs.evolve(connection, tokens=tokens))
 
-            try:
-                response = await client.refresh(connection.tokens, on_rotated=keep)
-            except NeedsReauthError as exc:
-                failure = exc
-                await lease.save(
-                    attrs.evolve(
-                        connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
+            # Shielded from the caller's cancellation (bounded by the HTTP timeout):
+            # once the provider may have rotated the refresh token, what it sent
+            # must be saved, or the next refresh would present a spent token.
+            with anyio.CancelScope(shield=True):
+                try:
+                    response = await client.refresh(connection.tokens, on_rotated=keep)
+                except NeedsReauthError as exc:
+                    failure = exc
+                    await lease.save(
+                        attrs.evolve(
+                            connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
+                        )
                     )
-                )
-            except IntegrationError as exc:
-                # Leave the lease normally, so that what keep() saved is committed.
-                failure = exc
-            else:
-                # Saved (the new refresh token with it) before the caller sees the token.
-                await lease.save(
-                    attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
-                )
-                return response.tokens.access_token
+                except IntegrationError as exc:
+                    # Leave the lease normally, so that what keep() saved is committed.
+                    failure = exc
+                else:
+                    # Saved (the new refresh token with it) before the caller sees the token.
+                    await lease.save(
+                        attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
+                    )
+                    return response.tokens.access_token
         assert failure is not None
         if isinstance(failure, NeedsReauthError):
             log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)

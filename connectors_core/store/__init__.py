@@ -148,7 +148,8 @@ def open_store(settings: Settings) -> Store:
     try:
         # Before the schema is touched: wrong keys leave the database as it was.
         check_keys(engine, box, hint=_key_file_hint(settings))
-        return SQLStore(engine, box)
+        # A lease outlives the slowest provider call it may wait for.
+        return SQLStore(engine, box, lease_lifetime=max(60.0, 6 * settings.http_timeout))
     except BaseException:
         engine.dispose()
         raise

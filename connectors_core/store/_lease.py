@@ -134,7 +134,10 @@ async def row_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncIte
             await anyio.to_thread.run_sync(db.rollback)
         raise
     else:
-        await anyio.to_thread.run_sync(db.commit)
+        # Shielded: what the holder saved (a rotated refresh token) must not be
+        # rolled back because its caller was cancelled a moment later.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(db.commit)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(db.close)
@@ -170,6 +173,11 @@ class _TableLease(Lease):
             old = db.execute(sa.select(connections.c.version).where(key)).scalar()
             if old is None:
                 return 0
+            read = self.connection.version if self.connection else None
+            if old != read:
+                # Disconnected and connected again (or reconnected) meanwhile: the
+                # tokens of this refresh belong to a grant that is gone.
+                return None
             db.execute(connections.update().where(key).values(version=old + 1, **values))
             return int(old) + 1
 
@@ -177,7 +185,8 @@ class _TableLease(Lease):
         if version is None:
             raise LeaseLostError(
                 f"the refresh lease of {self.connector_id} for tenant {self.tenant!r} expired "
-                "and another holder took it over; this result was not saved",
+                "and another holder took it over, or the connection was replaced meanwhile; "
+                "this result was not saved",
                 connector_id=self.connector_id,
             )
         if version == 0:

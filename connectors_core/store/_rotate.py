@@ -150,7 +150,9 @@ def _connections_batch(
                         connections.c.connector_id == row.connector_id,
                         connections.c.version == row.version,
                     )
-                    .values(version=row.version + 1, **values)
+                    # Compared, not bumped: a re-encryption changes no value, so a
+                    # refresh holding this row may still save over it.
+                    .values(**values)
                 )
                 if result.rowcount == 0:
                     # Changed meanwhile: the next batch starts just before it, and

@@ -271,3 +271,29 @@ def test_a_legacy_connection_without_expiry_is_refreshed_after_the_default_lifet
     fresh = anyio.run(connections.get_access_token, TENANT, ACME)
     assert fresh != state.tokens.access_token
     assert harness.provider.is_active(fresh)
+
+
+def test_a_refresh_cancelled_by_its_caller_still_keeps_the_rotated_token(
+    harness: Harness,
+) -> None:
+    connections = connected(harness)
+    harness.advance(3600)
+    harness.provider.delay_next("token", 1.0)  # rotated at the provider after the caller gave up
+
+    async def impatient() -> None:
+        with anyio.move_on_after(0.2):
+            await connections.get_access_token(TENANT, ACME)
+
+    anyio.run(impatient)
+    token = anyio.run(connections.get_access_token, TENANT, ACME)
+    assert harness.provider.is_active(token)
+    assert harness.provider.token_requests.count("refresh_token") == 1
+
+
+def test_an_implausible_token_type_is_stored_as_bearer(harness: Harness) -> None:
+    harness.provider.tamper_next("token", lambda body: {**body, "token_type": "x" * 100})
+    connections = connected(harness)
+    state = stored(connections)
+    assert state is not None
+    assert state.tokens is not None
+    assert state.tokens.token_type == "Bearer"

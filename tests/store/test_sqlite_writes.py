@@ -267,3 +267,40 @@ def test_other_database_errors_are_not_retried(url: str) -> None:
     assert not is_busy(failed.value)
     assert calls == [1]
     engine.dispose()
+
+
+async def test_a_refresh_never_saves_over_a_connection_replaced_meanwhile(store: Store) -> None:
+    await start_counter(store)
+    async with store.lease(*COUNTER) as lease:
+        assert lease.connection is not None
+        # The user reconnects while the refresh waits for the provider.
+        await store.put(attrs.evolve(lease.connection, account={"n": "reconnected"}))
+        with pytest.raises(IntegrationError) as refused:
+            await lease.save(attrs.evolve(lease.connection, account={"n": "old grant"}))
+        assert refused.value.reason == "lease_lost"
+    assert await counter_account(store) == {"n": "reconnected"}
+
+
+async def test_a_key_rotation_during_a_refresh_does_not_refuse_its_save(
+    store: Store, url: str
+) -> None:
+    from connectors_core.store._rotate import rotate_keys
+
+    await store.put(api_key_connection(*COUNTER, "an-api-key-0123456789"))
+    newer = SecretBox([generate_key(), KEY])
+    async with store.lease(*COUNTER) as lease:
+        assert lease.connection is not None
+        engine = create_engine(url)
+        try:
+            progress = await anyio.to_thread.run_sync(lambda: rotate_keys(engine, newer))
+        finally:
+            engine.dispose()
+        assert progress.remaining == 0
+        await lease.save(attrs.evolve(lease.connection, account={"n": "refreshed"}))
+    assert await counter_account(store) == {"n": "refreshed"}
+
+
+async def counter_account(store: Store) -> dict[str, str]:
+    stored = await store.get(*COUNTER)
+    assert stored is not None
+    return dict(stored.account)
