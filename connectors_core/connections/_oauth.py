@@ -274,13 +274,20 @@ class OAuthClient:
                 access_token=access,
                 refresh_token=refresh,
                 expires_at=expires_at,
-                token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
+                token_type=token_type
+                if isinstance(token_type, str) and _plausible(token_type)
+                else "Bearer",
                 scopes=_scopes(raw.get("scope"))
                 or (previous.scopes if previous else ())
                 or tuple(self.auth.scopes),
             ),
             raw,
         )
+
+
+def _plausible(token_type: str) -> bool:
+    """Whether ``token_type`` is plausible (the store keeps at most 32 visible characters)."""
+    return 0 < len(token_type) <= 32 and all("!" <= c <= "~" for c in token_type)
 
 
 def _scopes(value: object) -> tuple[str, ...]:

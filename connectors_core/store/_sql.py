@@ -343,7 +343,12 @@ class SQLStore(Store):
             db.execute(connections.update().where(key).values(version=old + 1, **values))
             return int(old) + 1
 
-        version = await self._write(work)
+        try:
+            version = await self._write(work)
+        except sa.exc.IntegrityError:
+            # Two first saves at once (PostgreSQL, where a reader sees no row until
+            # the other commits): the loser finds the row now, and updates it.
+            version = await self._write(work)
         return attrs.evolve(connection, version=version)
 
     async def delete(self, tenant: str, connector_id: str) -> bool:

@@ -275,3 +275,15 @@ def test_a_store_can_be_used_from_successive_event_loops(database_url: str) -> N
         assert anyio.run(store.summary, "t1", "evencio") is not None
         assert anyio.run(store.get, "t1", "evencio") is not None
     anyio.run(store.close)
+
+
+async def test_concurrent_first_saves_of_one_connection_both_succeed(store: Store) -> None:
+    # A double-click on Save, or two replicas: each sees no row, each inserts.
+    for round_ in range(10):
+        tenant = f"race-{round_}"
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(store.put, connection(tenant))
+        stored = await store.get(tenant, "evencio")
+        assert stored is not None
+        assert stored.version >= 1
