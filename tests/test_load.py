@@ -301,13 +301,18 @@ def test_twenty_users_at_once_on_sqlite_get_no_error_and_lose_nothing(server: Se
     expire(server, "refresher")
     server.provider.delay_next("token", REFRESH_HOLD)
 
+    # The job's refresh reaches the provider first, which holds it; the load
+    # starts while it is held.
+    job = server.job("refresher")
+    wait_until = time.monotonic() + 60
+    while "refresh_token" not in server.provider.token_requests:
+        assert time.monotonic() < wait_until, "the job's refresh never reached the provider"
+        time.sleep(0.01)
     workers = [Worker(server, number) for number in range(CLIENTS)]
     deadline = time.monotonic() + DURATION
     threads = [threading.Thread(target=w.run, args=(deadline,)) for w in workers]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)  # the job starts while the load runs (any moment in it would do)
-    job = server.job("refresher")
     for thread in threads:
         thread.join(timeout=DURATION + 60)
     out, err = job.communicate(timeout=60)
@@ -325,6 +330,8 @@ def test_twenty_users_at_once_on_sqlite_get_no_error_and_lose_nothing(server: Se
     assert job.returncode == 0, err
     assert server.provider.is_active(out.strip())
     assert server.provider.token_requests.count("refresh_token") == 1
+    # The hold went to the refresh: the first token request after it was queued.
+    assert server.provider.token_requests[:2] == ["authorization_code", "refresh_token"]
 
     # Every save is stored: each tenant's last acknowledged key is the one on disk.
     assert stored_keys(server) == {w.tenant: w.saved_key for w in workers}
