@@ -201,7 +201,7 @@ def test_a_non_ascii_csrf_token_is_refused_not_a_server_error(harness: Harness) 
         header = browser.post(
             f"{harness.origin}{KEY_URL}",
             json={"apiKey": "sk_live_0123456789ab"},
-            headers={"X-CSRF-Token": "\u00e9t\u00e9".encode()},
+            headers=[(b"X-CSRF-Token", "\u00e9t\u00e9".encode())],
         )
     for response in (form, header):
         assert response.status_code == 403
