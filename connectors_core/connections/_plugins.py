@@ -25,8 +25,6 @@ import time
 import weakref
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
 import pluggy
 
 from .._exceptions import IntegrationError, PluginLoadError
@@ -36,12 +34,8 @@ __all__ = ["import_in_background", "plugin_hooks"]
 
 log = logging.getLogger("connectors_core.connections")
 
-# At most this many requests (per event loop) wait for a plugin import at once; more
-# wait for a slot, within their own timeout, instead of taking the default pool's threads.
-_WAITERS = 16
-_waiters: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
-    "connectors_core_plugin_waiters"
-)
+# The longest pause between two looks at an import under way.
+_LONGEST_PAUSE = 0.05
 
 # The import under way (or done) per registry and plugin: its thread sets the event.
 _imports: weakref.WeakKeyDictionary[Registry, dict[str, threading.Event]] = (
@@ -148,18 +142,17 @@ def _import_one(registry: Registry, connector_id: str, done: threading.Event) ->
 
 
 async def _wait(done: threading.Event, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``done`` without blocking the event loop."""
-    try:
-        limiter = _waiters.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(_WAITERS)
-        _waiters.set(limiter)
+    """Wait up to ``timeout`` seconds for ``done`` without blocking the event loop.
+
+    It polls: no thread is taken per waiting request, so a crowd waiting for
+    one slow plugin never delays a request for another.
+    """
     deadline = time.monotonic() + timeout
-
-    def wait() -> bool:
-        # Returns by the deadline on its own: no thread is ever abandoned.
-        return done.wait(max(0.0, deadline - time.monotonic()))
-
-    with anyio.move_on_after(timeout):  # bounds the wait for a free slot
-        return await anyio.to_thread.run_sync(wait, limiter=limiter)
-    return done.is_set()
+    pause = 0.005
+    while not done.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await anyio.sleep(min(pause, remaining))
+        pause = min(pause * 2, _LONGEST_PAUSE)
+    return True
