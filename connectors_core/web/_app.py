@@ -29,19 +29,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
-import json
 import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
@@ -61,16 +60,12 @@ from ..connections import Connections
 from ..connections._plugins import import_in_background, plugin_hooks
 from ..store import Store, open_store
 from . import _openapi
+from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
 from ._security import Authenticator, CsrfGuard, local_tenant, resolve_tenant
 
 __all__ = ["ROUTES", "create_app"]
 
 log = logging.getLogger("connectors_core.web")
-
-MAX_BODY = 8 * 1024
-MAX_FIELDS = 64
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
 
 # Reason code -> HTTP status. Anything a client can cause is a 4xx.
 STATUS = {
@@ -97,7 +92,6 @@ SUBMIT_FIELDS = {"api_key": "apiKey"}
 DISCONNECT_FIELDS: dict[str, str] = {}
 
 _API = "/api/integrations"
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
 def error(reason: str, message: str, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -107,136 +101,6 @@ def error(reason: str, message: str, *, headers: Mapping[str, str] | None = None
         status_code=STATUS.get(reason, 400),
         headers=headers,
     )
-
-
-def _rejected(reason: str, message: str) -> IntegrationError:
-    return IntegrationError(message, reason=reason)
-
-
-def _csrf_failed() -> IntegrationError:
-    return _rejected("csrf_failed", "missing or invalid CSRF token, or a cross-site request")
-
-
-def _shown(name: str) -> str:
-    """A field name fit to quote back: plain names only, never arbitrary client text."""
-    return repr(name) if _PLAIN_NAME.fullmatch(name) else "with an unusual name"
-
-
-async def _read(request: Request) -> bytes:
-    """The request body, at most :data:`MAX_BODY` bytes, whatever Content-Length claims."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not (declared.isascii() and declared.isdigit()):
-            raise _rejected("invalid_request", "Content-Length is not a number")
-        if int(declared) > MAX_BODY:
-            raise _rejected("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:  # a chunked body, or one longer than it said
-                raise _rejected("payload_too_large", f"the body may be at most {MAX_BODY} bytes")
-    except ClientDisconnect:
-        raise _rejected("invalid_request", "the body ended before its declared length") from None
-    return bytes(body)
-
-
-def _media_type(request: Request) -> str:
-    """The body's media type, lower-cased ("" when none is declared); UTF-8 only."""
-    value = request.headers.get("content-type", "")
-    kind, _, parameters = value.partition(";")
-    for parameter in parameters.split(";"):
-        name, _, charset = parameter.partition("=")
-        if name.strip().lower() == "charset" and charset.strip(' "').lower() not in (
-            "utf-8",
-            "utf8",
-        ):
-            raise _rejected("unsupported_media_type", "the body must be UTF-8")
-    return kind.strip().lower()
-
-
-def _form_token(body: bytes) -> str | None:
-    """The form's csrf_token when it has exactly one, read leniently (the check comes later)."""
-    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-    tokens = {value for name, value in pairs if name == "csrf_token"}
-    return tokens.pop() if len(tokens) == 1 else None
-
-
-def _parse(request: Request, body: bytes, names: Mapping[str, str]) -> dict[str, str]:
-    """The fields of a form or JSON body (by their form names), or a 4xx reason."""
-    kind = _media_type(request)
-    if kind not in (FORM, JSON, ""):
-        raise _rejected("unsupported_media_type", f"send {FORM} or {JSON}")
-    if not body:
-        return {}
-    if kind == "":
-        raise _rejected("unsupported_media_type", f"a body needs a Content-Type: {FORM} or {JSON}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _rejected("invalid_request", "the body is not UTF-8") from None
-    return _form_fields(text, names) if kind == FORM else _json_fields(text, names)
-
-
-def _form_fields(text: str, names: Mapping[str, str]) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
-    except UnicodeDecodeError:
-        raise _rejected("invalid_request", "a form value is not UTF-8") from None
-    except ValueError:
-        raise _rejected("invalid_request", f"a form may have at most {MAX_FIELDS} fields") from None
-    fields: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in pairs:
-        if name in seen:
-            raise _rejected("invalid_request", f"the field {_shown(name)} is sent more than once")
-        seen.add(name)
-        if name != "csrf_token":
-            if name not in names:
-                raise _rejected("invalid_request", _unexpected(name, ["csrf_token", *names]))
-            fields[name] = value
-    return fields
-
-
-def _json_fields(text: str, names: Mapping[str, str]) -> dict[str, str]:
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        for key in keys:
-            if keys.count(key) > 1:
-                raise _rejected(
-                    "invalid_request", f"the field {_shown(key)} is sent more than once"
-                )
-        return dict(pairs)
-
-    def constant(name: str) -> None:
-        raise _rejected("invalid_request", f"{name} is not JSON")
-
-    try:
-        data = json.loads(text, object_pairs_hook=unique, parse_constant=constant)
-    except RecursionError:
-        raise _rejected("invalid_request", "the JSON body is nested too deeply") from None
-    except ValueError:
-        raise _rejected("invalid_request", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise _rejected("invalid_request", "the body must be a JSON object")
-    by_json = {json_name: name for name, json_name in names.items()}
-    fields: dict[str, str] = {}
-    for key, value in data.items():
-        if key not in by_json:
-            raise _rejected("invalid_request", _unexpected(key, list(by_json)))
-        if not isinstance(value, str):
-            raise _rejected("invalid_request", f"{key} must be a string")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate, such as "\ud800"
-            raise _rejected("invalid_request", f"{key} is not valid Unicode") from None
-        fields[by_json[key]] = value
-    return fields
-
-
-def _unexpected(name: str, expected: list[str]) -> str:
-    takes = ", ".join(expected) if expected else "no fields"
-    return f"unexpected field {_shown(name)}; this route takes {takes}"
 
 
 def _route_path(scope: Scope) -> str:
@@ -313,22 +177,22 @@ class _App:
         # guard checks them with the token; given the session's own, only they count.)
         session_id = self.guard.session(request)
         if session_id is None or not self.guard.check(request, self.guard.token(session_id)):
-            raise _csrf_failed()
+            raise csrf_failed()
         headers = request.headers.getlist("x-csrf-token")
         if headers:
             if len(headers) != 1 or not self.guard.check(request, headers[0]):
-                raise _csrf_failed()
-            return _parse(request, await _read(request), names)
+                raise csrf_failed()
+            return parse(request, await read_body(request), names)
         # Without the header, only a form body can carry the token.
         body: bytes | None = None
         token = None
         with contextlib.suppress(IntegrationError):
-            body = await _read(request)
-            if _media_type(request) == FORM:
-                token = _form_token(body)
+            body = await read_body(request)
+            if media_type(request) == FORM:
+                token = form_token(body)
         if body is None or token is None or not self.guard.check(request, token):
-            raise _csrf_failed()
-        return _parse(request, body, names)
+            raise csrf_failed()
+        return parse(request, body, names)
 
     @staticmethod
     def _wants_html(request: Request) -> bool:
