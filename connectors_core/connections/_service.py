@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import attrs
 import httpx2
+import pluggy
 
 from .._exceptions import (
     IntegrationError,
@@ -203,7 +204,9 @@ class Connections:
             )
         # Loaded before the state is spent and a code exchanged: a plugin that
         # cannot load leaves the authorization, and no fresh grant, behind.
-        await plugin_hooks(self.registry, connector.id, timeout=self.settings.plugin_load_timeout)
+        hooks = await plugin_hooks(
+            self.registry, connector.id, timeout=self.settings.plugin_load_timeout
+        )
         if await self.store.take_authorization(state, now=self._clock()) is None:
             raise IntegrationError(
                 "unknown, used or expired authorization state",
@@ -227,7 +230,7 @@ class Connections:
             )
         client = self.oauth_client(connector)
         response = await client.exchange_code(code, pending.code_verifier)
-        account = await self._account(connector, response)
+        account = await self._account(connector, hooks, response)
         now = self._clock()
         stored = await self.store.put(
             StoredConnection(
@@ -243,12 +246,11 @@ class Connections:
         log.info("connected %s for tenant %s", connector.id, tenant)
         return stored
 
-    async def _account(self, connector: Connector, response: TokenResponse) -> dict[str, str]:
+    async def _account(
+        self, connector: Connector, hooks: pluggy.HookRelay, response: TokenResponse
+    ) -> dict[str, str]:
         """Who the connection belongs to: from the plugin's hook, else the token response."""
         account = _account_from(response.raw)
-        hooks = await plugin_hooks(
-            self.registry, connector.id, timeout=self.settings.plugin_load_timeout
-        )
         async with self._http() as http:
             try:
                 found = hooks.connection_account(
