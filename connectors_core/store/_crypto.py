@@ -42,9 +42,15 @@ def connection_context(tenant: str, connector_id: str, field: str) -> str:
     return json.dumps(["connection", tenant, connector_id, field])
 
 
-def state_context(state_hash: str) -> str:
-    """The associated data binding a PKCE verifier to its pending authorization."""
-    return f"state:{state_hash}"
+def state_context(state_hash: str, field: str = "code_verifier") -> str:
+    """The associated data binding a pending authorization's secret to its row and column.
+
+    The PKCE verifier keeps the form it had before pending authorizations had
+    other secrets, so verifiers stored then still decrypt.
+    """
+    if field == "code_verifier":
+        return f"state:{state_hash}"
+    return f"state:{state_hash}:{field}"
 
 
 def _decode_key(text: str, position: int) -> bytes:

@@ -49,7 +49,9 @@ class MemoryStore(Store):
         with self._lock:
             for state in [s for s, p in self._pending.items() if p.expires_at <= now]:
                 del self._pending[state]
-            self._pending[pending.state] = pending
+            self._pending[pending.state] = pending = attrs.evolve(
+                pending, config=dict(pending.config), secrets=dict(pending.secrets)
+            )
             same = [p for p in self._pending.values() if p.session_hash == pending.session_hash]
             # The new one first, then the newest: the oldest beyond the cap go.
             same.sort(key=lambda p: (p.state != pending.state, -p.expires_at))
@@ -83,7 +85,13 @@ class MemoryStore(Store):
         key = (connection.tenant, connection.connector_id)
         with self._lock:
             old = self._connections.get(key)
-            stored = attrs.evolve(connection, version=(old.version if old else 0) + 1)
+            stored = attrs.evolve(
+                connection,
+                version=(old.version if old else 0) + 1,
+                # Snapshots, as a database keeps: the caller's dicts may change later.
+                config=dict(connection.config),
+                secrets=dict(connection.secrets),
+            )
             self._connections[key] = stored
         return stored
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -67,6 +68,14 @@ class StoredConnection:
     updated_at: float = 0.0
     version: int = 0
     """Incremented by every write; lets a refresh detect that someone else wrote first."""
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    """The connection's non-secret field values (JSON scalars), shown in status."""
+    secrets: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    """The connection's secret field values, such as a signing key."""
+    username: str | None = attrs.field(default=None, repr=False)
+    """The HTTP Basic username (secret too: many APIs put a key there)."""
+    password: str | None = attrs.field(default=None, repr=False)
+    """The HTTP Basic password."""
 
 
 @attrs.frozen
@@ -81,6 +90,10 @@ class PendingAuthorization:
     code_verifier: str = attrs.field(repr=False)
     redirect_uri: str
     expires_at: float
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    """The non-secret field values typed before authorizing, carried to the callback."""
+    secrets: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    """The secret field values typed before authorizing, carried to the callback."""
 
 
 def key_hint(api_key: str) -> str:
@@ -97,6 +110,8 @@ class ConnectionSummary:
     scopes: tuple[str, ...]
     key_hint: str | None
     created_at: float
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+    """The connection's non-secret field values."""
 
     @classmethod
     def of(cls, connection: StoredConnection) -> ConnectionSummary:
@@ -108,4 +123,5 @@ class ConnectionSummary:
             scopes=tokens.scopes if tokens else (),
             key_hint=key_hint(connection.api_key) if connection.api_key else None,
             created_at=connection.created_at,
+            config=connection.config,
         )

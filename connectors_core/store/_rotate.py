@@ -26,7 +26,8 @@ from ._tables import connections, oauth_states
 
 __all__ = ["RotationFailure", "RotationProgress", "rotate_keys"]
 
-_FIELDS = ("access_token", "refresh_token", "api_key")
+_FIELDS = ("access_token", "refresh_token", "api_key", "secrets", "username", "password")
+_STATE_FIELDS = ("code_verifier", "secrets")
 _MAX_CONFLICTS = 3  # times a row that keeps changing is tried before this run passes it
 
 
@@ -37,7 +38,8 @@ class RotationFailure:
     table: str
     """``connections`` or ``oauth_states``."""
     field: str
-    """The column: ``access_token``, ``refresh_token``, ``api_key`` or ``code_verifier``."""
+    """The column: ``access_token``, ``refresh_token``, ``api_key``, ``secrets``,
+    ``username``, ``password`` (connections) or ``code_verifier``, ``secrets`` (oauth_states)."""
     reason: str
     """Why, in plain words (the key is not configured; it failed authentication)."""
     tenant: str | None = None
@@ -77,9 +79,8 @@ def _count(engine: Engine, prefix: str) -> int:
     with engine.connect() as db:
         stale_connections = sa.or_(*(_stale(connections.c[f], prefix) for f in _FIELDS))
         first = db.execute(sa.select(sa.func.count()).where(stale_connections)).scalar_one()
-        second = db.execute(
-            sa.select(sa.func.count()).where(_stale(oauth_states.c.code_verifier, prefix))
-        ).scalar_one()
+        stale_states = sa.or_(*(_stale(oauth_states.c[f], prefix) for f in _STATE_FIELDS))
+        second = db.execute(sa.select(sa.func.count()).where(stale_states)).scalar_one()
     return int(first) + int(second)
 
 
@@ -170,34 +171,42 @@ def _connections_batch(
 def _states_batch(
     box: SecretBox, prefix: str, size: int, after: tuple[str, ...] | None
 ) -> Callable[[Connection], _Batch]:
+    stale = sa.or_(*(_stale(oauth_states.c[f], prefix) for f in _STATE_FIELDS))
+    columns = (oauth_states.c.state_hash, *(oauth_states.c[f] for f in _STATE_FIELDS))
+
     def work(db: Connection) -> _Batch:
-        query = sa.select(oauth_states.c.state_hash, oauth_states.c.code_verifier).where(
-            _stale(oauth_states.c.code_verifier, prefix)
-        )
+        query = sa.select(*columns).where(stale)
         if after is not None:
             query = query.where(oauth_states.c.state_hash > after[0])
         rows = db.execute(query.order_by(oauth_states.c.state_hash).limit(size)).all()
         batch = _Batch(seen=len(rows), after=after)
-        for state_hash, sealed in rows:
+        for row in rows:
+            state_hash = row.state_hash
             batch.after = (state_hash,)
-            try:
-                resealed = _reseal(box, sealed, state_context(state_hash))
-            except SecretError:
-                batch.failures.append(
-                    RotationFailure(
-                        "oauth_states",
-                        "code_verifier",
-                        _reason(box, sealed),
-                        state_hash_prefix=state_hash[:12],
+            values = {}
+            for field in _STATE_FIELDS:
+                sealed = getattr(row, field)
+                if sealed is None or sealed.startswith(prefix):
+                    continue
+                try:
+                    values[field] = _reseal(box, sealed, state_context(state_hash, field))
+                except SecretError:
+                    batch.failures.append(
+                        RotationFailure(
+                            "oauth_states",
+                            field,
+                            _reason(box, sealed),
+                            state_hash_prefix=state_hash[:12],
+                        )
                     )
+            if values:
+                # A pending authorization is never rewritten, only taken: nothing to compare.
+                db.execute(
+                    oauth_states.update()
+                    .where(oauth_states.c.state_hash == state_hash)
+                    .values(**values)
                 )
-                continue
-            db.execute(
-                oauth_states.update()
-                .where(oauth_states.c.state_hash == state_hash)
-                .values(code_verifier=resealed)
-            )
-            batch.rotated += 1
+                batch.rotated += 1
         return batch
 
     return work

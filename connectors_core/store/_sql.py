@@ -2,10 +2,11 @@
 
 Blocking database work runs in a worker thread (``anyio.to_thread``), so the
 event loop keeps serving requests; SQLite reads, cheaper than the hand-off,
-run on the loop. Tokens, API keys and PKCE verifiers are encrypted by
-:class:`SecretBox` before they reach SQL; a dump of the database holds
-ciphertexts, never a secret. OAuth states are stored as their SHA-256, so the
-table does not hold usable states either.
+run on the loop. Tokens, API keys, secret field values, HTTP Basic
+credentials and PKCE verifiers are encrypted by :class:`SecretBox` before
+they reach SQL; a dump of the database holds ciphertexts, never a secret.
+OAuth states are stored as their SHA-256, so the table does not hold usable
+states either.
 
 How writes avoid SQLite's "database is locked" is in :mod:`._engine`; the
 refresh lease is in :mod:`._lease`.
@@ -18,7 +19,7 @@ import hashlib
 import json
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -63,7 +64,12 @@ def _summary(row: Any) -> ConnectionSummary:
         scopes=tuple(row.scopes.split()),
         key_hint=row.key_hint,
         created_at=row.created_at,
+        config=json.loads(row.config),
     )
+
+
+def _json(mapping: Mapping[str, Any]) -> str:
+    return json.dumps(dict(mapping), sort_keys=True)
 
 
 class SQLStore(Store):
@@ -112,6 +118,7 @@ class SQLStore(Store):
             connections.c.scopes,
             connections.c.key_hint,
             connections.c.created_at,
+            connections.c.config,
         )
         self._select_summary = sa.select(*summary_columns).where(key)
         self._select_summaries = sa.select(connections.c.connector_id, *summary_columns).where(
@@ -185,6 +192,10 @@ class SQLStore(Store):
             raise ValueError("max_per_session must be at least 1")
         state_hash = _hash(pending.state)
         verifier = self.box.encrypt(pending.code_verifier, context=state_context(state_hash))
+        secrets = None
+        if pending.secrets:
+            context = state_context(state_hash, "secrets")
+            secrets = self.box.encrypt(_json(pending.secrets), context=context)
         session = oauth_states.c.session_hash == pending.session_hash
 
         def work(db: SAConnection) -> None:
@@ -198,6 +209,8 @@ class SQLStore(Store):
                     code_verifier=verifier,
                     redirect_uri=pending.redirect_uri,
                     expires_at=pending.expires_at,
+                    config=_json(pending.config),
+                    secrets=secrets,
                 )
             )
             # The new one first, then the newest: the oldest beyond the cap go.
@@ -229,6 +242,14 @@ class SQLStore(Store):
             ),
             redirect_uri=row.redirect_uri,
             expires_at=row.expires_at,
+            config=json.loads(row.config),
+            secrets=(
+                {}
+                if row.secrets is None
+                else json.loads(
+                    self.box.decrypt(row.secrets, context=state_context(row.state_hash, "secrets"))
+                )
+            ),
         )
 
     async def peek_authorization(self, state: str, *, now: float) -> PendingAuthorization | None:
@@ -272,8 +293,14 @@ class SQLStore(Store):
             "token_type": tokens.token_type if tokens else None,
             "expires_at": tokens.expires_at if tokens else None,
             "scopes": " ".join(tokens.scopes) if tokens else "",
-            "account": json.dumps(dict(connection.account), sort_keys=True),
+            "account": _json(connection.account),
             "key_hint": key_hint(connection.api_key) if connection.api_key else None,
+            "config": _json(connection.config),
+            "secrets": self._encrypt(
+                connection, "secrets", _json(connection.secrets) if connection.secrets else None
+            ),
+            "username": self._encrypt(connection, "username", connection.username),
+            "password": self._encrypt(connection, "password", connection.password),
             "updated_at": connection.updated_at or time.time(),
         }
 
@@ -286,6 +313,7 @@ class SQLStore(Store):
             return self.box.decrypt(value, context=context)
 
         access = plain("access_token")
+        secrets = plain("secrets")
         tokens = None
         if access is not None:
             tokens = TokenSet(
@@ -305,6 +333,10 @@ class SQLStore(Store):
             created_at=row.created_at,
             updated_at=row.updated_at,
             version=row.version,
+            config=json.loads(row.config),
+            secrets=json.loads(secrets) if secrets is not None else {},
+            username=plain("username"),
+            password=plain("password"),
         )
 
     @staticmethod

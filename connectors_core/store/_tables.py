@@ -30,6 +30,12 @@ connections = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # Field values: config as plain JSON; secrets as the ciphertext of a JSON
+    # object (NULL when there are none); HTTP Basic credentials as ciphertexts.
+    sa.Column("config", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("secrets", sa.Text),
+    sa.Column("username", sa.Text),
+    sa.Column("password", sa.Text),
 )
 
 oauth_states = sa.Table(
@@ -42,6 +48,8 @@ oauth_states = sa.Table(
     sa.Column("code_verifier", sa.Text, nullable=False),
     sa.Column("redirect_uri", sa.Text, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    sa.Column("config", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("secrets", sa.Text),
 )
 
 # The refresh leases of an SQLite file (PostgreSQL locks the connection's row
@@ -59,6 +67,10 @@ ENCRYPTED_COLUMNS: tuple[sa.Column[str], ...] = (
     connections.c.access_token,
     connections.c.refresh_token,
     connections.c.api_key,
+    connections.c.secrets,
+    connections.c.username,
+    connections.c.password,
     oauth_states.c.code_verifier,
+    oauth_states.c.secrets,
 )
 """Every column that holds ciphertexts."""

@@ -97,6 +97,47 @@ def test_check_keys_is_a_public_method_of_the_sql_store(url: str) -> None:
     anyio.run(store.close)
 
 
+def test_field_secrets_and_basic_credentials_count_at_start_up(url: str) -> None:
+    store = SQLStore(create_engine(url), SecretBox([OLD]))
+    now = time.time()
+
+    async def write() -> None:
+        await store.put(
+            StoredConnection(
+                tenant="t0",
+                connector_id="basic-api",
+                state=ConnectionState.CONNECTED,
+                config={"dataCentre": "us6"},  # not a secret: not counted
+                secrets={"signingKey": "signing-1"},
+                username="user-1",
+                password="password-1",
+            )
+        )
+        await store.put_authorization(
+            PendingAuthorization(
+                "a-state",
+                "t0",
+                "shop",
+                "s" * 64,
+                "v",
+                "http://x/cb",
+                now + 60,
+                secrets={"appSecret": "app-secret-1"},
+            ),
+            now=now,
+        )
+        await store.close()
+
+    anyio.run(write)
+    # secrets, username, password; the verifier and the pending secrets.
+    with pytest.raises(ConfigurationError, match=f"holds 5 secrets encrypted with key {OLD_ID}"):
+        open_store(Settings(database_url=url, secret_keys=(NEW,)))
+    opened = open_store(Settings(database_url=url, secret_keys=(OLD,)))
+    assert isinstance(opened, SQLStore)
+    assert opened.check_keys() == {OLD_ID: 5}
+    anyio.run(opened.close)
+
+
 def test_an_empty_database_starts_with_any_key(url: str) -> None:
     store = open_store(Settings(database_url=url, secret_keys=(NEW,)))
     assert isinstance(store, SQLStore)

@@ -24,6 +24,7 @@ from connectors_core.store import (
 )
 from connectors_core.store._rotate import rotate_keys
 from connectors_core.store._sql import SQLStore, create_engine
+from connectors_core.store._tables import ENCRYPTED_COLUMNS
 from tests.postgres import reset
 
 OLD, NEW = generate_key(), generate_key()
@@ -76,25 +77,14 @@ def fill(url: str, tenants: int = 7) -> None:
 
 
 def key_ids(url: str) -> set[str]:
+    """The ids of the keys that encrypted the stored secrets, in every encrypted column."""
     engine = create_engine(url)
     with engine.connect() as db:
-        values = (
-            db.execute(
-                sa.text(
-                    " UNION ALL ".join(
-                        [
-                            *(
-                                f"SELECT {field} FROM connections WHERE {field} IS NOT NULL"
-                                for field in ("access_token", "refresh_token", "api_key")
-                            ),
-                            "SELECT code_verifier FROM oauth_states",
-                        ]
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+        values = [
+            value
+            for column in ENCRYPTED_COLUMNS
+            for value in db.execute(sa.select(column).where(column.is_not(None))).scalars()
+        ]
     engine.dispose()
     return {value.split(".")[1] for value in values}
 
@@ -126,6 +116,69 @@ def test_an_interrupted_rotation_resumes_and_then_the_old_key_can_go(url: str) -
         pending = await store.take_authorization("a-state", now=time.time())
         assert pending is not None
         assert pending.code_verifier == "verifier-1"
+        await store.close()
+
+    anyio.run(read)
+
+
+def test_field_secrets_and_basic_credentials_are_re_encrypted(url: str) -> None:
+    store = open_store(Settings(database_url=url, secret_keys=(OLD,)))
+    now = time.time()
+    basic = StoredConnection(
+        tenant="t0",
+        connector_id="basic-api",
+        state=ConnectionState.CONNECTED,
+        config={"dataCentre": "us6"},
+        secrets={"signingKey": "signing-1"},
+        username="user-1",
+        password="password-1",
+        created_at=now,
+        updated_at=now,
+    )
+    authorization = PendingAuthorization(
+        "a-state",
+        "t0",
+        "shop",
+        "s" * 64,
+        "verifier-1",
+        "http://x/cb",
+        now + 600,
+        config={"shop": "acme"},
+        secrets={"appSecret": "app-secret-1"},
+    )
+
+    async def write() -> None:
+        await store.put(basic)
+        await store.put_authorization(authorization, now=now)
+        await store.close()
+
+    anyio.run(write)
+    old_id, new_id = SecretBox([OLD]).current_key_id, SecretBox([NEW]).current_key_id
+    assert key_ids(url) == {old_id}
+    engine = create_engine(url)
+    result = rotate_keys(engine, SecretBox([NEW, OLD]))
+    engine.dispose()
+    assert (result.total, result.rotated, result.remaining, result.failures) == (2, 2, 0, ())
+    assert key_ids(url) == {new_id}  # every column, the new ones included
+
+    store = open_store(Settings(database_url=url, secret_keys=(NEW,)))  # old key removed
+
+    async def read() -> None:
+        stored = await store.get("t0", "basic-api")
+        assert stored is not None
+        assert (stored.config, stored.secrets, stored.username, stored.password) == (
+            {"dataCentre": "us6"},
+            {"signingKey": "signing-1"},
+            "user-1",
+            "password-1",
+        )
+        pending = await store.take_authorization("a-state", now=time.time())
+        assert pending is not None
+        assert (pending.code_verifier, pending.config, pending.secrets) == (
+            "verifier-1",
+            {"shop": "acme"},
+            {"appSecret": "app-secret-1"},
+        )
         await store.close()
 
     anyio.run(read)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from connectors_core import ConfigurationError
 from connectors_core.cli import cli
 from connectors_core.connections import Settings
 from connectors_core.store import PendingAuthorization, SecretBox, generate_key, open_store
-from connectors_core.store._schema import _config, head_revision
+from connectors_core.store._schema import _config, head_revision, upgrade
 from connectors_core.store._sql import create_engine
 from tests.postgres import reset
 
@@ -65,10 +66,10 @@ def revision(url: str) -> str | None:
 
 def test_a_new_database_is_created_at_the_newest_revision(url: str) -> None:
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == head_revision() == "0003"
+    assert revision(url) == head_revision() == "0004"
 
 
-@pytest.mark.parametrize("start", ["0001", "0002"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
 def test_an_older_database_upgrades_without_losing_a_connection(
     url: str, start: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,7 +81,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
         monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
         result = CliRunner().invoke(cli, ["db", "upgrade"])
         assert result.exit_code == 0, result.stderr
-        assert result.stdout == f"upgraded the schema from {start} to revision 0003\n"
+        assert result.stdout == f"upgraded the schema from {start} to revision 0004\n"
     store = open_store(settings(url))  # ...an SQLite file is upgraded on start.
 
     async def read() -> tuple[str | None, dict[str, str]]:
@@ -91,7 +92,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
 
     assert anyio.run(read) == ("the-old-token", {"organizationId": "org-1"})
     anyio.run(store.close)
-    assert revision(url) == "0003"
+    assert revision(url) == "0004"
     engine = create_engine(url)
     inspector = sa.inspect(engine)
     indexes = {index["name"] for index in inspector.get_indexes("oauth_states")}
@@ -99,6 +100,51 @@ def test_an_older_database_upgrades_without_losing_a_connection(
     # SQLite's refresh leases got their table; PostgreSQL locks rows instead.
     assert inspector.has_table("leases") == url.startswith("sqlite")
     engine.dispose()
+
+
+def test_a_0003_database_keeps_connections_and_pending_authorizations_without_fields(
+    url: str,
+) -> None:
+    old_database(url, "0003")
+    state_hash = hashlib.sha256(b"the-state").hexdigest()
+    engine = create_engine(url)
+    with engine.begin() as db:  # a pending authorization, as 0003 stored it
+        db.execute(
+            sa.text(
+                "INSERT INTO oauth_states (state_hash, tenant, connector_id, session_hash,"
+                " code_verifier, redirect_uri, expires_at)"
+                " VALUES (:hash, 't1', 'evencio', :session, :verifier, 'http://x/cb', :expires)"
+            ),
+            {
+                "hash": state_hash,
+                "session": "s" * 64,
+                "verifier": SecretBox([KEY]).encrypt("the-verifier", context=f"state:{state_hash}"),
+                "expires": time.time() + 600,
+            },
+        )
+    assert upgrade(engine) == ("0003", "0004")
+    engine.dispose()
+    store = open_store(settings(url))
+
+    async def read() -> None:
+        connection = await store.get("t1", "evencio")
+        assert connection is not None
+        assert connection.tokens is not None
+        assert connection.tokens.access_token == "the-old-token"
+        assert connection.account == {"organizationId": "org-1"}
+        assert (connection.config, connection.secrets) == ({}, {})
+        assert (connection.username, connection.password) == (None, None)
+        summary = await store.summary("t1", "evencio")
+        assert summary is not None
+        assert summary.config == {}
+        pending = await store.take_authorization("the-state", now=time.time())
+        assert pending is not None
+        assert (pending.code_verifier, pending.redirect_uri) == ("the-verifier", "http://x/cb")
+        assert (pending.config, pending.secrets) == ({}, {})
+        await store.close()
+
+    anyio.run(read)
+    assert revision(url) == "0004"
 
 
 def test_the_upgraded_sqlite_file_leases_and_caps_pending_authorizations(tmp_path: Path) -> None:
@@ -131,7 +177,7 @@ def test_upgrade_is_idempotent(url: str, monkeypatch: pytest.MonkeyPatch) -> Non
     runner = CliRunner()
     runner.invoke(cli, ["db", "upgrade"])
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert result.stdout == "the schema is already at revision 0003\n"
+    assert result.stdout == "the schema is already at revision 0004\n"
 
 
 def test_a_newer_database_is_refused(url: str) -> None:
@@ -152,4 +198,4 @@ def test_a_database_made_before_migrations_is_adopted(tmp_path: Path) -> None:
     metadata.create_all(engine)
     engine.dispose()
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == "0003"
+    assert revision(url) == "0004"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -11,11 +12,13 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+import sqlalchemy as sa
 
 from connectors_core import ConfigurationError
 from connectors_core._settings import Settings
 from connectors_core.store import (
     ConnectionState,
+    ConnectionSummary,
     PendingAuthorization,
     Store,
     StoredConnection,
@@ -32,17 +35,37 @@ EXPIRY = time.time() + 3600
 
 SECRETS = ("ACCESS-TOKEN-a1", "REFRESH-TOKEN-b2", "API-KEY-c3", "VERIFIER-d4")
 
+# Per-connection field values: what a user types when connecting.
+CONFIG = {"shop": "acme-shop", "port": 8443, "sandbox": True}
+FIELD_SECRETS = {"signingKey": "SIGNING-KEY-e5", "webhookSecret": "WEBHOOK-SECRET-f6"}
+USERNAME, PASSWORD = "BASIC-USER-g7", "BASIC-PASSWORD-h8"
+PENDING_SECRETS = {"clientSecret": "STATE-SECRET-i9"}
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every store test runs against every backend."""
-    if request.param == "memory":
+
+def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "memory":
         return "memory://"
-    if request.param == "sqlite":
+    if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'c.sqlite3'}"
     url: str = request.getfixturevalue("postgres_url")
     reset(url)
     return url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs against every backend."""
+    return _url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    """An SQL store, for tests that read its tables."""
+    url = _url(request.param, request, tmp_path)
+    opened = open_store(Settings(database_url=url, secret_keys=(generate_key(),)))
+    assert isinstance(opened, SQLStore)
+    yield opened
+    anyio.run(opened.close)
 
 
 @pytest.fixture
@@ -77,6 +100,17 @@ def pending(state: str = "state-1", expires_at: float | None = None) -> PendingA
     )
 
 
+def with_fields(tenant: str = "t1", **changes: Any) -> StoredConnection:
+    """A connection with field values and HTTP Basic credentials."""
+    fields: dict[str, Any] = {
+        "config": CONFIG,
+        "secrets": FIELD_SECRETS,
+        "username": USERNAME,
+        "password": PASSWORD,
+    }
+    return connection(tenant, **{**fields, **changes})
+
+
 async def test_put_get_round_trips_and_versions(store: Store) -> None:
     first = await store.put(connection())
     assert first.version == 1
@@ -86,6 +120,105 @@ async def test_put_get_round_trips_and_versions(store: Store) -> None:
     assert stored.account == {"organizationId": "org-1", "userId": "user-1"}
     second = await store.put(connection(api_key=None))
     assert second.version == 2
+
+
+async def test_field_values_and_basic_credentials_round_trip(store: Store) -> None:
+    await store.put(with_fields())
+    stored = await store.get("t1", "evencio")
+    assert stored is not None
+    assert stored.config == CONFIG
+    assert stored.secrets == FIELD_SECRETS
+    assert (stored.username, stored.password) == (USERNAME, PASSWORD)
+    assert stored.tokens == connection().tokens  # alongside, not instead of, the tokens
+    assert type(stored.config["port"]) is int  # JSON scalars keep their types
+    assert stored.config["sandbox"] is True
+
+    # A later save replaces them all; empty values come back empty, not as leftovers.
+    await store.put(with_fields(config={"shop": "other"}, secrets={}, username=None, password=None))
+    again = await store.get("t1", "evencio")
+    assert again is not None
+    assert (again.config, again.secrets, again.username, again.password) == (
+        {"shop": "other"},
+        {},
+        None,
+        None,
+    )
+
+
+async def test_a_connection_without_fields_has_empty_ones(store: Store) -> None:
+    await store.put(connection(api_key=SECRETS[2]))
+    stored = await store.get("t1", "evencio")
+    assert stored is not None
+    assert (stored.config, stored.secrets, stored.username, stored.password) == ({}, {}, None, None)
+    summary = await store.summary("t1", "evencio")
+    assert summary is not None
+    assert summary.config == {}
+
+
+async def test_summaries_carry_the_config_and_no_field_secret(store: Store) -> None:
+    await store.put(with_fields("tenant-a"))
+    await store.put(with_fields("tenant-a", connector_id="basic-api", tokens=None, config={}))
+    summary = await store.summary("tenant-a", "evencio")
+    assert summary is not None
+    assert summary.config == CONFIG
+    summaries = await store.summaries("tenant-a")
+    assert summaries["evencio"] == summary
+    assert summaries["basic-api"].config == {}
+    stored = await store.get("tenant-a", "evencio")
+    assert stored is not None
+    assert ConnectionSummary.of(stored) == summary  # both backends agree with the record
+    for value in (*FIELD_SECRETS.values(), USERNAME, PASSWORD):
+        assert value not in repr(summary)
+
+
+async def test_an_authorization_carries_its_field_values_to_the_callback(store: Store) -> None:
+    now = time.time()
+    await store.put_authorization(
+        attrs.evolve(pending(), config=CONFIG, secrets=PENDING_SECRETS), now=now
+    )
+    await store.put_authorization(pending("plain"), now=now)
+    peeked = await store.peek_authorization("state-1", now=now)
+    assert peeked is not None
+    assert (peeked.config, peeked.secrets) == (CONFIG, PENDING_SECRETS)
+    taken = await store.take_authorization("state-1", now=now)
+    assert taken is not None
+    assert taken == peeked
+    assert taken.code_verifier == SECRETS[3]
+    plain = await store.take_authorization("plain", now=now)
+    assert plain is not None
+    assert (plain.config, plain.secrets) == ({}, {})
+
+
+async def test_the_tables_hold_no_plaintext_field_secret(sql_store: SQLStore) -> None:
+    await sql_store.put(with_fields())
+    await sql_store.put_authorization(
+        attrs.evolve(pending(), config=CONFIG, secrets=PENDING_SECRETS), now=time.time()
+    )
+    with sql_store.engine.connect() as db:
+        rows = [
+            *db.execute(sa.text("SELECT * FROM connections")).mappings(),
+            *db.execute(sa.text("SELECT * FROM oauth_states")).mappings(),
+        ]
+    dump = repr(rows)
+    for value in (*FIELD_SECRETS.values(), USERNAME, PASSWORD, *PENDING_SECRETS.values()):
+        assert value not in dump
+    for row in rows:
+        for column in ("secrets", "username", "password"):
+            if column in row:
+                assert row[column].startswith("v1.")
+        assert json.loads(row["config"]) == CONFIG  # not a secret: plain, and really there
+
+
+async def test_a_field_secret_moved_to_another_column_fails_to_decrypt(
+    sql_store: SQLStore,
+) -> None:
+    from connectors_core import SecretError
+
+    await sql_store.put(with_fields())
+    with sql_store.engine.begin() as db:
+        db.execute(sa.text("UPDATE connections SET password = username"))
+    with pytest.raises(SecretError, match="failed authentication"):
+        await sql_store.get("t1", "evencio")
 
 
 async def test_tenants_are_isolated(store: Store) -> None:
@@ -265,6 +398,15 @@ def test_secrets_never_appear_in_reprs() -> None:
     text = repr(connection(api_key=SECRETS[2])) + repr(pending())
     for secret in SECRETS:
         assert secret not in text
+
+
+def test_field_secrets_never_appear_in_reprs_but_the_config_does() -> None:
+    stored = with_fields()
+    authorization = attrs.evolve(pending(), config=CONFIG, secrets=PENDING_SECRETS)
+    text = repr(stored) + repr(authorization) + repr(ConnectionSummary.of(stored))
+    for secret in (*FIELD_SECRETS.values(), USERNAME, PASSWORD, *PENDING_SECRETS.values()):
+        assert secret not in text
+    assert "acme-shop" in text
 
 
 def test_a_store_can_be_used_from_successive_event_loops(database_url: str) -> None:
