@@ -29,12 +29,17 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._exceptions import ManifestError, ManifestProblem
+from ._fields import FIELD_ID, Placeholder, placeholders
 from ._manifest import (
     ApiKeyAuth,
     Auth,
+    BasicAuth,
     Capability,
     Connection,
     Connector,
+    Field,
+    FieldType,
+    Grant,
     NoAuth,
     OAuth,
     Publisher,
@@ -45,8 +50,8 @@ __all__ = ["converter", "define_connector", "to_wire"]
 
 T = TypeVar("T")
 
-AUTH_TYPES: dict[str, type[NoAuth | ApiKeyAuth | OAuth]] = {
-    cls.type: cls for cls in (OAuth, ApiKeyAuth, NoAuth)
+AUTH_TYPES: dict[str, type[Auth]] = {
+    cls.type: cls for cls in (OAuth, ApiKeyAuth, BasicAuth, NoAuth)
 }
 
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
@@ -54,6 +59,17 @@ _HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ID_MAX = 64
 _LINE_MAX = 200
+_TEXT_MAX = 2000
+_QUERY_PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
+_VALUE_MAX = 2048
+
+
+class _Problems(ValueError):
+    """Several rule violations of one object, each ``(subpath, message)``."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = problems
 
 
 class _Invalid(ValueError):
@@ -237,6 +253,75 @@ def _scope(value: str) -> None:
         raise _Invalid(f"must be a non-empty scope without spaces, got {value!r}")
 
 
+@_schema(maxLength=_TEXT_MAX, pattern=r"\S")
+def _text(value: str) -> None:
+    _nonblank(value)
+    if len(value) > _TEXT_MAX:
+        raise _Invalid(f"must be at most {_TEXT_MAX} characters, got {len(value)}")
+
+
+@_schema(pattern="^" + FIELD_ID.pattern + "$")
+def _field_id(value: str) -> None:
+    if not FIELD_ID.fullmatch(value):
+        raise _Invalid(
+            "must be a field id (a lowercase letter, then up to 39 lowercase letters, digits "
+            f"or underscores), got {value!r}"
+        )
+
+
+@_schema(maxLength=500)
+def _regex(value: str) -> None:
+    if len(value) > 500:
+        raise _Invalid(f"must be at most 500 characters, got {len(value)}")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise _Invalid(f"not a valid regular expression ({exc})") from None
+
+
+@_schema(minimum=0, maximum=_VALUE_MAX)
+def _length(value: int) -> None:
+    if not 0 <= value <= _VALUE_MAX:
+        raise _Invalid(f"must be between 0 and {_VALUE_MAX}, got {value}")
+
+
+@_schema(pattern="^" + _QUERY_PARAM.pattern + "$")
+def _query_param(value: str) -> None:
+    if not _QUERY_PARAM.fullmatch(value):
+        raise _Invalid(
+            "must be a query parameter name (letters, digits, '_', '.', '~' or '-', "
+            f"at most 64), got {value!r}"
+        )
+
+
+@_schema(maxLength=32, pattern=r"^[ -~]{1,32}$")
+def _value_prefix(value: str) -> None:
+    if not 1 <= len(value) <= 32 or not all(" " <= c <= "~" for c in value):
+        raise _Invalid(f"must be 1 to 32 visible ASCII characters or spaces, got {value!r}")
+
+
+def _fill(template: str) -> str:
+    """A template with each placeholder replaced by a plain sample value, for URL checks."""
+    try:
+        list(placeholders(template))
+    except Placeholder as exc:
+        raise _Invalid(str(exc)) from None
+    return re.sub(r"\{[^{}]*\}", "x", template)
+
+
+@_schema(
+    pattern=r"^(?:https://[^\s/?#@]+|http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?)"
+    r"(?:[/?][^\s#]*)?$"
+)
+def _endpoint_template(value: str) -> None:
+    if "{" not in value and "}" not in value:
+        _endpoint_url(value)
+        return
+    if not value.startswith(("https://", "http://")):
+        raise _Invalid(f"must start with https:// (or http:// on loopback), got {value!r}")
+    _endpoint_url(_fill(value))
+
+
 # --- the converter ----------------------------------------------------------
 
 converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
@@ -253,6 +338,18 @@ def _structure_bool(value: object, _: type) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"expected true or false, got {_describe(value)}")
     return value
+
+
+def _structure_int(value: object, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected an integer, got {_describe(value)}")
+    return value
+
+
+def _structure_default(value: object, _: Any) -> str | int | bool | None:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    raise _Invalid(f"expected a string, number or boolean, got {_describe(value)}")
 
 
 def _structure_enum(value: object, cls: type[enum.Enum]) -> enum.Enum:
@@ -361,6 +458,7 @@ def _nonempty(items: tuple[Any, ...]) -> None:
 
 
 _opt_str = str | None
+_opt_int = int | None
 
 # Per-field rules, by class and attribute name.
 _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
@@ -376,16 +474,37 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         ),
         "docs_path": _checked(_opt_str, _public_url),
         "tags": _checked(tuple[str, ...], _each(_one_line), _unique(what="tag")),
+        "fields": _checked(tuple[Field, ...], _unique(lambda f: f.id, ".id", "field id")),
     },
     ApiKeyAuth: {
         "description": _checked(str, _nonblank),
-        "header_name": _checked(str, _header_name),
+        "header_name": _checked(_opt_str, _header_name),
+        "query_param": _checked(_opt_str, _query_param),
+        "value_prefix": _checked(_opt_str, _value_prefix),
+    },
+    BasicAuth: {
+        "description": _checked(str, _nonblank),
+        "username_label": _checked(str, _one_line),
+        "password_label": _checked(str, _one_line),
     },
     OAuth: {
-        "authorize_url": _checked(str, _endpoint_url),
-        "token_url": _checked(str, _endpoint_url),
+        "authorize_url": _checked(_opt_str, _endpoint_template),
+        "token_url": _checked(str, _endpoint_template),
         "scopes": _checked(tuple[str, ...], _each(_scope), _unique(what="scope")),
-        "revocation_url": _checked(_opt_str, _endpoint_url),
+        "revocation_url": _checked(_opt_str, _endpoint_template),
+    },
+    Field: {
+        "id": _checked(str, _field_id),
+        "label": _checked(str, _one_line),
+        "help": _checked(_opt_str, _text),
+        "default": _structure_default,
+        "pattern": _checked(_opt_str, _regex),
+        "min_length": _checked(_opt_int, _length),
+        "max_length": _checked(_opt_int, _length),
+        "choices": _checked(tuple[str, ...], _each(_one_line), _unique(what="choice")),
+        "example": _checked(_opt_str, _one_line),
+        "prefix": _checked(_opt_str, _one_line),
+        "suffix": _checked(_opt_str, _one_line),
     },
     Capability: {
         "id": _checked(str, _kebab),
@@ -408,8 +527,125 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
 }
 
 
+# --- rules across the fields of one object ------------------------------------
+# Each yields (subpath, message) for every problem; run once the object's own
+# fields are valid. ``json_schema_note`` entries say what JSON Schema cannot express.
+
+ClassRule = Callable[[Any], Iterator[tuple[str, str]]]
+
+_STRING_TYPES = {
+    FieldType.TEXT,
+    FieldType.SECRET,
+    FieldType.URL,
+    FieldType.HOSTNAME,
+    FieldType.EMAIL,
+}
+RESERVED_FIELD_IDS = frozenset({"api_key", "username", "password", "csrf_token"})
+"""Field ids the connect form uses for its own inputs."""
+
+
+def _api_key_rules(auth: ApiKeyAuth) -> Iterator[tuple[str, str]]:
+    if (auth.header_name is None) == (auth.query_param is None):
+        yield "", "set exactly one of headerName and queryParam"
+
+
+def _oauth_rules(auth: OAuth) -> Iterator[tuple[str, str]]:
+    if auth.grant is Grant.AUTHORIZATION_CODE and auth.authorize_url is None:
+        yield ".authorizeUrl", "required field is missing (the authorization code grant needs it)"
+    if auth.grant is Grant.CLIENT_CREDENTIALS and auth.authorize_url is not None:
+        yield ".authorizeUrl", "the client credentials grant has no authorization step; remove it"
+
+
+def _field_rules(field: Field) -> Iterator[tuple[str, str]]:
+    kind = field.type.value
+    if field.id in RESERVED_FIELD_IDS:
+        yield ".id", f"{field.id!r} is reserved for the connect form's own inputs"
+    if field.type is FieldType.CHOICE and not field.choices:
+        yield ".choices", "a choice field needs at least one choice"
+    if field.choices and field.type is not FieldType.CHOICE:
+        yield ".choices", f"only a choice field has choices, not a {kind} field"
+    if field.type not in _STRING_TYPES:
+        for attribute in ("pattern", "min_length", "max_length"):
+            if getattr(field, attribute) is not None:
+                yield f".{_camel(attribute)}", f"does not apply to a {kind} field"
+    if (
+        field.min_length is not None
+        and field.max_length is not None
+        and field.min_length > field.max_length
+    ):
+        yield ".minLength", f"must not exceed maxLength ({field.min_length} > {field.max_length})"
+    if field.default is not None:
+        from ._fields import check_default
+
+        problem = check_default(field)
+        if problem is not None:
+            yield ".default", problem
+
+
+def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
+    """Every ``{placeholder}`` of the connector's URLs names a non-secret field."""
+    fields = {field.id: field for field in connector.fields}
+    auth = connector.auth
+    if not isinstance(auth, OAuth):  # the only auth type with URLs
+        return
+    for attribute in ("authorize_url", "token_url", "revocation_url"):
+        template = getattr(auth, attribute)
+        if template is None:
+            continue
+        for name in dict.fromkeys(placeholders(template)):
+            subpath = f".auth.{_camel(attribute)}"
+            field = fields.get(name)
+            if field is None:
+                hint = _did_you_mean(name, list(fields)) if fields else ""
+                yield subpath, f"unknown placeholder {{{name}}}: no field has this id{hint}"
+            elif field.type is FieldType.SECRET:
+                yield subpath, f"{{{name}}} is a secret field, and secrets never go into a URL"
+
+
+def _noted(note: str) -> Callable[[ClassRule], ClassRule]:
+    def mark(rule: ClassRule) -> ClassRule:
+        rule.json_schema_note = note  # type: ignore[attr-defined]  # read by the JSON Schema
+        return rule
+
+    return mark
+
+
+_noted(
+    "a choice field needs choices, and only it has them; pattern, minLength and maxLength "
+    "apply to text-like fields; the default passes the field's rules"
+)(_field_rules)
+_noted("every {placeholder} in a URL names a field of this connector that is not a secret")(
+    _template_rules
+)
+_noted("authorizeUrl is required for the authorization_code grant, absent for client_credentials")(
+    _oauth_rules
+)
+
+CLASS_SCHEMA: dict[type, dict[str, Any]] = {
+    ApiKeyAuth: {"oneOf": [{"required": ["headerName"]}, {"required": ["queryParam"]}]},
+    OAuth: {
+        "if": {"properties": {"grant": {"const": "client_credentials"}}, "required": ["grant"]},
+        "then": {"not": {"required": ["authorizeUrl"]}},
+        "else": {"required": ["authorizeUrl"]},
+    },
+}
+"""JSON Schema keywords of a whole object, for the rules that span its fields."""
+
+_CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
+    ApiKeyAuth: (_api_key_rules,),
+    OAuth: (_oauth_rules,),
+    Field: (_field_rules,),
+    Connector: (_template_rules,),
+}
+
+
+# Left out of the wire form while at their default, so manifests without them read as before.
+_OMIT_DEFAULT = {(Connector, "fields"), (Field, "choices"), (OAuth, "grant")}
+
+
 def _register_class(cls: type) -> None:
     rules = _RULES.get(cls, {})
+    class_rules = _CLASS_RULES.get(cls, ())
     structure_overrides: dict[str, Any] = {
         name: override(rename=wire, struct_hook=rules.get(name))
         for name, wire in _wire_names(cls).items()
@@ -421,18 +657,25 @@ def _register_class(cls: type) -> None:
     def structure(value: object, _: Any) -> Any:
         if not isinstance(value, Mapping):
             raise _Invalid(f"expected an object, got {_describe(value)}")
-        return inner(value, cls)
+        result = inner(value, cls)
+        problems = [problem for rule in class_rules for problem in rule(result)]
+        if problems:
+            raise _Problems(problems)
+        return result
 
     converter.register_structure_hook(cls, structure)
 
     unstructure_overrides: dict[str, Any] = {
-        a.name: override(rename=_camel(a.name), omit_if_default=a.default is None)
+        a.name: override(
+            rename=_camel(a.name),
+            omit_if_default=a.default is None or (cls, a.name) in _OMIT_DEFAULT,
+        )
         for a in attrs.fields(cls)
     }
     plain: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
         cls, converter, **unstructure_overrides
     )
-    tag = getattr(cls, "type", None)
+    tag = cls.type if cls in AUTH_TYPES.values() else None  # type: ignore[attr-defined]
     if tag is None:
         converter.register_unstructure_hook(cls, plain)
     else:
@@ -445,6 +688,7 @@ def _register_class(cls: type) -> None:
 
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook_func(
     lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum), _structure_enum
 )
@@ -453,7 +697,18 @@ converter.register_unstructure_hook_func(
     _is_homogeneous_tuple, lambda items: [converter.unstructure(item) for item in items]
 )
 converter.register_structure_hook(Auth, _structure_auth)
-for _cls in (NoAuth, ApiKeyAuth, OAuth, Capability, SetupStep, Publisher, Connection, Connector):
+for _cls in (
+    NoAuth,
+    ApiKeyAuth,
+    BasicAuth,
+    OAuth,
+    Field,
+    Capability,
+    SetupStep,
+    Publisher,
+    Connection,
+    Connector,
+):
     _register_class(_cls)
 
 
@@ -481,6 +736,9 @@ def _problems(exc: BaseException, path: str) -> Iterator[ManifestProblem]:
             yield ManifestProblem(f"{path}.{key}", f"unknown field{_did_you_mean(key, known)}")
     elif isinstance(exc, _Invalid):
         yield ManifestProblem(path + exc.subpath, exc.message)
+    elif isinstance(exc, _Problems):
+        for subpath, message in exc.problems:
+            yield ManifestProblem(path + subpath, message)
     elif isinstance(exc, KeyError):
         yield ManifestProblem(path, "required field is missing")
     else:  # pragma: no cover - every hook raises one of the above
@@ -491,7 +749,7 @@ def structure_connector(data: object, *, source: str | None = None) -> Connector
     """Validate wire-format ``data`` into a :class:`Connector` or raise ManifestError."""
     try:
         return converter.structure(data, Connector)
-    except (ClassValidationError, IterableValidationError, _Invalid) as exc:
+    except (ClassValidationError, IterableValidationError, _Invalid, _Problems) as exc:
         raise ManifestError(list(_problems(exc, "$")), source=source) from None
 
 

@@ -34,6 +34,8 @@ def _type_schema(tp: Any, definitions: dict[str, Any]) -> dict[str, Any]:
         if tp == Auth or set(args) == set(get_args(Auth)):
             return {"$ref": "#/$defs/Auth"}
         inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # a scalar of several JSON types, such as a field's default
+            return {"type": [_type_schema(a, definitions)["type"] for a in inner]}
         (only,) = inner
         return {"anyOf": [_type_schema(only, definitions), {"type": "null"}]}
     if origin is tuple:
@@ -42,6 +44,8 @@ def _type_schema(tp: Any, definitions: dict[str, Any]) -> dict[str, Any]:
         return {"type": "string"}
     if tp is bool:
         return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return {"enum": [member.value for member in tp]}
     if attrs.has(tp):
@@ -70,7 +74,7 @@ def _class_schema(cls: type, definitions: dict[str, Any]) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[str] = []
     notes: list[str] = []
-    tag = getattr(cls, "type", None)
+    tag = cls.type if cls in _converter.AUTH_TYPES.values() else None  # type: ignore[attr-defined]
     if tag is not None:
         properties["type"] = {"const": tag}
         required.append("type")
@@ -94,6 +98,11 @@ def _class_schema(cls: type, definitions: dict[str, Any]) -> dict[str, Any]:
         "required": required,
         "additionalProperties": False,
     }
+    result.update(_converter.CLASS_SCHEMA.get(cls, {}))
+    for rule in _converter._CLASS_RULES.get(cls, ()):
+        note = getattr(rule, "json_schema_note", None)
+        if note:
+            notes.append(note)
     if cls.__doc__:
         result["description"] = cls.__doc__.strip().splitlines()[0]
     if notes:

@@ -17,10 +17,14 @@ import attrs
 __all__ = [
     "ApiKeyAuth",
     "Auth",
+    "BasicAuth",
     "Capability",
     "Category",
     "Connection",
     "Connector",
+    "Field",
+    "FieldType",
+    "Grant",
     "NoAuth",
     "OAuth",
     "Publisher",
@@ -56,29 +60,71 @@ class NoAuth:
     type: ClassVar[Literal["none"]] = "none"
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class ApiKeyAuth:
-    """The user pastes an API key, which the server stores and sends in a header."""
+    """The user pastes an API key, which the server stores and sends in a header or query."""
 
     type: ClassVar[Literal["api-key"]] = "api-key"
 
     description: str
     """What the key is and where the user finds it, shown beside the key field."""
 
-    header_name: str
-    """The HTTP header the key is sent in, such as ``X-Api-Key`` (wire: ``headerName``)."""
+    header_name: str | None = None
+    """The HTTP header the key is sent in, such as ``X-Api-Key`` (wire: ``headerName``).
+
+    Exactly one of ``headerName`` and ``queryParam`` is set.
+    """
+
+    query_param: str | None = None
+    """The query parameter the key is sent in instead of a header (wire: ``queryParam``)."""
+
+    value_prefix: str | None = None
+    """Put before the key, such as ``"Bearer "`` or ``"Token token="`` (wire: ``valuePrefix``)."""
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
+class BasicAuth:
+    """HTTP Basic: the user enters a username and a password, stored encrypted."""
+
+    type: ClassVar[Literal["basic"]] = "basic"
+
+    description: str
+    """What to enter and where the user finds it, shown above the two inputs."""
+
+    username_label: str = "Username"
+    """The label of the username input, such as ``API key`` (wire: ``usernameLabel``)."""
+
+    password_label: str = "Password"
+    """The label of the password input, such as ``API secret`` (wire: ``passwordLabel``)."""
+
+    password_required: bool = True
+    """Whether a password must be entered; off for APIs that take the key as the username
+    and an empty password (wire: ``passwordRequired``)."""
+
+
+class Grant(enum.Enum):
+    """The OAuth 2.0 grant a connector uses."""
+
+    AUTHORIZATION_CODE = "authorization_code"
+    CLIENT_CREDENTIALS = "client_credentials"
+
+
+@attrs.frozen(kw_only=True)
 class OAuth:
-    """OAuth 2.0 authorization code flow; client id and secret live in server config."""
+    """OAuth 2.0; client id and secret live in server config.
+
+    With the authorization code grant (the default) the user signs in at the
+    provider; with client credentials the server obtains tokens by itself.
+    """
 
     type: ClassVar[Literal["oauth"]] = "oauth"
 
-    authorize_url: str
+    authorize_url: str | None = None
     """The provider's authorization endpoint (wire: ``authorizeUrl``).
 
-    https, or plain http on loopback only (for local development and tests).
+    Required for the authorization code grant, absent for client credentials.
+    https, or plain http on loopback only (for local development and tests);
+    may use ``{field}`` placeholders.
     """
 
     token_url: str
@@ -93,9 +139,76 @@ class OAuth:
     revocation_url: str | None = None
     """The provider's RFC 7009 revocation endpoint, if any (wire: ``revocationUrl``)."""
 
+    grant: Grant = Grant.AUTHORIZATION_CODE
+    """``authorization_code`` (the user signs in at the provider) or
+    ``client_credentials`` (no browser round trip)."""
 
-Auth = NoAuth | ApiKeyAuth | OAuth
+
+Auth = NoAuth | ApiKeyAuth | BasicAuth | OAuth
 """How a connector authenticates, tagged by ``type`` on the wire."""
+
+
+class FieldType(enum.Enum):
+    """What kind of value a connection field takes, and how it is checked."""
+
+    TEXT = "text"
+    SECRET = "secret"
+    URL = "url"
+    HOSTNAME = "hostname"
+    EMAIL = "email"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+
+
+@attrs.frozen(kw_only=True)
+class Field:
+    """A value the user enters per connection, such as a shop name or a data centre.
+
+    Non-secret values are kept as the connection's config (shown in its
+    status); ``secret`` values are encrypted and never shown. A field may be
+    used in URL templates as ``{id}`` (not a secret one).
+    """
+
+    id: str
+    """Identifier, ``^[a-z][a-z0-9_]{0,39}$``; the placeholder name in templates."""
+
+    label: str
+    """The input's label."""
+
+    type: FieldType = FieldType.TEXT
+    """``text``, ``secret``, ``url``, ``hostname``, ``email``, ``integer``, ``boolean``
+    or ``choice``."""
+
+    help: str | None = None
+    """A hint shown under the input."""
+
+    required: bool = True
+    """Whether a value must be entered (a default counts)."""
+
+    default: str | int | bool | None = None
+    """The value used when none is entered; it must pass the field's own rules."""
+
+    pattern: str | None = None
+    """A regular expression the whole value must match (text, secret, hostname)."""
+
+    min_length: int | None = None
+    """The fewest characters (wire: ``minLength``)."""
+
+    max_length: int | None = None
+    """The most characters (wire: ``maxLength``; at most 2048)."""
+
+    choices: tuple[str, ...] = ()
+    """The allowed values of a ``choice`` field (and only of one)."""
+
+    example: str | None = None
+    """An example value, shown as the input's placeholder."""
+
+    prefix: str | None = None
+    """Text shown before the input, such as ``https://``."""
+
+    suffix: str | None = None
+    """Text shown after the input, such as ``.myshopify.com``."""
 
 
 @attrs.frozen
@@ -191,6 +304,9 @@ class Connector:
     connection: Connection | None = None
     """Server paths for connect, status and disconnect, if the connector can connect."""
 
+    fields: tuple[Field, ...] = ()
+    """Values the user enters per connection, in form order; ids unique."""
+
     def to_wire(self) -> dict[str, Any]:
         """Return this manifest in the camelCase wire format (JSON-ready)."""
         # Imported here: the converter imports this module.
@@ -205,8 +321,8 @@ class Connector:
 # start-up, so this builds the objects directly. A test checks it agrees with
 # the converter for every field.
 
-_AUTH_CLASSES: dict[str, type[NoAuth | ApiKeyAuth | OAuth]] = {
-    cls.type: cls for cls in (OAuth, ApiKeyAuth, NoAuth)
+_AUTH_CLASSES: dict[str, type[Auth]] = {
+    cls.type: cls for cls in (OAuth, ApiKeyAuth, BasicAuth, NoAuth)
 }
 
 
@@ -236,13 +352,30 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "tags": ("tags", tuple),
         "publisher": ("publisher", _optional(Publisher)),
         "connection": ("connection", _optional(Connection)),
+        "fields": ("fields", _tuple_of(Field)),
     },
-    ApiKeyAuth: {"headerName": ("header_name", None)},
+    ApiKeyAuth: {
+        "headerName": ("header_name", None),
+        "queryParam": ("query_param", None),
+        "valuePrefix": ("value_prefix", None),
+    },
+    BasicAuth: {
+        "usernameLabel": ("username_label", None),
+        "passwordLabel": ("password_label", None),
+        "passwordRequired": ("password_required", None),
+    },
     OAuth: {
         "authorizeUrl": ("authorize_url", None),
         "tokenUrl": ("token_url", None),
         "scopes": ("scopes", tuple),
         "revocationUrl": ("revocation_url", None),
+        "grant": ("grant", Grant),
+    },
+    Field: {
+        "type": ("type", FieldType),
+        "minLength": ("min_length", None),
+        "maxLength": ("max_length", None),
+        "choices": ("choices", tuple),
     },
     Connection: {
         "startPath": ("start_path", None),

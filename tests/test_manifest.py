@@ -141,7 +141,7 @@ def test_keyword_arguments_use_python_names_and_accept_model_objects() -> None:
         connection=Connection(start_path="/connect"),
     )
 
-    assert connector.auth == ApiKeyAuth("The key.", "X-Acme-Key")
+    assert connector.auth == ApiKeyAuth(description="The key.", header_name="X-Acme-Key")
     assert connector.docs_path == "https://acme.example.org/docs"
     assert to_wire(connector)["auth"] == {
         "type": "api-key",
@@ -180,14 +180,13 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
         "$.name",
         "$.category",
         "$.auth.description",
-        "$.auth.headerName",
         "$.auth.headerNme",
         "$.capabilities[1].id",
         "$.capabilities[1].label",
         "$.docPath",
     ]
     message = str(info.value)
-    assert message.startswith("invalid connector manifest (9 problems):\n")
+    assert message.startswith("invalid connector manifest (8 problems):\n")
     assert "  $.auth.headerNme: unknown field; did you mean 'headerName'?" in message
     assert "  $.docPath: unknown field; did you mean 'docsPath'?" in message
 
@@ -245,11 +244,15 @@ INVALID: list[tuple[str, Any, str]] = [
         "got string 'comingsoon'; did you mean 'coming-soon'?",
     ),
     # auth union
-    ("auth.type", ..., "$.auth.type: required field is missing (one of oauth, api-key, none)"),
+    (
+        "auth.type",
+        ...,
+        "$.auth.type: required field is missing (one of oauth, api-key, basic, none)",
+    ),
     (
         "auth.type",
         "oauth2",
-        "$.auth.type: expected one of oauth, api-key, none; got string 'oauth2'; "
+        "$.auth.type: expected one of oauth, api-key, basic, none; got string 'oauth2'; "
         "did you mean 'oauth'?",
     ),
     ("auth.scopes", "a b", "$.auth.scopes: expected an array"),
