@@ -13,6 +13,7 @@
      ├── PluginLoadError             a plugin needed for a hook call could not be loaded
      ├── SecretError                 a stored secret cannot be decrypted (tampered, unknown key)
      └── IntegrationError            a connect / status / token operation failed (has a reason code)
+          ├── InvalidFieldsError      submitted values failed their rules (by input name)
           ├── NotConnectedError       nothing is connected for this tenant and connector
           ├── NeedsReauthError        the provider rejected the grant; the user must reconnect
           ├── ProviderUnavailableError a transient provider failure; retry later
@@ -215,6 +216,27 @@ class IntegrationError(ConnectorsError):
         self.reason = reason or type(self).reason
         self.connector_id = connector_id
         super().__init__(message)
+
+
+class InvalidFieldsError(IntegrationError):
+    """Values submitted to connect failed their rules; nothing was stored.
+
+    :ivar fields: the message for each failing input, by its name (a field id,
+        ``api_key``, ``username`` or ``password``). Messages never quote a secret.
+    """
+
+    reason = "invalid_fields"
+
+    def __init__(
+        self,
+        fields: dict[str, str],
+        *,
+        reason: str | None = None,
+        connector_id: str | None = None,
+    ) -> None:
+        self.fields = dict(fields)
+        details = "; ".join(f"{name}: {message}" for name, message in sorted(self.fields.items()))
+        super().__init__(f"invalid values ({details})", reason=reason, connector_id=connector_id)
 
 
 class NotConnectedError(IntegrationError):

@@ -73,7 +73,8 @@ def test_every_hook_example_is_valid_python(name: str) -> None:
 
 def test_manifest_reference_lists_every_field_with_its_wire_name() -> None:
     text = (DOCS / "manifest.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", text, flags=re.MULTILINE)
+    top_level = text.split("## Auth variants", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", top_level, flags=re.MULTILINE)
     assert [python for _, python in rows] == [a.name for a in attrs.fields(Connector)]
     for wire, python in rows:
         head, *rest = python.split("_")
@@ -136,10 +137,24 @@ def test_every_provider_answer_and_its_outcomes_are_documented() -> None:
     assert {Answer(name): (exchange, refresh) for name, exchange, refresh in rows} == dict(OUTCOMES)
 
 
-def test_every_route_reason_code_is_documented_with_its_status() -> None:
-    from connectors_core.web._app import STATUS
+def test_every_reason_code_is_documented_with_its_status_and_line() -> None:
+    from connectors_core import Reason
 
     text = (DOCS / "connections.md").read_text(encoding="utf-8")
     section = text.split("### Reason codes", 1)[1].split("\n## ", 1)[0]
-    rows = dict(re.findall(r"^\| `(\w+)` \| (\d{3}) \|", section, flags=re.MULTILINE))
-    assert {code: int(status) for code, status in rows.items()} == STATUS
+    rows = re.findall(r"^\| `(\w+)` \| (\d{3}) \| (.*) \|$", section, flags=re.MULTILINE)
+    assert [code for code, _, _ in rows] == [reason.value for reason in Reason]
+    for code, status, line in rows:
+        reason = Reason(code)
+        assert (int(status), line) == (reason.status, reason.doc), code
+
+
+def test_the_connection_field_reference_lists_every_attribute() -> None:
+    from connectors_core import Field, FieldType
+
+    text = (DOCS / "manifest.md").read_text(encoding="utf-8")
+    section = text.split("## Connection fields", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", section, flags=re.MULTILINE)
+    assert [python for _, python in rows] == [a.name for a in attrs.fields(Field)]
+    for member in FieldType:
+        assert f"`{member.value}`" in section

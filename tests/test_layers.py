@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "connectors_core"
 
 LIGHT_CORE = {
     "_converter",
+    "_fields",
     "_discovery",
     "_entrypoints",
     "_exceptions",
@@ -24,6 +25,7 @@ LIGHT_CORE = {
     "_loading",
     "_manifest",
     "_outcome",
+    "_reasons",
     "_records",
     "_registry",
     "_sources",

@@ -373,10 +373,15 @@ def test_a_repeated_parameter_is_an_invalid_request(http: httpx2.Client) -> None
 
 
 def test_other_grant_types_are_unsupported(http: httpx2.Client, provider: OAuthProvider) -> None:
-    response = token(http, {"grant_type": "client_credentials"})
+    response = token(http, {"grant_type": "password", "username": "u", "password": "p"})
     assert error_of(response) == "unsupported_grant_type"
     assert error_of(token(http, {})) == "invalid_request"
-    assert provider.token_requests == ["client_credentials", ""]
+    assert provider.token_requests == ["password", ""]
+
+
+def test_client_credentials_need_a_client_allowed_to_use_them(http: httpx2.Client) -> None:
+    # The app client is registered for the authorization code grant only.
+    assert error_of(token(http, {"grant_type": "client_credentials"})) == "unauthorized_client"
 
 
 # -- refresh tokens -----------------------------------------------------------------

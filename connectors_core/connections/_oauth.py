@@ -31,7 +31,13 @@ import attrs
 import httpx2
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from .._exceptions import IntegrationError, NeedsReauthError, ProviderUnavailableError
+from .._exceptions import (
+    IntegrationError,
+    InvalidFieldsError,
+    NeedsReauthError,
+    ProviderUnavailableError,
+)
+from .._fields import TemplateError, resolve_url
 from .._manifest import Connector, OAuth
 from .._settings import ClientCredentials, Settings
 from ..store import TokenSet
@@ -56,17 +62,21 @@ def new_verifier() -> str:
 class OAuthEndpoints:
     """Where a connector's provider is reached (the manifest's, or a configured base URL)."""
 
-    authorize_url: str
+    authorize_url: str | None
     token_url: str
     revocation_url: str | None
 
     @classmethod
-    def of(cls, connector: Connector, settings: Settings) -> OAuthEndpoints:
-        """The endpoints of ``connector``.
+    def of(
+        cls, connector: Connector, settings: Settings, config: Mapping[str, Any] | None = None
+    ) -> OAuthEndpoints:
+        """The endpoints of ``connector``, their ``{field}`` placeholders filled from ``config``.
 
         ``CONNECTORS_<ID>_BASE_URL`` moves them all to another origin (keeping
         their paths); ``CONNECTORS_<ID>_AUTHORIZE_URL``, ``_TOKEN_URL`` and
         ``_REVOCATION_URL`` replace one each.
+
+        :raises InvalidFieldsError: a value cannot fill its placeholder safely.
         """
         auth = connector.auth
         assert isinstance(auth, OAuth)
@@ -84,11 +94,20 @@ class OAuthEndpoints:
             path = target.path + source.path
             return urlunsplit((target.scheme, target.netloc, path, source.query, ""))
 
-        authorize = explicit["authorize_url"] or move(auth.authorize_url)
-        token = explicit["token_url"] or move(auth.token_url)
-        assert authorize is not None
+        def fill(url: str | None) -> str | None:
+            if url is None:
+                return None
+            try:
+                return resolve_url(url, config or {})
+            except TemplateError as exc:
+                raise InvalidFieldsError(
+                    {exc.field_id or "url": exc.message}, connector_id=connector.id
+                ) from None
+
+        authorize = explicit["authorize_url"] or move(fill(auth.authorize_url))
+        token = explicit["token_url"] or move(fill(auth.token_url))
         assert token is not None
-        return cls(authorize, token, explicit["revocation_url"] or move(auth.revocation_url))
+        return cls(authorize, token, explicit["revocation_url"] or move(fill(auth.revocation_url)))
 
 
 @attrs.frozen
@@ -126,14 +145,20 @@ class OAuthClient:
         credentials: ClientCredentials,
         settings: Settings,
         *,
+        config: Mapping[str, Any] | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         auth = connector.auth
-        assert isinstance(auth, OAuth)
+        if not isinstance(auth, OAuth):
+            raise IntegrationError(
+                f"connector {connector.id!r} does not use OAuth",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
         self.connector = connector
         self.auth = auth
-        self.endpoints = OAuthEndpoints.of(connector, settings)
+        self.endpoints = OAuthEndpoints.of(connector, settings, config)
         self.redirect_uri = settings.redirect_uri(connector.id)
         self._credentials = credentials
         self._timeout = settings.http_timeout
@@ -161,6 +186,7 @@ class OAuthClient:
     def authorization_url(self, state: str, code_verifier: str) -> str:
         """The provider URL the browser is sent to (with PKCE S256 when enabled)."""
         client = self._client()
+        assert self.endpoints.authorize_url is not None, "the authorization code grant has one"
         url, _state = client.create_authorization_url(
             self.endpoints.authorize_url,
             state=state,
@@ -186,6 +212,20 @@ class OAuthClient:
             )
         if answer.kind is not Answer.TOKENS:
             self._fail(answer, OUTCOMES[answer.kind][0], "the code exchange")
+        return self._response(answer.body, previous=None)
+
+    async def client_credentials(self) -> TokenResponse:
+        """A token for the server itself (the client credentials grant, RFC 6749 4.4).
+
+        :raises IntegrationError: with the reason :data:`OUTCOMES` gives for
+            the answer, as for a code exchange.
+        """
+        async with self._client() as client:
+            answer = await self._send(
+                client.fetch_token(self.endpoints.token_url, grant_type="client_credentials")
+            )
+        if answer.kind is not Answer.TOKENS:
+            self._fail(answer, OUTCOMES[answer.kind][0], "the client credentials grant")
         return self._response(answer.body, previous=None)
 
     async def refresh(

@@ -16,8 +16,6 @@ rejected the grant.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -30,53 +28,37 @@ import pluggy
 
 from .._exceptions import (
     IntegrationError,
+    InvalidFieldsError,
     NeedsReauthError,
     NotConnectedError,
-    ProviderUnavailableError,
     SecretError,
 )
-from .._manifest import ApiKeyAuth, Connector, NoAuth, OAuth
+from .._fields import FieldErrors, check_values
+from .._manifest import Connector
 from .._registry import Registry
 from .._settings import Settings
+from ..flows import Redirect, Submission, flow_for
+from ..flows._oauth import session_hash
 from ..store import (
     ConnectionState,
     ConnectionSummary,
-    PendingAuthorization,
     Store,
     StoredConnection,
-    TokenSet,
 )
-from ._oauth import OAuthClient, TokenResponse, new_state, new_verifier
+from ._oauth import OAuthClient
 from ._plugins import plugin_hooks
 
 __all__ = ["Connections", "session_hash"]
 
 log = logging.getLogger("connectors_core.connections")
 
-API_KEY_MIN = 8
-API_KEY_MAX = 512
-
-
-def session_hash(session_id: str) -> str:
-    """What the store keeps of a browser session id."""
-    return hashlib.sha256(b"connectors-core session\0" + session_id.encode()).hexdigest()
-
-
-def _account_from(raw: Mapping[str, Any]) -> dict[str, str]:
-    """Organization and user ids, when the token response carries them."""
-    account: dict[str, str] = {}
-    for key, names in (
-        ("organizationId", ("organizationId", "organization_id", "orgId", "org_id")),
-        ("userId", ("userId", "user_id")),
-    ):
-        value = next((raw[n] for n in names if raw.get(n) not in (None, "")), None)
-        if value is not None:
-            account[key] = str(value)
-    return account
-
 
 class Connections:
     """Connect, check and disconnect connectors for tenants; hand out valid tokens.
+
+    Each auth type's part is its flow (:mod:`connectors_core.flows`); this
+    service checks what is submitted, serializes refreshes and reads the store.
+    It is also the :class:`~connectors_core.flows.FlowContext` flows work with.
 
     :param registry: the connectors (from :func:`connectors_core.discover`).
     :param store: where connections are kept.
@@ -100,7 +82,11 @@ class Connections:
         self._clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    # --- helpers -----------------------------------------------------------------
+    # --- what flows use ---------------------------------------------------------------
+
+    def now(self) -> float:
+        """The current time, from the clock this service was given."""
+        return self._clock()
 
     def connector(self, connector_id: str) -> Connector:
         """The connector, which must declare connection paths.
@@ -117,18 +103,15 @@ class Connections:
             )
         return connector
 
-    def oauth_client(self, connector: Connector) -> OAuthClient:
-        """The OAuth client of ``connector``.
+    def oauth_client(
+        self, connector: Connector, config: Mapping[str, Any] | None = None
+    ) -> OAuthClient:
+        """The OAuth client of ``connector``, its URLs filled from ``config``.
 
         :raises IntegrationError: ``unsupported_auth`` when it does not use OAuth,
             ``not_configured`` when its client id is not configured.
+        :raises InvalidFieldsError: a value cannot fill its URL placeholder.
         """
-        if not isinstance(connector.auth, OAuth):
-            raise IntegrationError(
-                f"connector {connector.id!r} does not use OAuth",
-                reason="unsupported_auth",
-                connector_id=connector.id,
-            )
         credentials = self.settings.client_credentials(connector.id)
         if credentials is None:
             prefix = f"CONNECTORS_{connector.id.upper().replace('-', '_')}_CLIENT_ID"
@@ -138,39 +121,88 @@ class Connections:
                 connector_id=connector.id,
             )
         return OAuthClient(
-            connector, credentials, self.settings, transport=self._transport, clock=self._clock
+            connector,
+            credentials,
+            self.settings,
+            config=config,
+            transport=self._transport,
+            clock=self._clock,
         )
 
-    def _http(self) -> httpx2.AsyncClient:
+    def http(self) -> httpx2.AsyncClient:
+        """An HTTP client for calls to providers (the configured timeout and transport)."""
         return httpx2.AsyncClient(timeout=self.settings.http_timeout, transport=self._transport)
 
-    # --- OAuth ---------------------------------------------------------------------
-
-    async def begin_oauth(self, tenant: str, connector_id: str, session_id: str) -> str:
-        """Start the authorization code flow; return the provider URL to redirect to."""
-        connector = self.connector(connector_id)
-        client = self.oauth_client(connector)
-        state, verifier = new_state(), new_verifier()
-        now = self._clock()
-        await self.store.put_authorization(
-            PendingAuthorization(
-                state=state,
-                tenant=tenant,
-                connector_id=connector.id,
-                session_hash=session_hash(session_id),
-                code_verifier=verifier,
-                redirect_uri=client.redirect_uri,
-                expires_at=now + self.settings.state_lifetime,
-            ),
-            now=now,
-            max_per_session=self.settings.max_pending_per_session,
+    async def plugin_hooks(self, connector: Connector) -> pluggy.HookRelay:
+        """The hooks of the connector's plugin, waiting a bounded time for it to load."""
+        return await plugin_hooks(
+            self.registry, connector.id, timeout=self.settings.plugin_load_timeout
         )
-        return client.authorization_url(state, verifier)
+
+    # --- connecting ---------------------------------------------------------------------
+
+    async def connect(
+        self,
+        tenant: str,
+        connector_id: str,
+        values: Mapping[str, str] | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> StoredConnection | Redirect:
+        """Connect ``connector_id`` for ``tenant`` from the values a user submitted.
+
+        ``values`` holds the connector's fields by id and the flow's own inputs
+        (``api_key``; ``username`` and ``password``). Every value is checked
+        before anything is stored or sent; secret values are stored encrypted.
+
+        :returns: the stored connection, or a :class:`~connectors_core.flows.Redirect`
+            to the provider (OAuth authorization code; ``session_id`` is then required).
+        :raises InvalidFieldsError: every invalid value at once, by input name.
+        :raises IntegrationError: with a reason code (``not_configured``, ...).
+        """
+        connector = self.connector(connector_id)
+        flow = flow_for(connector)
+        submitted = dict(values or {})
+        errors: dict[str, str] = {}
+        config: dict[str, Any] = {}
+        secrets: dict[str, str] = {}
+        try:
+            config, secrets = check_values(connector.fields, submitted)
+        except FieldErrors as exc:
+            errors.update(exc.errors)
+        credential_errors = flow.check_credentials(connector, submitted)
+        if errors or credential_errors:
+            raise InvalidFieldsError(
+                {**errors, **credential_errors},
+                reason="invalid_fields" if errors else flow.credential_reason,
+                connector_id=connector.id,
+            )
+        names = [i.name for i in flow.credential_inputs(connector)]
+        credentials = {name: submitted[name] for name in names if name in submitted}
+        submission = Submission(config, secrets, credentials, session_id)
+        return await flow.connect(self, connector, tenant, submission)
+
+    async def begin_oauth(
+        self,
+        tenant: str,
+        connector_id: str,
+        session_id: str,
+        values: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start a redirect flow; return the provider URL to send the browser to."""
+        result = await self.connect(tenant, connector_id, values, session_id=session_id)
+        if not isinstance(result, Redirect):
+            raise IntegrationError(
+                f"connector {connector_id!r} does not redirect to a provider",
+                reason="unsupported_auth",
+                connector_id=connector_id,
+            )
+        return result.url
 
     async def finish_oauth(
         self, connector_id: str, tenant: str, session_id: str | None, params: Mapping[str, str]
     ) -> StoredConnection:
-        """Complete the flow from the provider's redirect; store the connection.
+        """Complete a redirect flow from the provider's answer; store the connection.
 
         :raises IntegrationError: with reason ``invalid_state`` (missing,
             replayed, forged or expired state), ``session_mismatch``,
@@ -179,173 +211,45 @@ class Connections:
             unless the whole flow succeeded.
         """
         connector = self.connector(connector_id)
-        state = params.get("state", "")
-        # Checked before the state is consumed: a callback from another browser,
-        # session or tenant must not burn the pending authorization of the user
-        # who started it.
-        pending = await self.store.peek_authorization(state, now=self._clock()) if state else None
-        if pending is None or pending.connector_id != connector.id:
-            raise IntegrationError(
-                "unknown, used or expired authorization state",
-                reason="invalid_state",
-                connector_id=connector.id,
-            )
-        if session_id is None or session_hash(session_id) != pending.session_hash:
-            raise IntegrationError(
-                "the authorization was started in another browser session",
-                reason="session_mismatch",
-                connector_id=connector.id,
-            )
-        if tenant != pending.tenant:
-            raise IntegrationError(
-                "the authorization was started by another tenant",
-                reason="wrong_tenant",
-                connector_id=connector.id,
-            )
-        # Loaded before the state is spent and a code exchanged: a plugin that
-        # cannot load leaves the authorization, and no fresh grant, behind.
-        hooks = await plugin_hooks(
-            self.registry, connector.id, timeout=self.settings.plugin_load_timeout
-        )
-        if await self.store.take_authorization(state, now=self._clock()) is None:
-            raise IntegrationError(
-                "unknown, used or expired authorization state",
-                reason="invalid_state",
-                connector_id=connector.id,
-            )
-        error = params.get("error")
-        if error:
-            reason = "access_denied" if error == "access_denied" else "provider_error"
-            raise IntegrationError(
-                f"the provider ended the authorization: {error[:64]}",
-                reason=reason,
-                connector_id=connector.id,
-            )
-        code = params.get("code")
-        if not code:
-            raise IntegrationError(
-                "the provider sent no authorization code",
-                reason="provider_error",
-                connector_id=connector.id,
-            )
-        client = self.oauth_client(connector)
-        response = await client.exchange_code(code, pending.code_verifier)
-        account = await self._account(connector, hooks, response)
-        now = self._clock()
-        stored = await self.store.put(
-            StoredConnection(
-                tenant=tenant,
-                connector_id=connector.id,
-                state=ConnectionState.CONNECTED,
-                tokens=response.tokens,
-                account=account,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        log.info("connected %s for tenant %s", connector.id, tenant)
-        return stored
-
-    async def _account(
-        self, connector: Connector, hooks: pluggy.HookRelay, response: TokenResponse
-    ) -> dict[str, str]:
-        """Who the connection belongs to: from the plugin's hook, else the token response."""
-        account = _account_from(response.raw)
-        async with self._http() as http:
-            try:
-                found = hooks.connection_account(
-                    connector=connector,
-                    access_token=response.tokens.access_token,
-                    token_response=response.raw,
-                    http=http,
-                    settings=self.settings,
-                )
-                if inspect.isawaitable(found):
-                    found = await found
-                found = {str(k): str(v) for k, v in dict(found or {}).items()}
-            except httpx2.TransportError as exc:
-                raise ProviderUnavailableError(
-                    f"the provider could not be reached ({type(exc).__name__})",
-                    connector_id=connector.id,
-                ) from None
-            except httpx2.HTTPStatusError as exc:
-                status = exc.response.status_code
-                if status >= 500 or status == 429:
-                    raise ProviderUnavailableError(
-                        f"the provider answered HTTP {status}", connector_id=connector.id
-                    ) from None
-                raise IntegrationError(
-                    f"the provider refused the account lookup (HTTP {status})",
-                    reason="exchange_failed",
-                    connector_id=connector.id,
-                ) from None
-            except Exception as exc:  # noqa: BLE001 - a plugin's bug ends this flow, not the server
-                # The type only: a message may quote a response that carries a token.
-                log.warning(
-                    "the account lookup of %s failed in its plugin: %s",
-                    connector.id,
-                    type(exc).__name__,
-                )
-                raise IntegrationError(
-                    f"the account lookup failed ({type(exc).__name__})",
-                    reason="exchange_failed",
-                    connector_id=connector.id,
-                ) from None
-        account.update(found)
-        return account
-
-    # --- API keys ------------------------------------------------------------------
+        return await flow_for(connector).callback(self, connector, tenant, session_id, params)
 
     async def connect_api_key(
         self, tenant: str, connector_id: str, api_key: str
     ) -> StoredConnection:
         """Store an API key for ``tenant`` (encrypted); never echoed back.
 
-        :raises IntegrationError: ``unsupported_auth`` for a non-API-key
-            connector, ``invalid_api_key`` for an empty, oversized or malformed key.
+        :raises IntegrationError: ``unsupported_auth`` for a connector that
+            takes no API key, ``invalid_api_key`` for an empty, oversized or
+            malformed key, ``invalid_fields`` when the connector has fields.
         """
         connector = self.connector(connector_id)
-        if not isinstance(connector.auth, ApiKeyAuth):
+        if "api_key" not in {i.name for i in flow_for(connector).credential_inputs(connector)}:
             raise IntegrationError(
                 f"connector {connector.id!r} does not take an API key",
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
-        key = api_key.strip()
-        # Visible ASCII only: anything else cannot travel in an HTTP header.
-        if not API_KEY_MIN <= len(key) <= API_KEY_MAX or not all("!" <= c <= "~" for c in key):
-            raise IntegrationError(
-                f"an API key is {API_KEY_MIN} to {API_KEY_MAX} visible ASCII characters, "
-                "without spaces",
-                reason="invalid_api_key",
-                connector_id=connector.id,
-            )
-        return await self._store_new(tenant, connector.id, api_key=key)
-
-    async def _store_new(
-        self, tenant: str, connector_id: str, *, api_key: str | None = None
-    ) -> StoredConnection:
-        now = self._clock()
-        connection = StoredConnection(
-            tenant=tenant,
-            connector_id=connector_id,
-            state=ConnectionState.CONNECTED,
-            api_key=api_key,
-            created_at=now,
-            updated_at=now,
-        )
-        return await self.store.put(connection)
+        result = await self.connect(tenant, connector_id, {"api_key": api_key})
+        assert isinstance(result, StoredConnection)
+        return result
 
     async def connect_none(self, tenant: str, connector_id: str) -> StoredConnection:
-        """Record a connection for a connector that needs no credentials."""
+        """Record a connection for a connector that needs nothing entered."""
         connector = self.connector(connector_id)
-        if not isinstance(connector.auth, NoAuth):
+        if flow_for(connector).inputs(connector):
             raise IntegrationError(
                 f"connector {connector.id!r} needs credentials",
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
-        return await self._store_new(tenant, connector.id)
+        result = await self.connect(tenant, connector_id)
+        if not isinstance(result, StoredConnection):
+            raise IntegrationError(
+                f"connector {connector.id!r} connects through its provider",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        return result
 
     # --- status and disconnect -----------------------------------------------------
 
@@ -384,32 +288,10 @@ class Connections:
             return await self.store.delete(tenant, connector.id)
         if connection is None:
             return False
-        if connection.tokens is not None and isinstance(connector.auth, OAuth):
-            await self._revoke(connector, connection.tokens)
+        await flow_for(connector).disconnect(self, connector, connection)
         deleted = await self.store.delete(tenant, connector.id)
         log.info("disconnected %s for tenant %s", connector.id, tenant)
         return deleted
-
-    async def _revoke(self, connector: Connector, tokens: TokenSet) -> None:
-        """Revoke both tokens, each on its own: one failing does not spare the other."""
-        try:
-            client = self.oauth_client(connector)
-        except IntegrationError as exc:
-            log.warning("cannot revoke %s (%s); deleting it locally", connector.id, exc.reason)
-            return
-        pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
-        for token, hint in pairs:
-            if not token:
-                continue
-            try:
-                await client.revoke(token, hint)
-            except IntegrationError as exc:
-                log.warning(
-                    "revocation of the %s of %s failed (%s); deleting it locally",
-                    hint.replace("_", " "),
-                    connector.id,
-                    exc.reason,
-                )
 
     # --- tokens for the host's jobs --------------------------------------------------
 
@@ -494,7 +376,7 @@ class Connections:
 
     async def _refresh(self, tenant: str, connector_id: str, seen: int) -> str:
         connector = self.registry.get(connector_id)
-        client = self.oauth_client(connector)
+        flow = flow_for(connector)
         failure: IntegrationError | None = None
         async with self.store.lease(tenant, connector_id) as lease:
             connection = self._check(lease.connection, connector_id)
@@ -515,7 +397,7 @@ class Connections:
             # must be saved, or the next refresh would present a spent token.
             with anyio.CancelScope(shield=True):
                 try:
-                    response = await client.refresh(connection.tokens, on_rotated=keep)
+                    tokens = await flow.renew(self, connector, connection, on_rotated=keep)
                 except NeedsReauthError as exc:
                     failure = exc
                     await lease.save(
@@ -529,9 +411,9 @@ class Connections:
                 else:
                     # Saved (the new refresh token with it) before the caller sees the token.
                     await lease.save(
-                        attrs.evolve(connection, tokens=response.tokens, updated_at=self._clock())
+                        attrs.evolve(connection, tokens=tokens, updated_at=self._clock())
                     )
-                    return response.tokens.access_token
+                    return tokens.access_token
         assert failure is not None
         if isinstance(failure, NeedsReauthError):
             log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)
@@ -545,9 +427,8 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
     if summary.state is ConnectionState.NEEDS_REAUTH:
         return {"connected": False, "error": "needs_reauth"}
     details: dict[str, Any] = {**summary.account, "authType": connector.auth.type}
-    if isinstance(connector.auth, OAuth):
-        details["scopes"] = list(summary.scopes)
-    if summary.key_hint is not None:
-        details["keyHint"] = summary.key_hint
+    details.update(flow_for(connector).status_details(connector, summary))
+    if summary.config:
+        details["config"] = dict(summary.config)
     details["connectedAt"] = int(summary.created_at)
     return {"connected": True, "status": details}

@@ -75,6 +75,8 @@ class Client:
     client_secret: str = attrs.field(repr=False)
     redirect_uris: tuple[str, ...]
     scopes: tuple[str, ...]
+    grants: tuple[str, ...] = ("authorization_code", "refresh_token")
+    """The grant types this client may use (``client_credentials`` must be listed to use it)."""
 
 
 @attrs.frozen
@@ -415,10 +417,15 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             grant_type = form.get("grant_type")
             if not grant_type:
                 raise _OAuthError("invalid_request", "grant_type is required")
+            known = ("authorization_code", "refresh_token", "client_credentials")
+            if grant_type in known and grant_type not in client.grants:
+                raise _OAuthError("unauthorized_client", f"this client may not use {grant_type}")
             if grant_type == "authorization_code":
                 body = self._exchange_code(client, form)
             elif grant_type == "refresh_token":
                 body = self._refresh(client, form)
+            elif grant_type == "client_credentials":
+                body = self._client_credentials(client, form)
             else:
                 raise _OAuthError("unsupported_grant_type")
         except _OAuthError as error:
@@ -450,6 +457,20 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             code.used = True
             scopes = authorization.scopes
             return self._issue(client.client_id, code.family, scopes, scopes)
+
+    def _client_credentials(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
+        """RFC 6749 §4.4: an access token for the client itself, never a refresh token."""
+        for name in ("code", "redirect_uri", "refresh_token", "code_verifier"):
+            if name in form:
+                raise _OAuthError(
+                    "invalid_request", f"{name} is not a client credentials parameter"
+                )
+        requested = _parse_scope(form["scope"]) if "scope" in form else client.scopes
+        if not set(requested) <= set(client.scopes):
+            raise _OAuthError("invalid_scope", "the client may not request that scope")
+        with self._lock:
+            family = secrets.token_urlsafe(8)
+            return self._issue(client.client_id, family, (), requested, refresh=False)
 
     def _refresh(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
         (value,) = _require(form, "refresh_token")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import logging
 import os
 import re
@@ -42,7 +41,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
-    HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -52,55 +50,47 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._exceptions import IntegrationError, UnknownConnectorError
-from .._manifest import ApiKeyAuth, Connector, NoAuth, OAuth
+from .._exceptions import IntegrationError, InvalidFieldsError, UnknownConnectorError
+from .._manifest import Connector
+from .._reasons import Reason
 from .._registry import Registry
 from .._settings import Settings
 from ..connections import Connections
 from ..connections._plugins import import_in_background, plugin_hooks
+from ..flows import ConnectStep, Redirect, flow_for
 from ..store import Store, open_store
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
+from ._forms import Forms
 from ._security import Authenticator, CsrfGuard, local_tenant, resolve_tenant
 
 __all__ = ["ROUTES", "create_app"]
 
 log = logging.getLogger("connectors_core.web")
 
-# Reason code -> HTTP status. Anything a client can cause is a 4xx.
-STATUS = {
-    "unknown_connector": 404,
-    "not_connectable": 404,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "unsupported_auth": 400,
-    "unauthenticated": 401,
-    "csrf_failed": 403,
-    "not_configured": 409,
-    "invalid_api_key": 422,
-    "invalid_request": 400,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "provider_unavailable": 503,
-    "plugin_unavailable": 503,
+_API = "/api/integrations"
+
+# Routes a browser navigates to: their failures send it back to the page.
+_NAVIGATIONS = {
+    "integrations:connect",
+    "integrations:submit",
+    "integrations:callback",
+    "integrations:disconnect",
 }
 
 
-# The body fields of each state-changing route: form name -> JSON name. A form
-# may carry csrf_token as well; nothing else is accepted.
-SUBMIT_FIELDS = {"api_key": "apiKey"}
-DISCONNECT_FIELDS: dict[str, str] = {}
-
-_API = "/api/integrations"
-
-
-def error(reason: str, message: str, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The JSON error response for ``reason``."""
-    return JSONResponse(
-        {"error": reason, "message": message},
-        status_code=STATUS.get(reason, 400),
-        headers=headers,
-    )
+def error(
+    reason: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON error response for ``reason`` (with per-input messages, if any)."""
+    body: dict[str, Any] = {"error": reason, "message": message}
+    if fields:
+        body["fields"] = dict(fields)
+    return JSONResponse(body, status_code=Reason.of(reason).status, headers=headers)
 
 
 def _route_path(scope: Scope) -> str:
@@ -108,6 +98,17 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser navigating or posting a form (it accepts HTML), not an API client."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _asks_json(request: Request) -> bool:
+    """An API client that asked for JSON explicitly."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 class _Route(Route):
@@ -128,7 +129,11 @@ class _Route(Route):
 
 
 class _App:
-    """The endpoints, bound to one registry, store and configuration."""
+    """The endpoints, bound to one registry, store and configuration.
+
+    Endpoints raise :class:`IntegrationError`; :meth:`integration_error`, the
+    app's exception handler, answers it once for every route.
+    """
 
     def __init__(
         self,
@@ -143,24 +148,36 @@ class _App:
         self.settings = settings
         self.authenticator = authenticator
         self.guard = guard
+        self.forms = Forms()
         self.routes: list[BaseRoute] = []
 
     # --- common steps ------------------------------------------------------------------
 
-    async def _context(self, request: Request) -> tuple[Connector, str] | Response:
-        """The connector (which must be connectable) and the tenant, or an error response."""
+    async def _context(self, request: Request) -> tuple[Connector, str]:
+        """The connector (which must be connectable) and the tenant, resolved once.
+
+        :raises IntegrationError: ``unknown_connector``, ``not_connectable`` or
+            ``unauthenticated``.
+        """
         connector_id = request.path_params["connector_id"]
         if connector_id not in self.registry:  # no "did you mean" over arbitrary client text
-            return error("unknown_connector", f"no connector with id {connector_id[:64]!r}")
+            raise IntegrationError(
+                f"no connector with id {connector_id[:64]!r}", reason="unknown_connector"
+            )
         try:
             connector = self.connections.connector(connector_id)
         except UnknownConnectorError:
-            return error("unknown_connector", f"no connector with id {connector_id[:64]!r}")
-        except IntegrationError as exc:
-            return error(exc.reason, str(exc))
+            raise IntegrationError(
+                f"no connector with id {connector_id[:64]!r}", reason="unknown_connector"
+            ) from None
+        request.state.connector = connector
         tenant = await resolve_tenant(self.authenticator, request)
         if tenant is None:
-            return error("unauthenticated", "sign in to manage integrations")
+            raise IntegrationError(
+                "sign in to manage integrations",
+                reason="unauthenticated",
+                connector_id=connector.id,
+            )
         return connector, tenant
 
     def _return(self, connector_id: str, **outcome: str) -> RedirectResponse:
@@ -194,9 +211,65 @@ class _App:
             raise csrf_failed()
         return parse(request, body, names)
 
-    @staticmethod
-    def _wants_html(request: Request) -> bool:
-        return "text/html" in request.headers.get("accept", "")
+    def _form_page(
+        self,
+        request: Request,
+        connector: Connector,
+        *,
+        values: Mapping[str, str] | None = None,
+        errors: Mapping[str, str] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        """The connect form of ``connector`` (with the session cookie if it is new)."""
+        session_id, new = self.guard.ensure_session(request)
+        response = self.forms.connect_page(
+            connector,
+            csrf_token=self.guard.token(session_id),
+            values=values or {},
+            errors=errors or {},
+            status_code=status_code,
+        )
+        if new:
+            self.guard.set_cookie(response, session_id)
+        return response
+
+    # --- errors ----------------------------------------------------------------------
+
+    async def integration_error(self, request: Request, exc: Exception) -> Response:
+        """Answer a failed request: JSON for API clients, the page again for browsers.
+
+        A browser that navigated to a connect, submit, callback or disconnect
+        route goes back to the Integrations page with the reason (or, for
+        invalid values, sees the form again with each message beside its input);
+        signed out, it gets a page saying so. API clients get JSON.
+        """
+        assert isinstance(exc, IntegrationError)
+        name = getattr(request.scope.get("route"), "name", None)
+        connector: Connector | None = getattr(request.state, "connector", None)
+        fields = exc.fields if isinstance(exc, InvalidFieldsError) else None
+        reason = Reason.of(exc.reason)
+        callback = name == "integrations:callback" and connector is not None
+        if callback and reason is not Reason.UNAUTHENTICATED:
+            # The provider sent the browser here: whatever went wrong, back to the page.
+            assert connector is not None
+            log.info("connect %s ended: %s", connector.id, exc.reason)
+            return self._return(connector.id, error=exc.reason)
+        if name not in _NAVIGATIONS or not _wants_html(request):
+            return error(exc.reason, str(exc), fields=fields)
+        if reason is Reason.UNAUTHENTICATED:
+            return self.forms.signed_out(connector, self.settings.return_path)
+        if connector is None:
+            query = urlencode({"error": exc.reason})
+            return RedirectResponse(f"{self.settings.return_path}?{query}", status_code=303)
+        if fields is not None and name == "integrations:submit":
+            return self._form_page(
+                request,
+                connector,
+                values=getattr(request.state, "submitted", {}),
+                errors=fields,
+                status_code=reason.status,
+            )
+        return self._return(connector.id, error=exc.reason)
 
     # --- endpoints -----------------------------------------------------------------------
 
@@ -208,16 +281,10 @@ class _App:
         return response
 
     async def connect(self, request: Request) -> Response:
-        context = await self._context(request)
-        if isinstance(context, Response):
-            return context
-        connector, tenant = context
-        try:
-            hook = await plugin_hooks(
-                self.registry, connector.id, timeout=self.settings.plugin_load_timeout
-            )
-        except IntegrationError as exc:
-            return error(exc.reason, str(exc))
+        connector, tenant = await self._context(request)
+        hook = await plugin_hooks(
+            self.registry, connector.id, timeout=self.settings.plugin_load_timeout
+        )
         try:
             custom = hook.handle_connect(connector=connector, request=request, tenant=tenant)
             if isinstance(custom, Awaitable):
@@ -225,102 +292,60 @@ class _App:
         except Exception as exc:  # noqa: BLE001 - a plugin's bug fails this request, not the server
             # The type only: the message of a plugin's exception may quote a secret.
             log.warning("handle_connect of %s raised %s", connector.id, type(exc).__name__)
-            return error(
-                "plugin_unavailable", f"the plugin of {connector.id!r} failed to start connecting"
-            )
+            raise IntegrationError(
+                f"the plugin of {connector.id!r} failed to start connecting",
+                reason="plugin_unavailable",
+                connector_id=connector.id,
+            ) from None
         if isinstance(custom, Response):
             return custom
+        flow = flow_for(connector)
+        if not flow.configured(connector, self.settings):
+            # Not a form that dead-ends: say so before the user types anything.
+            self.connections.oauth_client(connector)  # raises not_configured, naming the setting
+        if flow.connect_step(connector) is not ConnectStep.REDIRECT:
+            return self._form_page(request, connector)
         session_id, new = self.guard.ensure_session(request)
-        if isinstance(connector.auth, OAuth):
-            try:
-                url = await self.connections.begin_oauth(tenant, connector.id, session_id)
-            except IntegrationError as exc:
-                return error(exc.reason, str(exc))
-            response: Response = RedirectResponse(url, status_code=303)
-        else:
-            response = HTMLResponse(self._form(connector, self.guard.token(session_id)))
+        url = await self.connections.begin_oauth(tenant, connector.id, session_id)
+        response: Response = RedirectResponse(url, status_code=303)
         if new:
             self.guard.set_cookie(response, session_id)
         return response
 
-    def _form(self, connector: Connector, csrf_token: str) -> str:
-        """A minimal server-side form; the key is never rendered back."""
-        name = html.escape(connector.name)
-        action = f"/api/integrations/{html.escape(connector.id)}/connect"
-        field = ""
-        if isinstance(connector.auth, ApiKeyAuth):
-            field = (
-                f"<p>{html.escape(connector.auth.description)}</p>"
-                '<label for="api_key">API key</label> '
-                '<input id="api_key" name="api_key" type="password" autocomplete="off" '
-                'required minlength="8" maxlength="512">'
-            )
-        return (
-            f"<!doctype html><html lang=en><meta charset=utf-8><title>Connect {name}</title>"
-            f'<h1>Connect {name}</h1><form method=post action="{action}">'
-            f'<input type=hidden name=csrf_token value="{html.escape(csrf_token)}">{field} '
-            "<button type=submit>Connect</button></form></html>"
-        )
-
-    async def _guarded(
-        self, request: Request, names: Mapping[str, str]
-    ) -> tuple[Connector, str, dict[str, str]] | Response:
-        """For a state-changing route: connector, tenant and body fields, CSRF-checked."""
-        context = await self._context(request)
-        if isinstance(context, Response):
-            return context
-        try:
-            fields = await self._fields(request, names)
-        except IntegrationError as exc:
-            return error(exc.reason, str(exc))
-        return (*context, fields)
-
     async def submit(self, request: Request) -> Response:
-        guarded = await self._guarded(request, SUBMIT_FIELDS)
-        if isinstance(guarded, Response):
-            return guarded
-        connector, tenant, fields = guarded
-        try:
-            if isinstance(connector.auth, NoAuth):
-                await self.connections.connect_none(tenant, connector.id)
-            else:
-                key = fields.get("api_key", "")
-                await self.connections.connect_api_key(tenant, connector.id, key)
-        except IntegrationError as exc:
-            return error(exc.reason, str(exc))
-        if self._wants_html(request):
+        connector, tenant = await self._context(request)
+        inputs = flow_for(connector).inputs(connector)
+        fields = await self._fields(request, {i.name: i.json_name for i in inputs})
+        # Kept for the form shown again on an error: non-secret values only.
+        secret = {i.name for i in inputs if i.secret}
+        request.state.submitted = {k: v for k, v in fields.items() if k not in secret}
+        session_id = self.guard.session(request)
+        result = await self.connections.connect(tenant, connector.id, fields, session_id=session_id)
+        if isinstance(result, Redirect):
+            if _wants_html(request):
+                return RedirectResponse(result.url, status_code=303)
+            return JSONResponse({"connected": False, "redirect": result.url})
+        if _wants_html(request):
             return self._return(connector.id, result="connected")
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
     async def callback(self, request: Request) -> Response:
-        context = await self._context(request)
-        if isinstance(context, Response):
-            return context
-        connector, tenant = context
+        connector, tenant = await self._context(request)
         params = {k: v[:2048] for k, v in request.query_params.items()}
-        try:
-            await self.connections.finish_oauth(
-                connector.id, tenant, self.guard.session(request), params
-            )
-        except IntegrationError as exc:
-            log.info("connect %s for tenant %s ended: %s", connector.id, tenant, exc.reason)
-            return self._return(connector.id, error=exc.reason)
+        await self.connections.finish_oauth(
+            connector.id, tenant, self.guard.session(request), params
+        )
         return self._return(connector.id, result="connected")
 
     async def status(self, request: Request) -> Response:
-        context = await self._context(request)
-        if isinstance(context, Response):
-            return context
-        connector, tenant = context
+        connector, tenant = await self._context(request)
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
     async def disconnect(self, request: Request) -> Response:
-        guarded = await self._guarded(request, DISCONNECT_FIELDS)
-        if isinstance(guarded, Response):
-            return guarded
-        connector, tenant, _fields = guarded
+        connector, tenant = await self._context(request)
+        await self._fields(request, {})
         await self.connections.disconnect(tenant, connector.id)
-        if self._wants_html(request):
+        if _wants_html(request):
             return self._return(connector.id, result="disconnected")
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
@@ -482,7 +507,12 @@ def create_app(
         ]
     app.routes = routes
     starlette = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: app.http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: app.http_error,
+            IntegrationError: app.integration_error,
+        },
     )
     starlette.add_middleware(_SecurityHeaders)
     starlette.state.connections = connections

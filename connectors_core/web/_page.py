@@ -1,9 +1,12 @@
 """The Integrations page: a server-rendered catalogue of every connector.
 
 Readable and usable without JavaScript: the filters are a GET form, Connect is
-a link (OAuth) or a form (API key), Disconnect is a form with the session's
-CSRF token. ``integrations.js`` only improves it: filtering as you type, and
-live connection state from the status route.
+what the connector's flow says (a link to the provider, a form of its inputs
+on the card or on the connect page, or one button), Disconnect is a form with
+the session's CSRF token. A connector whose server side is not set up (an
+OAuth client without its id) says so instead of offering Connect.
+``integrations.js`` only improves it: filtering as you type, and live
+connection state from the status route.
 """
 
 from __future__ import annotations
@@ -12,37 +15,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from .._manifest import ApiKeyAuth, Category, Connector, NoAuth, OAuth, Status
+from .._manifest import Category, Connector, Status
+from .._reasons import Reason
 from .._registry import Registry
+from .._settings import Settings
 from ..connections import Connections
+from ..flows import flow_for
+from ._forms import templates
 from ._security import Authenticator, CsrfGuard, resolve_tenant
 
 __all__ = ["IntegrationsPage"]
 
-HERE = Path(__file__).parent
-STATIC = HERE / "static"
+STATIC = Path(__file__).parent / "static"
 
-_MESSAGES = {
+# The outcomes of a successful flow; failures show their reason's message.
+_RESULTS = {
     "connected": "{name} is connected.",
     "disconnected": "{name} is disconnected.",
-    "access_denied": "Connecting {name} was cancelled at the provider.",
-    "invalid_state": "That connection attempt expired or was already used. Try again.",
-    "session_mismatch": "That connection attempt started in another browser. Try again.",
-    "provider_unavailable": "{name} could not be reached. Try again in a moment.",
-    "not_configured": "{name} is not configured on this server yet.",
 }
-
-
-def _auth_label(connector: Connector) -> str:
-    if isinstance(connector.auth, OAuth):
-        return "OAuth"
-    if isinstance(connector.auth, ApiKeyAuth):
-        return "API key"
-    return "No credentials"
+INLINE_INPUTS = 2
+"""A card shows its connect form inline up to this many inputs; beyond, Connect opens it."""
 
 
 class IntegrationsPage:
@@ -62,12 +57,7 @@ class IntegrationsPage:
         self.authenticator = authenticator
         self.guard = guard
         self.demo = demo
-        self.templates = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=select_autoescape(["html"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.templates = templates()
 
     async def render(self, request: Request) -> Response:
         """The page, for the request's tenant."""
@@ -86,7 +76,8 @@ class IntegrationsPage:
             "tag": query.get("tag", ""),
         }
         states = await self.connections.statuses(tenant)
-        cards = [self._card(c, states) for c in self.registry]
+        settings = self.connections.settings
+        cards = [self._card(c, states, settings) for c in self.registry]
         visible = [card for card in cards if self._matches(card, wanted)]
         html = self.templates.get_template("integrations.html").render(
             cards=visible,
@@ -106,9 +97,13 @@ class IntegrationsPage:
         return response
 
     @staticmethod
-    def _card(connector: Connector, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _card(
+        connector: Connector, states: dict[str, dict[str, Any]], settings: Settings
+    ) -> dict[str, Any]:
         connectable = connector.id in states and connector.status is not Status.COMING_SOON
         state = states.get(connector.id) or {"connected": False, "error": "not_connected"}
+        flow = flow_for(connector)
+        inputs = flow.inputs(connector)
         return {
             "id": connector.id,
             "name": connector.name,
@@ -121,9 +116,11 @@ class IntegrationsPage:
             "setup": [(s.title, s.description) for s in connector.setup],
             "docs": connector.docs_path,
             "publisher": connector.publisher,
-            "auth": _auth_label(connector),
-            "api_key": connector.auth if isinstance(connector.auth, ApiKeyAuth) else None,
-            "no_auth": isinstance(connector.auth, NoAuth),
+            "auth": flow.label,
+            "step": flow.connect_step(connector).value,
+            "inputs": inputs if len(inputs) <= INLINE_INPUTS else (),
+            "continues": flow.continues_at_provider(connector),
+            "configured": flow.configured(connector, settings),
             "connectable": connectable,
             "state": state,
             "search": " ".join(
@@ -144,16 +141,16 @@ class IntegrationsPage:
         self, connector_id: str | None, result: str | None, error: str | None
     ) -> dict[str, str] | None:
         if not connector_id or connector_id not in self.registry:
-            return None
+            if error is None or connector_id:
+                return None
+            # A failure before any connector was known (an unknown id).
+            return {"kind": "error", "text": Reason.of(error).message.format(name="It")}
         name = self.registry.get(connector_id).name
-        key = result or error
-        if key is None:
+        if result in _RESULTS:
+            return {"kind": "success", "text": _RESULTS[result].format(name=name)}
+        if error is None:
             return None
-        template = _MESSAGES.get(key, "Connecting {name} failed ({reason}).")
-        return {
-            "kind": "success" if result else "error",
-            "text": template.format(name=name, reason=key[:40]),
-        }
+        return {"kind": "error", "text": Reason.of(error).message.format(name=name)}
 
     def _failures(self) -> Sequence[dict[str, str]]:
         return [

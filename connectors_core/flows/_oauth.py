@@ -1,0 +1,340 @@
+"""The flow of OAuth 2.0 connectors (``auth.type = "oauth"``), both grants.
+
+Authorization code (the default): Connect sends the browser to the provider
+with PKCE S256 and a one-time ``state`` bound to the browser session and the
+tenant; the field values travel with the pending authorization (secret ones
+encrypted) until the callback exchanges the code, server-side.
+
+Client credentials: Connect asks only for the connector's fields, the server
+obtains a token itself, and gets a new one when it is due.
+
+The provider side (requests, answers, errors) is
+:class:`~connectors_core.connections.OAuthClient`; this module decides what
+each step stores.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._exceptions import IntegrationError, ProviderUnavailableError
+from .._manifest import Connector, Grant, OAuth
+from ._base import ConnectStep, Flow, FlowContext, Redirect, Submission, field_inputs
+from ._store import store_new
+
+if TYPE_CHECKING:
+    import httpx2
+    import pluggy
+
+    from .._settings import Settings
+    from ..connections._oauth import OAuthClient, RotatedToken, TokenResponse
+    from ..store import ConnectionSummary, StoredConnection, TokenSet
+
+__all__ = ["OAuthFlow", "session_hash"]
+
+log = logging.getLogger("connectors_core.connections")
+
+
+def _auth(connector: Connector) -> OAuth:
+    auth = connector.auth
+    assert isinstance(auth, OAuth), "the flow table gives this flow OAuth connectors only"
+    return auth
+
+
+def session_hash(session_id: str) -> str:
+    """What the store keeps of a browser session id."""
+    import hashlib
+
+    return hashlib.sha256(b"connectors-core session\0" + session_id.encode()).hexdigest()
+
+
+def _account_from(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Organization and user ids, when the token response carries them."""
+    account: dict[str, str] = {}
+    for key, names in (
+        ("organizationId", ("organizationId", "organization_id", "orgId", "org_id")),
+        ("userId", ("userId", "user_id")),
+    ):
+        value = next((raw[n] for n in names if raw.get(n) not in (None, "")), None)
+        if value is not None:
+            account[key] = str(value)
+    return account
+
+
+def _failed(connector: Connector, reason: str, message: str) -> IntegrationError:
+    return IntegrationError(message, reason=reason, connector_id=connector.id)
+
+
+class OAuthFlow(Flow):
+    """OAuth 2.0: a redirect to the provider and back, or a server-side client-credentials grant."""
+
+    auth_type: ClassVar[str] = "oauth"
+    label: ClassVar[str] = "OAuth"
+
+    # --- from the manifest ---------------------------------------------------------
+
+    def connect_step(self, connector: Connector) -> ConnectStep:
+        if field_inputs(connector):
+            return ConnectStep.FORM
+        if _auth(connector).grant is Grant.CLIENT_CREDENTIALS:
+            return ConnectStep.BUTTON
+        return ConnectStep.REDIRECT
+
+    def continues_at_provider(self, connector: Connector) -> bool:
+        return _auth(connector).grant is Grant.AUTHORIZATION_CODE
+
+    def configured(self, connector: Connector, settings: Settings) -> bool:
+        return settings.client_credentials(connector.id) is not None
+
+    def describe(self, connector: Connector) -> list[tuple[str, str]]:
+        auth = _auth(connector)
+        lines = [("grant", auth.grant.value)]
+        if auth.authorize_url:
+            lines.append(("authorize", auth.authorize_url))
+        lines.append(("token", auth.token_url))
+        if auth.revocation_url:
+            lines.append(("revocation", auth.revocation_url))
+        lines.append(("scopes", " ".join(auth.scopes) or "(none)"))
+        if auth.grant is Grant.AUTHORIZATION_CODE:
+            lines.append(("pkce", "S256" if auth.pkce else "off"))
+        return lines
+
+    def scaffold(self, name: str) -> tuple[dict[str, Any], str]:
+        auth = {
+            "type": "oauth",
+            "authorizeUrl": "https://auth.example.com/oauth/authorize",
+            "tokenUrl": "https://auth.example.com/oauth/token",
+            "scopes": ["read"],
+            "pkce": True,
+        }
+        return auth, f"Register an OAuth app with {name} and set its redirect URI."
+
+    # --- connecting ----------------------------------------------------------------------
+
+    async def connect(
+        self, ctx: FlowContext, connector: Connector, tenant: str, submission: Submission
+    ) -> StoredConnection | Redirect:
+        client = ctx.oauth_client(connector, submission.config)
+        if _auth(connector).grant is Grant.CLIENT_CREDENTIALS:
+            response = await client.client_credentials()
+            hooks = await ctx.plugin_hooks(connector)
+            account = await self._account(ctx, connector, hooks, response)
+            stored = await store_new(
+                ctx, connector, tenant, submission, tokens=response.tokens, account=account
+            )
+            log.info("connected %s for tenant %s (client credentials)", connector.id, tenant)
+            return stored
+        return Redirect(await self._begin(ctx, connector, tenant, submission, client))
+
+    async def _begin(
+        self,
+        ctx: FlowContext,
+        connector: Connector,
+        tenant: str,
+        submission: Submission,
+        client: OAuthClient,
+    ) -> str:
+        from ..connections._oauth import new_state, new_verifier
+        from ..store import PendingAuthorization
+
+        if submission.session_id is None:
+            raise _failed(connector, "session_mismatch", "an authorization needs a browser session")
+        state, verifier = new_state(), new_verifier()
+        now = ctx.now()
+        await ctx.store.put_authorization(
+            PendingAuthorization(
+                state=state,
+                tenant=tenant,
+                connector_id=connector.id,
+                session_hash=session_hash(submission.session_id),
+                code_verifier=verifier,
+                redirect_uri=client.redirect_uri,
+                expires_at=now + ctx.settings.state_lifetime,
+                config=dict(submission.config),
+                secrets=dict(submission.secrets),
+            ),
+            now=now,
+            max_per_session=ctx.settings.max_pending_per_session,
+        )
+        return client.authorization_url(state, verifier)
+
+    async def callback(
+        self,
+        ctx: FlowContext,
+        connector: Connector,
+        tenant: str,
+        session_id: str | None,
+        params: Mapping[str, str],
+    ) -> StoredConnection:
+        """Complete the flow from the provider's redirect; store the connection.
+
+        In stages: the pending authorization (checked before it is consumed:
+        a callback from another browser, session or tenant must not burn the
+        state of the user who started it), the plugin, the provider's answer,
+        the code exchange, the account, the store. Nothing is stored unless
+        every stage succeeded.
+        """
+        from ..store import ConnectionState, StoredConnection
+
+        state = params.get("state", "")
+        pending = await ctx.store.peek_authorization(state, now=ctx.now()) if state else None
+        if pending is None or pending.connector_id != connector.id:
+            raise _failed(
+                connector, "invalid_state", "unknown, used or expired authorization state"
+            )
+        if session_id is None or session_hash(session_id) != pending.session_hash:
+            raise _failed(
+                connector,
+                "session_mismatch",
+                "the authorization was started in another browser session",
+            )
+        if tenant != pending.tenant:
+            raise _failed(
+                connector, "wrong_tenant", "the authorization was started by another tenant"
+            )
+        # Loaded before the state is spent and a code exchanged: a plugin that
+        # cannot load leaves the authorization, and no fresh grant, behind.
+        hooks = await ctx.plugin_hooks(connector)
+        if await ctx.store.take_authorization(state, now=ctx.now()) is None:
+            raise _failed(
+                connector, "invalid_state", "unknown, used or expired authorization state"
+            )
+        error = params.get("error")
+        if error:
+            reason = "access_denied" if error == "access_denied" else "provider_error"
+            raise _failed(connector, reason, f"the provider ended the authorization: {error[:64]}")
+        code = params.get("code")
+        if not code:
+            raise _failed(connector, "provider_error", "the provider sent no authorization code")
+        client = ctx.oauth_client(connector, pending.config)
+        response = await client.exchange_code(code, pending.code_verifier)
+        account = await self._account(ctx, connector, hooks, response)
+        now = ctx.now()
+        stored = await ctx.store.put(
+            StoredConnection(
+                tenant=tenant,
+                connector_id=connector.id,
+                state=ConnectionState.CONNECTED,
+                tokens=response.tokens,
+                account=account,
+                config=dict(pending.config),
+                secrets=dict(pending.secrets),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        log.info("connected %s for tenant %s", connector.id, tenant)
+        return stored
+
+    async def _account(
+        self,
+        ctx: FlowContext,
+        connector: Connector,
+        hooks: pluggy.HookRelay,
+        response: TokenResponse,
+    ) -> dict[str, str]:
+        """Who the connection belongs to: from the plugin's hook, else the token response."""
+        import httpx2
+
+        account = _account_from(response.raw)
+        async with ctx.http() as http:
+            try:
+                found = hooks.connection_account(
+                    connector=connector,
+                    access_token=response.tokens.access_token,
+                    token_response=response.raw,
+                    http=http,
+                    settings=ctx.settings,
+                )
+                if inspect.isawaitable(found):
+                    found = await found
+                found = {str(k): str(v) for k, v in dict(found or {}).items()}
+            except httpx2.TransportError as exc:
+                raise ProviderUnavailableError(
+                    f"the provider could not be reached ({type(exc).__name__})",
+                    connector_id=connector.id,
+                ) from None
+            except httpx2.HTTPStatusError as exc:
+                status = exc.response.status_code
+                if status >= 500 or status == 429:
+                    raise ProviderUnavailableError(
+                        f"the provider answered HTTP {status}", connector_id=connector.id
+                    ) from None
+                raise _failed(
+                    connector,
+                    "exchange_failed",
+                    f"the provider refused the account lookup (HTTP {status})",
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug ends this flow, not the server
+                # The type only: a message may quote a response that carries a token.
+                log.warning(
+                    "the account lookup of %s failed in its plugin: %s",
+                    connector.id,
+                    type(exc).__name__,
+                )
+                raise _failed(
+                    connector,
+                    "exchange_failed",
+                    f"the account lookup failed ({type(exc).__name__})",
+                ) from None
+        account.update(found)
+        return account
+
+    # --- a connection --------------------------------------------------------------------
+
+    def status_details(self, connector: Connector, summary: ConnectionSummary) -> dict[str, Any]:
+        return {"scopes": list(summary.scopes)}
+
+    async def disconnect(
+        self, ctx: FlowContext, connector: Connector, connection: StoredConnection
+    ) -> None:
+        """Revoke both tokens, each on its own: one failing does not spare the other."""
+        tokens = connection.tokens
+        if tokens is None:
+            return
+        try:
+            client = ctx.oauth_client(connector, connection.config)
+        except IntegrationError as exc:
+            log.warning("cannot revoke %s (%s); deleting it locally", connector.id, exc.reason)
+            return
+        pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
+        for token, hint in pairs:
+            if not token:
+                continue
+            try:
+                await client.revoke(token, hint)
+            except IntegrationError as exc:
+                log.warning(
+                    "revocation of the %s of %s failed (%s); deleting it locally",
+                    hint.replace("_", " "),
+                    connector.id,
+                    exc.reason,
+                )
+
+    def renews(self, connection: StoredConnection) -> bool:
+        return connection.tokens is not None
+
+    async def renew(
+        self,
+        ctx: FlowContext,
+        connector: Connector,
+        connection: StoredConnection,
+        on_rotated: RotatedToken | None = None,
+    ) -> TokenSet:
+        """A refreshed token set; for client credentials, a newly granted one."""
+        assert connection.tokens is not None
+        client = ctx.oauth_client(connector, connection.config)
+        if _auth(connector).grant is Grant.CLIENT_CREDENTIALS:
+            response = await client.client_credentials()
+        else:
+            response = await client.refresh(connection.tokens, on_rotated=on_rotated)
+        return response.tokens
+
+    def authenticate(
+        self, connector: Connector, connection: StoredConnection, request: httpx2.Request
+    ) -> None:
+        if connection.tokens is not None:
+            request.headers["Authorization"] = f"Bearer {connection.tokens.access_token}"

@@ -1,0 +1,41 @@
+"""Storing a new connection: the one way every flow writes what a user connected."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._manifest import Connector
+
+if TYPE_CHECKING:
+    from ..store import StoredConnection
+    from ._base import FlowContext, Submission
+
+__all__ = ["store_new"]
+
+
+async def store_new(
+    ctx: FlowContext,
+    connector: Connector,
+    tenant: str,
+    submission: Submission,
+    **credentials: Any,
+) -> StoredConnection:
+    """Store a connected connection with the submission's field values and ``credentials``.
+
+    ``credentials`` are :class:`~connectors_core.store.StoredConnection`
+    attributes (``api_key=``, ``username=``, ``tokens=``, ``account=``...).
+    """
+    from ..store import ConnectionState, StoredConnection
+
+    now = ctx.now()
+    connection = StoredConnection(
+        tenant=tenant,
+        connector_id=connector.id,
+        state=ConnectionState.CONNECTED,
+        config=dict(submission.config),
+        secrets=dict(submission.secrets),
+        created_at=now,
+        updated_at=now,
+        **credentials,
+    )
+    return await ctx.store.put(connection)
