@@ -31,6 +31,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ._exceptions import ManifestError, ManifestProblem
 from ._fields import FIELD_ID, Placeholder, placeholders
 from ._manifest import (
+    AUTH_CLASSES,
     ApiKeyAuth,
     Auth,
     BasicAuth,
@@ -50,9 +51,7 @@ __all__ = ["converter", "define_connector", "to_wire"]
 
 T = TypeVar("T")
 
-AUTH_TYPES: dict[str, type[Auth]] = {
-    cls.type: cls for cls in (OAuth, ApiKeyAuth, BasicAuth, NoAuth)
-}
+AUTH_TYPES = AUTH_CLASSES
 
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

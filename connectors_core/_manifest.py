@@ -321,9 +321,10 @@ class Connector:
 # start-up, so this builds the objects directly. A test checks it agrees with
 # the converter for every field.
 
-_AUTH_CLASSES: dict[str, type[Auth]] = {
+AUTH_CLASSES: dict[str, type[Auth]] = {
     cls.type: cls for cls in (OAuth, ApiKeyAuth, BasicAuth, NoAuth)
 }
+"""Every auth model class, by its ``type`` tag: the one list of auth types."""
 
 
 def _tuple_of(cls: type) -> Any:
@@ -336,7 +337,7 @@ def _optional(cls: type) -> Any:
 
 def _auth(value: dict[str, Any]) -> Auth:
     fields = {key: item for key, item in value.items() if key != "type"}
-    auth: Auth = _from_trusted(_AUTH_CLASSES[value["type"]], fields)
+    auth: Auth = _from_trusted(AUTH_CLASSES[value["type"]], fields)
     return auth
 
 

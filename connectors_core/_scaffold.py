@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from ._exceptions import ConnectorsError
 
-__all__ = ["AUTH_TYPES", "scaffold"]
-
-AUTH_TYPES = ("oauth", "api-key", "none")
-
-_AUTH = {
-    "oauth": """{{
-    "type": "oauth",
-    # The provider's endpoints (https). Client id and secret are server settings:
-    # CONNECTORS_{env}_CLIENT_ID and CONNECTORS_{env}_CLIENT_SECRET.
-    "authorizeUrl": "https://auth.{id}.example.com/oauth/authorize",
-    "tokenUrl": "https://auth.{id}.example.com/oauth/token",
-    "scopes": ["read"],  # the fewest the connector needs
-}}""",
-    "api-key": """{{
-    "type": "api-key",
-    "description": "Your {name} API key, from your {name} account settings.",
-    "headerName": "X-Api-Key",
-}}""",
-    "none": """{{"type": "none"}}""",
-}
+__all__ = ["scaffold"]
 
 _PACKAGE = '''\
 """The {name} connector for connectors-core."""
@@ -114,14 +96,6 @@ The {name} connector ({auth} sign-in).
 - Describe the errors users may meet, and what to do about them.
 """
 
-_SETUP = {
-    "oauth": "Register an OAuth client with {name}, with the redirect URI "
-    "`<public URL>/api/integrations/{id}/callback`, and set `CONNECTORS_{env}_CLIENT_ID` "
-    "and `CONNECTORS_{env}_CLIENT_SECRET` on the server.",
-    "api-key": "Create an API key in your {name} account settings.",
-    "none": "Nothing to configure.",
-}
-
 _TEST = '''\
 """The connectors-core contract: manifest, entry point, docs, connect / status / disconnect."""
 
@@ -131,6 +105,31 @@ from connectors_core.testing.contract import ConnectorContract
 class Test{pascal}Contract(ConnectorContract):
     connector_id = "{id}"
 '''
+
+
+def _python(value: dict[str, Any]) -> str:
+    """A dict as the Python source of a literal, one key per line."""
+    lines = ["{"]
+    for key, item in value.items():
+        lines.append(f"    {key!r}: {item!r},".replace("'", '"'))
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _placeholder(connector_id: str, auth: dict[str, Any]) -> Any:
+    """A minimal connector with this ``auth``, for asking its flow."""
+    from ._converter import define_connector
+
+    return define_connector(
+        id=connector_id,
+        name=connector_id,
+        summary="x",
+        description="x",
+        category="custom",
+        status="beta",
+        auth=auth,
+        capabilities=[{"id": "x", "label": "x"}],
+    )
 
 
 def scaffold(connector_id: str, auth: str, parent: Path, core_version: str) -> Path:
@@ -147,10 +146,11 @@ def scaffold(connector_id: str, auth: str, parent: Path, core_version: str) -> P
             f"and digits in words joined by single hyphens, starting with a letter), "
             f"such as 'acme' or 'google-ads'"
         )
-    if auth not in AUTH_TYPES:
-        raise ConnectorsError(
-            f"unknown auth type {auth!r}; expected one of {', '.join(AUTH_TYPES)}"
-        )
+    from .flows import FLOWS
+
+    flow = FLOWS.get(auth)
+    if flow is None:
+        raise ConnectorsError(f"unknown auth type {auth!r}; expected one of {', '.join(FLOWS)}")
     folder = parent / connector_id
     if folder.exists():
         raise ConnectorsError(f"{folder} already exists; choose another folder or remove it")
@@ -164,8 +164,16 @@ def scaffold(connector_id: str, auth: str, parent: Path, core_version: str) -> P
         "core": core_version,
         "auth": auth,
     }
-    values["setup"] = _SETUP[auth].format(**values)
-    auth_source = textwrap.indent(_AUTH[auth].format(**values), "    ").lstrip()
+    manifest_auth, setup = flow.scaffold(connector_id, values["name"])
+    values["setup"] = setup
+    auth_source = textwrap.indent(_python(manifest_auth), "    ").lstrip()
+    if flow.needs_client(_placeholder(connector_id, manifest_auth)):
+        env = values["env"]
+        auth_source = (
+            "# Client id and secret are server settings, never part of the manifest:\n"
+            f"    # CONNECTORS_{env}_CLIENT_ID and CONNECTORS_{env}_CLIENT_SECRET.\n"
+            "    " + auth_source
+        )
     files = {
         "pyproject.toml": _PYPROJECT.format(**values),
         "README.md": _README.format(**values),

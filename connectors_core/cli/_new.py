@@ -8,15 +8,16 @@ import click
 
 from .. import _discovery
 from .._exceptions import ConnectorsError
-from .._scaffold import AUTH_TYPES, scaffold
+from .._scaffold import scaffold
 from .._version import __version__
+from ..flows import FLOWS
 
 
 @click.command()
 @click.argument("connector_id", metavar="ID")
 @click.option(
     "--auth",
-    type=click.Choice(AUTH_TYPES),
+    type=click.Choice(list(FLOWS)),
     default="api-key",
     show_default=True,
     help="How the connector authenticates.",

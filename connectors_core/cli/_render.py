@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Sequence
 
-from .._manifest import ApiKeyAuth, Connector, OAuth
+from .._manifest import Connector
 from .._records import PluginRecord, PluginState, Provider
 
 
@@ -51,16 +51,16 @@ def connector_details(connector: Connector, provider: Provider) -> str:
     if c.tags:
         out.append(f"tags:         {', '.join(c.tags)}")
     out += ["", "description:", *_indent(c.description), "", f"auth:         {c.auth.type}"]
-    if isinstance(c.auth, OAuth):
-        out.append(f"  authorize:  {c.auth.authorize_url}")
-        out.append(f"  token:      {c.auth.token_url}")
-        if c.auth.revocation_url:
-            out.append(f"  revocation: {c.auth.revocation_url}")
-        out.append(f"  scopes:     {' '.join(c.auth.scopes) or '(none)'}")
-        out.append(f"  pkce:       {'S256' if c.auth.pkce else 'off'}")
-    elif isinstance(c.auth, ApiKeyAuth):
-        out.append(f"  header:     {c.auth.header_name}")
-        out += _indent(c.auth.description)
+    from ..flows import flow_for
+
+    flow = flow_for(c)
+    for label, value in flow.describe(c):
+        out += [f"  {label + ':':<11} {value}"] if label else _indent(value)
+    if c.fields:
+        out += ["", "fields:"]
+        for field in c.fields:
+            optional = "" if field.required else ", optional"
+            out.append(f"  - {field.label} ({field.id}: {field.type.value}{optional})")
     out += ["", "capabilities:"]
     out += [f"  - {cap.label} ({cap.id})" for cap in c.capabilities]
     if c.setup:

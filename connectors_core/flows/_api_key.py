@@ -73,7 +73,7 @@ class ApiKeyFlow(Flow):
             lines.append(("prefix", repr(auth.value_prefix)))
         return [*lines, ("", auth.description)]
 
-    def scaffold(self, name: str) -> tuple[dict[str, Any], str]:
+    def scaffold(self, connector_id: str, name: str) -> tuple[dict[str, Any], str]:
         auth = {
             "type": "api-key",
             "description": f"Your {name} API key, from your account settings.",

@@ -117,6 +117,9 @@ class Input:
     default: str | int | bool | None = None
     """The value the form starts with."""
 
+    field: Field | None = None
+    """The manifest field this input is, or None for the flow's own credentials."""
+
 
 def field_inputs(connector: Connector) -> tuple[Input, ...]:
     """The inputs of the connector's own fields, in manifest order."""
@@ -139,6 +142,7 @@ def _field_input(field: Field) -> Input:
         min_length=field.min_length,
         max_length=field.max_length,
         default=field.default,
+        field=field,
     )
 
 
@@ -220,15 +224,25 @@ class Flow(abc.ABC):
         """Whether connecting continues at the provider's site (a redirect and back)."""
         return False
 
+    def needs_client(self, connector: Connector) -> bool:
+        """Whether the server needs a client registered with the provider (OAuth)."""
+        return False
+
+    def scopes(self, connector: Connector) -> tuple[str, ...]:
+        """The scopes the connector asks the provider for (none by default)."""
+        return ()
+
     def configured(self, connector: Connector, settings: Settings) -> bool:
-        """Whether this server is set up to connect ``connector`` (OAuth needs a client)."""
-        return True
+        """Whether this server is set up to connect ``connector``: its client, if it needs one."""
+        return not self.needs_client(connector) or (
+            settings.client_credentials(connector.id) is not None
+        )
 
     def describe(self, connector: Connector) -> list[tuple[str, str]]:
         """``(label, value)`` lines about the auth, for ``connectors show``."""
         return []
 
-    def scaffold(self, name: str) -> tuple[dict[str, Any], str]:
+    def scaffold(self, connector_id: str, name: str) -> tuple[dict[str, Any], str]:
         """The ``auth`` object of a new connector's manifest, and its first set-up step."""
         raise NotImplementedError
 

@@ -95,7 +95,7 @@ class BasicFlow(Flow):
             ("", auth.description),
         ]
 
-    def scaffold(self, name: str) -> tuple[dict[str, Any], str]:
+    def scaffold(self, connector_id: str, name: str) -> tuple[dict[str, Any], str]:
         auth = {
             "type": "basic",
             "description": f"The username and password of your {name} API user.",

@@ -22,7 +22,7 @@ class NoAuthFlow(Flow):
     auth_type: ClassVar[str] = "none"
     label: ClassVar[str] = "No credentials"
 
-    def scaffold(self, name: str) -> tuple[dict[str, Any], str]:
+    def scaffold(self, connector_id: str, name: str) -> tuple[dict[str, Any], str]:
         return {"type": "none"}, f"Nothing to configure: {name} needs no credentials."
 
     async def connect(

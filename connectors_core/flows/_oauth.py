@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import httpx2
     import pluggy
 
-    from .._settings import Settings
     from ..connections._oauth import OAuthClient, RotatedToken, TokenResponse
     from ..store import ConnectionSummary, StoredConnection, TokenSet
 
@@ -86,8 +85,11 @@ class OAuthFlow(Flow):
     def continues_at_provider(self, connector: Connector) -> bool:
         return _auth(connector).grant is Grant.AUTHORIZATION_CODE
 
-    def configured(self, connector: Connector, settings: Settings) -> bool:
-        return settings.client_credentials(connector.id) is not None
+    def needs_client(self, connector: Connector) -> bool:
+        return True
+
+    def scopes(self, connector: Connector) -> tuple[str, ...]:
+        return _auth(connector).scopes
 
     def describe(self, connector: Connector) -> list[tuple[str, str]]:
         auth = _auth(connector)
@@ -102,15 +104,20 @@ class OAuthFlow(Flow):
             lines.append(("pkce", "S256" if auth.pkce else "off"))
         return lines
 
-    def scaffold(self, name: str) -> tuple[dict[str, Any], str]:
+    def scaffold(self, connector_id: str, name: str) -> tuple[dict[str, Any], str]:
         auth = {
             "type": "oauth",
-            "authorizeUrl": "https://auth.example.com/oauth/authorize",
-            "tokenUrl": "https://auth.example.com/oauth/token",
+            "authorizeUrl": f"https://auth.{connector_id}.example.com/oauth/authorize",
+            "tokenUrl": f"https://auth.{connector_id}.example.com/oauth/token",
             "scopes": ["read"],
-            "pkce": True,
         }
-        return auth, f"Register an OAuth app with {name} and set its redirect URI."
+        env = connector_id.upper().replace("-", "_")
+        setup = (
+            f"Register an OAuth client with {name}, with the redirect URI "
+            f"`<public URL>/api/integrations/{connector_id}/callback`, and set "
+            f"`CONNECTORS_{env}_CLIENT_ID` and `CONNECTORS_{env}_CLIENT_SECRET` on the server."
+        )
+        return auth, setup
 
     # --- connecting ----------------------------------------------------------------------
 

@@ -26,11 +26,18 @@ from urllib.parse import urlsplit
 import attrs
 import pytest
 
-from .._manifest import ApiKeyAuth, Connector, OAuth
+from .._manifest import Connector
 from .._registry import Registry
 from .._settings import env_prefix
+from ..flows import ConnectStep, Input, flow_for
 
-__all__ = ["ConnectorContract", "ProviderHandle", "integrations_test_client", "start_provider"]
+__all__ = [
+    "ConnectorContract",
+    "ProviderHandle",
+    "integrations_test_client",
+    "sample_value",
+    "start_provider",
+]
 
 CLIENT_ID = "test-client"
 
@@ -48,15 +55,15 @@ class ProviderHandle:
 @contextmanager
 def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
     """Run the strict provider with one client for every OAuth connector of ``registry``."""
-    from .oauth_provider import Client, OAuthProvider, running
+    from .oauth_provider import ALL_GRANTS, Client, OAuthProvider, running
 
-    oauth = [c for c in registry if isinstance(c.auth, OAuth)]
-    scopes = tuple(sorted({s for c in oauth if isinstance(c.auth, OAuth) for s in c.auth.scopes}))
-    redirects = tuple(f"{origin}/api/integrations/{c.id}/callback" for c in oauth) or (
+    clients = [c for c in registry if flow_for(c).needs_client(c)]
+    scopes = tuple(sorted({s for c in clients for s in flow_for(c).scopes(c)}))
+    redirects = tuple(f"{origin}/api/integrations/{c.id}/callback" for c in clients) or (
         f"{origin}/callback",
     )
     secret = "test-secret-" + secrets.token_urlsafe(12)
-    provider = OAuthProvider(clients=[Client(CLIENT_ID, secret, redirects, scopes)])
+    provider = OAuthProvider(clients=[Client(CLIENT_ID, secret, redirects, scopes, ALL_GRANTS)])
     with running(provider) as url:
         yield ProviderHandle(provider, url, secret)
 
@@ -74,7 +81,7 @@ def integrations_test_client(
 
     environ: dict[str, str] = {}
     for connector in registry:
-        if isinstance(connector.auth, OAuth):
+        if flow_for(connector).needs_client(connector):
             prefix = env_prefix(connector.id)
             environ.update(
                 {
@@ -145,17 +152,26 @@ class ConnectorContract:
         seen: list[str] = []
         client = integrations_client
         secret_values = [oauth_provider.client_secret]
-        if isinstance(connector.auth, OAuth):
-            self._connect_oauth(connector, client, oauth_provider, seen)
+        flow = flow_for(connector)
+        if flow.connect_step(connector) is ConnectStep.REDIRECT:
+            start = client.get(f"/api/integrations/{connector.id}/connect")
+            seen.append(_dump(start))
+            assert start.status_code == 303, start.text
+            self._at_provider(connector, client, start.headers["location"], seen)
         else:
             token = client.get("/api/integrations/csrf").json()["csrfToken"]
             body: dict[str, str] = {"csrf_token": token}
-            if isinstance(connector.auth, ApiKeyAuth):
-                body["api_key"] = "contract-key-" + secrets.token_urlsafe(12)
-                secret_values.append(body["api_key"])
+            for item in flow.inputs(connector):
+                body[item.name] = sample_value(item)
+                if item.secret:
+                    secret_values.append(body[item.name])
             response = client.post(f"/api/integrations/{connector.id}/connect", data=body)
             seen.append(_dump(response))
-            assert response.status_code == 200, response.text
+            if flow.continues_at_provider(connector):
+                assert response.status_code == 303, response.text
+                self._at_provider(connector, client, response.headers["location"], seen)
+            else:
+                assert response.status_code == 200, response.text
         status = client.get(f"/api/integrations/{connector.id}/status")
         seen.append(_dump(status))
         assert status.json()["connected"] is True
@@ -177,17 +193,12 @@ class ConnectorContract:
                 assert secret not in text, "a secret appeared in a response"
 
     @staticmethod
-    def _connect_oauth(
-        connector: Connector, client: Any, handle: ProviderHandle, seen: list[str]
-    ) -> None:
+    def _at_provider(connector: Connector, client: Any, authorize: str, seen: list[str]) -> None:
+        """Approve at the strict provider, and follow its redirect to the callback."""
         import httpx2
 
-        start = client.get(f"/api/integrations/{connector.id}/connect")
-        seen.append(_dump(start))
-        assert start.status_code == 303, start.text
-        authorize = start.headers["location"]
-        assert isinstance(connector.auth, OAuth)
-        assert "code_challenge_method=S256" in authorize or not connector.auth.pkce
+        pkce = ("pkce", "off") not in flow_for(connector).describe(connector)
+        assert "code_challenge_method=S256" in authorize or not pkce
         with httpx2.Client(follow_redirects=False) as browser:
             approved = browser.get(authorize)
         callback = urlsplit(approved.headers["location"])
@@ -203,11 +214,47 @@ class ConnectorContract:
         store = client.app.state.connections.store
         stored = anyio.run(store.get, "tenant-1", connector.id)
         found = [stored.api_key] if stored and stored.api_key else []
+        if stored:
+            found += [v for v in (stored.username, stored.password) if v]
+            found += list(stored.secrets.values())
         if stored and stored.tokens:
             found.append(stored.tokens.access_token)
             if stored.tokens.refresh_token:
                 found.append(stored.tokens.refresh_token)
         return found
+
+
+def sample_value(item: Input) -> str:
+    """A value the input accepts: its example or default if valid, else one made for its type."""
+    from .._fields import FieldError, check_value
+
+    field = item.field
+    if item.secret and field is None:  # the flow's own credentials: a fresh secret
+        return "contract-" + secrets.token_urlsafe(12)
+    candidates = [item.example, None if item.default is None else str(item.default).lower()]
+    kind = field.type.value if field is not None else "text"
+    candidates += {
+        "url": ["https://contract.example.com"],
+        "hostname": ["contract.example.com"],
+        "email": ["contract@example.com"],
+        "integer": ["1"],
+        "boolean": ["true"],
+        "choice": list(item.choices[:1]),
+        "secret": ["contract-" + secrets.token_urlsafe(12)],
+    }.get(kind, ["contract" + "x" * max(0, (item.min_length or 0) - 8)])
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        if field is None:
+            return candidate
+        try:
+            check_value(field, candidate)
+        except FieldError:
+            continue
+        return candidate
+    raise AssertionError(
+        f"cannot make a valid value for the field {item.name!r}: give it a valid example"
+    )
 
 
 def _dump(response: Any) -> str:

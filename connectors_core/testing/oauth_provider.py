@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-__all__ = ["Account", "Client", "OAuthProvider", "running"]
+__all__ = ["ALL_GRANTS", "Account", "Client", "OAuthProvider", "running"]
 
 _ENDPOINTS = frozenset({"token", "revoke", "status"})
 # BASE64URL(SHA-256(...)) without padding is always 43 characters (RFC 7636 §4.2).
@@ -65,6 +65,10 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _FAULT_ERRORS = {429: "too_many_requests", 503: "temporarily_unavailable"}
 _SANDBOX_LABEL = "Sandbox OAuth provider — not a real service"
+
+
+ALL_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
+"""Every grant type the provider implements."""
 
 
 @attrs.frozen
@@ -417,8 +421,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             grant_type = form.get("grant_type")
             if not grant_type:
                 raise _OAuthError("invalid_request", "grant_type is required")
-            known = ("authorization_code", "refresh_token", "client_credentials")
-            if grant_type in known and grant_type not in client.grants:
+            if grant_type in ALL_GRANTS and grant_type not in client.grants:
                 raise _OAuthError("unauthorized_client", f"this client may not use {grant_type}")
             if grant_type == "authorization_code":
                 body = self._exchange_code(client, form)

@@ -3,15 +3,20 @@
 It describes exactly what the routes accept: a request body is a form or a
 JSON object with the fields listed (no others), or no body at all; anything
 else answers 415 (another media type) or 400 (other fields, non-string values).
-A test walks this document and the app's routes and holds them together.
+What a connect form takes depends on the connector (its fields and its
+flow's credentials), so that body is one schema per connector, each naming
+its connector in ``x-connector``. A test walks this document and the app's
+routes and holds them together.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .._reasons import Reason
 from .._registry import Registry
 from .._version import __version__
+from ..flows import Input, flow_for
 
 __all__ = ["document"]
 
@@ -27,25 +32,69 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(_ERROR, "An error with a stable reason code") for code in codes}
 
 
+_TOKEN = {"csrf_token": "The session's CSRF token, when no X-CSRF-Token header is sent."}
+_BODY_NOTE = (
+    "At most 8 KiB; a form has at most 64 fields, each sent once. "
+    "A request without a body needs no Content-Type."
+)
+
+
+def _object(fields: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """A JSON object of strings with these fields only (name -> description)."""
+    properties = {name: {"type": "string", "description": text} for name, text in fields.items()}
+    return {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+
+
 def _body(form: dict[str, str], json: dict[str, str]) -> dict[str, Any]:
     """An optional request body: a form or a JSON object of strings with these fields only."""
-
-    def schema(fields: dict[str, str]) -> dict[str, Any]:
-        properties = {
-            name: {"type": "string", "description": text} for name, text in fields.items()
-        }
-        return {"type": "object", "properties": properties, "additionalProperties": False}
-
-    token = {"csrf_token": "The session's CSRF token, when no X-CSRF-Token header is sent."}
     return {
         "required": False,
-        "description": "At most 8 KiB; a form has at most 64 fields, each sent once. "
-        "A request without a body needs no Content-Type.",
+        "description": _BODY_NOTE,
         "content": {
-            "application/x-www-form-urlencoded": {"schema": schema({**form, **token})},
-            "application/json": {"schema": schema(json)},
+            "application/x-www-form-urlencoded": {"schema": _object({**form, **_TOKEN})},
+            "application/json": {"schema": _object(json)},
         },
     }
+
+
+def _describe(item: Input) -> str:
+    text = item.label + ("" if item.required else " (optional)")
+    if item.field is not None:
+        text += f"; a {item.field.type.value} field"
+    if item.secret:
+        text += "; secret: stored encrypted, never shown"
+    return text
+
+
+def _connect_bodies(registry: Registry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The connect body (one schema per connector, by reference) and those schemas."""
+    schemas: dict[str, Any] = {}
+    form_refs: list[dict[str, str]] = []
+    json_refs: list[dict[str, str]] = []
+    for connector in registry:
+        if connector.connection is None:
+            continue
+        inputs = flow_for(connector).inputs(connector)
+        title = f"Connect {connector.name}"
+        form = {i.name: _describe(i) for i in inputs}
+        json = {i.json_name: _describe(i) for i in inputs}
+        schemas[f"ConnectForm.{connector.id}"] = _object(
+            {**form, **_TOKEN}, title=title, **{"x-connector": connector.id}
+        )
+        schemas[f"ConnectJson.{connector.id}"] = _object(
+            json, title=title, **{"x-connector": connector.id}
+        )
+        form_refs.append({"$ref": f"#/components/schemas/ConnectForm.{connector.id}"})
+        json_refs.append({"$ref": f"#/components/schemas/ConnectJson.{connector.id}"})
+    body = {
+        "required": False,
+        "description": _BODY_NOTE + " The fields are the connector's: see x-connector.",
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": {"oneOf": form_refs}},
+            "application/json": {"schema": {"oneOf": json_refs}},
+        },
+    }
+    return body, schemas
 
 
 def document(registry: Registry) -> dict[str, Any]:
@@ -66,10 +115,7 @@ def document(registry: Registry) -> dict[str, Any]:
         "as csrf_token (a JSON body cannot).",
         "schema": {"type": "string"},
     }
-    submit = _body(
-        {"api_key": "The API key (for an api-key connector)."},
-        {"apiKey": "The API key (for an api-key connector)."},
-    )
+    submit, connect_schemas = _connect_bodies(registry)
     disconnect = _body({}, {})
     return {
         "openapi": "3.0.3",
@@ -108,26 +154,30 @@ def document(registry: Registry) -> dict[str, Any]:
             "/api/integrations/{connector_id}/connect": {
                 "get": {
                     "operationId": "connect",
-                    "summary": "Start connecting: a redirect to the provider, or the API-key form",
+                    "summary": "Start connecting: a redirect to the provider, or the connect form",
                     "parameters": [connector],
                     "responses": {
                         "303": {"description": "Redirect to the provider's authorization page"},
                         "200": {
-                            "description": "The API-key form",
+                            "description": "The connect form (the connector's inputs)",
                             "content": {"text/html": {"schema": {"type": "string"}}},
                         },
                         **_errors(400, 401, 404, 409, 503),
                     },
                 },
                 "post": {
-                    "operationId": "submitApiKey",
-                    "summary": "Store an API key (server-side; never echoed back)",
+                    "operationId": "submitConnect",
+                    "summary": "Connect with the connector's fields and credentials (stored "
+                    "server-side; secrets never echoed back)",
                     "parameters": [connector, csrf],
                     "requestBody": submit,
                     "responses": {
-                        "200": _json(_STATUS, "The new status"),
-                        "303": {"description": "Back to the Integrations page"},
-                        **_errors(400, 401, 403, 404, 413, 415, 422),
+                        "200": _json(
+                            {"oneOf": [_STATUS, {"$ref": "#/components/schemas/Redirect"}]},
+                            "The new status, or where to send the browser next (OAuth)",
+                        ),
+                        "303": {"description": "A browser: to the provider, or back to the page"},
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
                     },
                 },
             },
@@ -179,9 +229,26 @@ def document(registry: Registry) -> dict[str, Any]:
             "schemas": {
                 "Error": {
                     "type": "object",
-                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": "string", "enum": [r.value for r in Reason]},
+                        "message": {"type": "string"},
+                        "fields": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "For invalid values: a message per input name",
+                        },
+                    },
                     "required": ["error", "message"],
                 },
+                "Redirect": {
+                    "type": "object",
+                    "properties": {
+                        "connected": {"type": "boolean", "enum": [False]},
+                        "redirect": {"type": "string", "description": "The provider's URL"},
+                    },
+                    "required": ["connected", "redirect"],
+                },
+                **connect_schemas,
                 "Status": {
                     "type": "object",
                     "properties": {

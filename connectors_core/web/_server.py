@@ -26,10 +26,10 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._exceptions import ConfigurationError
-from .._manifest import OAuth
 from .._registry import Registry
 from .._settings import Settings, env_prefix
 from ..connections import Connections
+from ..flows import flow_for
 from ..store import open_store
 from ._app import create_app
 from ._security import Authenticator, is_loopback, local_tenant
@@ -78,13 +78,13 @@ class _CanonicalHost:
 
 def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
     """Point every OAuth connector without a client at a local sandbox provider."""
-    from ..testing.oauth_provider import Account, Client, OAuthProvider
+    from ..testing.oauth_provider import ALL_GRANTS, Account, Client, OAuthProvider
 
     base = settings.origin + SANDBOX_PATH
     environ = dict(settings.environ)
     clients = []
     for connector in registry:
-        if not isinstance(connector.auth, OAuth) or connector.connection is None:
+        if not flow_for(connector).needs_client(connector) or connector.connection is None:
             continue
         if settings.client_credentials(connector.id) is not None:
             continue
@@ -101,7 +101,9 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
             }
         )
         redirect = (settings.redirect_uri(connector.id),)
-        clients.append(Client(client_id, secret, redirect, connector.auth.scopes))
+        clients.append(
+            Client(client_id, secret, redirect, flow_for(connector).scopes(connector), ALL_GRANTS)
+        )
     if not clients:
         return settings, None
     provider = OAuthProvider(

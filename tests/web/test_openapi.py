@@ -98,22 +98,44 @@ def encode(media_type: str, fields: dict[str, str]) -> bytes:
     return urlencode(fields).encode()
 
 
-def bodies(document: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(path, method, media type, schema) of every documented request body."""
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    name = ref.removeprefix("#/components/schemas/")
+    return document["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+
+def bodies(document: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    """(path, method, media type, connector, schema) of every documented request body.
+
+    A body documented per connector (``oneOf`` schemas naming ``x-connector``)
+    is tried on that connector; any other on :data:`CONNECTOR`.
+    """
     found = []
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
-                found.append((path, method.upper(), media_type, content["schema"]))
+                schema = content["schema"]
+                for variant in schema.get("oneOf", [schema]):
+                    variant = resolve(document, variant)
+                    connector = variant.get("x-connector", CONNECTOR)
+                    found.append((path, method.upper(), media_type, connector, variant))
     return found
 
 
 def send(
-    harness: Harness, browser: httpx2.Client, method: str, path: str, body: bytes, media_type: str
+    harness: Harness,
+    browser: httpx2.Client,
+    method: str,
+    path: str,
+    body: bytes,
+    media_type: str,
+    connector: str = CONNECTOR,
 ) -> httpx2.Response:
     return browser.request(
         method,
-        f"{harness.origin}{concrete(path)}",
+        f"{harness.origin}{path.replace('{connector_id}', connector)}",
         content=body,
         headers={"Content-Type": media_type, "X-CSRF-Token": harness.csrf(browser)},
     )
@@ -123,13 +145,18 @@ def test_documented_bodies_are_accepted_with_exactly_their_fields(
     harness: Harness, document: dict[str, Any]
 ) -> None:
     documented = bodies(document)
-    assert {(path, method) for path, method, _, _ in documented} == {
+    assert {(path, method) for path, method, _, _, _ in documented} == {
         ("/api/integrations/{connector_id}/connect", "POST"),
         ("/api/integrations/{connector_id}/disconnect", "POST"),
     }
-    with harness.browser() as browser:
-        token = harness.csrf(browser)
-        for path, method, media_type, schema in documented:
+    connectable = {c.id for c in harness.connections.registry if c.connection is not None}
+    per_connector = {c for path, _, _, c, _ in documented if path.endswith("/connect")}
+    assert per_connector == connectable  # every connector's connect body is documented
+    for path, method, media_type, connector, schema in documented:
+        if path.endswith("/connect") and connector != CONNECTOR:
+            continue  # connecting others needs their provider; their fields are below
+        with harness.browser() as browser:
+            token = harness.csrf(browser)
             assert schema["additionalProperties"] is False
             fields = {name: value_for(name, token) for name in schema["properties"]}
             assert all(p["type"] == "string" for p in schema["properties"].values())
@@ -152,6 +179,24 @@ def test_documented_bodies_are_accepted_with_exactly_their_fields(
                 assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request")
 
 
+def test_each_connectors_documented_fields_are_the_ones_its_route_takes(
+    harness: Harness, document: dict[str, Any]
+) -> None:
+    # A documented field passes the body check (whatever its value then fails);
+    # an undocumented one is an invalid_request.
+    with harness.browser() as browser:
+        for path, _method, media_type, connector, schema in bodies(document):
+            if not path.endswith("/connect") or media_type != "application/json":
+                continue
+            for name in schema["properties"]:
+                body = json.dumps({name: "x"}).encode()
+                answer = send(harness, browser, "POST", path, body, media_type, connector)
+                assert answer.json().get("error") != "invalid_request", (connector, name)
+            body = json.dumps({"notDocumented": "x"}).encode()
+            answer = send(harness, browser, "POST", path, body, media_type, connector)
+            assert answer.json()["error"] == "invalid_request", connector
+
+
 @pytest.mark.parametrize(
     "media_type",
     [
@@ -166,7 +211,7 @@ def test_undocumented_content_types_are_a_415(
     harness: Harness, document: dict[str, Any], media_type: str
 ) -> None:
     with harness.browser() as browser:
-        for path, method, documented, _schema in bodies(document):
+        for path, method, documented, _connector, _schema in bodies(document):
             assert media_type.split(";")[0] != documented
             response = send(harness, browser, method, path, b"apiKey=x", media_type)
             assert response.status_code == 415, (path, media_type)
@@ -177,7 +222,7 @@ def test_a_request_without_a_body_needs_no_content_type(
     harness: Harness, document: dict[str, Any]
 ) -> None:
     with harness.browser() as browser:
-        for path, method, _media_type, _schema in bodies(document):
+        for path, method, _media_type, _connector, _schema in bodies(document):
             assert document["paths"][path][method.lower()]["requestBody"]["required"] is False
             response = browser.request(
                 method,

@@ -40,7 +40,7 @@ def test_the_manifest() -> None:
     assert evencio.status is Status.BETA
     assert isinstance(evencio.auth, OAuth)
     assert evencio.auth.pkce is True
-    assert evencio.auth.authorize_url.startswith("https://")
+    assert (evencio.auth.authorize_url or "").startswith("https://")
     assert "offline_access" in evencio.auth.scopes
     assert all(
         scope.endswith(":read") for scope in evencio.auth.scopes if scope != "offline_access"
