@@ -21,7 +21,7 @@ from connectors_core import Registry, define_connector, discover
 from connectors_core._settings import Settings
 from connectors_core.connections import Connections
 from connectors_core.store import generate_key, open_store
-from connectors_core.testing.oauth_provider import Account, Client, OAuthProvider, running
+from connectors_core.testing.oauth_provider import ALL_GRANTS, Account, Client, OAuthProvider
 from connectors_core.web import create_app
 
 EVENCIO_SECRET = "evencio-client-secret-5f1c0e9a"
@@ -47,6 +47,32 @@ def serve(app: Any, sock: socket.socket) -> Iterator[None]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+WORKSPACES: list[str] = []
+"""Every ``/ws/<team>`` path prefix the provider was called under (a shared record)."""
+
+
+@contextmanager
+def running_with_workspaces(provider: OAuthProvider) -> Iterator[str]:
+    """Serve the provider at the root and under ``/ws/<team>`` (for URL templates)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    async def workspace(scope: Any, receive: Any, send: Any) -> None:
+        WORKSPACES.append(scope["path_params"]["team"])
+        await provider.app(scope, receive, send)
+
+    app = Starlette(routes=[Mount("/ws/{team}", app=workspace), Mount("", app=provider.app)])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    provider._stopping.clear()
+    try:
+        with serve(app, sock):
+            yield url
+    finally:
+        provider._stopping.set()
 
 
 def header_tenant(request: Request) -> str | None:
@@ -183,10 +209,102 @@ class Harness:
         )
 
 
+def fields_manifests(provider_url: str) -> list[Any]:
+    """Connectors with connection fields, one per auth type, and two OAuth variants."""
+    team = {
+        "id": "team",
+        "label": "Team",
+        "help": "The team name in your Acme address.",
+        "pattern": "[a-z0-9][a-z0-9-]{1,30}",
+        "example": "my-team",
+    }
+    shop = oauth_manifest("acme-shop", provider_url)
+    workspace = f"{provider_url}/ws/{{team}}"
+    return [
+        define_connector(
+            id="acme-fields",
+            name="Acme Fields",
+            summary="An API-key connector with fields.",
+            description="Sends the key as a bearer token, to the region chosen.",
+            category="custom",
+            status="available",
+            auth={
+                "type": "api-key",
+                "description": "Your Acme API key.",
+                "headerName": "Authorization",
+                "valuePrefix": "Bearer ",
+            },
+            fields=[
+                team,
+                {
+                    "id": "region",
+                    "label": "Region",
+                    "type": "choice",
+                    "choices": ["us", "eu"],
+                    "default": "eu",
+                },
+                {
+                    "id": "signing_secret",
+                    "label": "Signing secret",
+                    "type": "secret",
+                    "required": False,
+                },
+            ],
+            capabilities=[{"id": "ping", "label": "Ping"}],
+            connection={"startPath": "/api/integrations/acme-fields/connect"},
+        ),
+        define_connector(
+            id="acme-basic",
+            name="Acme Basic",
+            summary="An HTTP Basic connector.",
+            description="Username and password.",
+            category="custom",
+            status="available",
+            auth={
+                "type": "basic",
+                "description": "An Acme API user.",
+                "usernameLabel": "API user",
+                "passwordLabel": "API token",
+            },
+            fields=[{"id": "subdomain", "label": "Subdomain", "suffix": ".acme.example"}],
+            capabilities=[{"id": "ping", "label": "Ping"}],
+            connection={"startPath": "/api/integrations/acme-basic/connect"},
+        ),
+        define_connector(
+            {
+                **shop.to_wire(),
+                "name": "Acme Shop",
+                "fields": [team],
+                "auth": {
+                    **shop.to_wire()["auth"],
+                    "authorizeUrl": f"{workspace}/oauth/authorize",
+                    "tokenUrl": f"{workspace}/api/oauth/token",
+                    "revocationUrl": f"{workspace}/api/oauth/revoke",
+                },
+            }
+        ),
+        define_connector(
+            {
+                **oauth_manifest("acme-cc", provider_url).to_wire(),
+                "name": "Acme Machine",
+                "auth": {
+                    "type": "oauth",
+                    "grant": "client_credentials",
+                    "tokenUrl": f"{provider_url}/api/oauth/token",
+                    "scopes": ["read"],
+                },
+            }
+        ),
+        {**oauth_manifest("acme-unset", provider_url).to_wire(), "name": "Acme Unset"},
+    ]
+
+
 def build_registry(provider_url: str) -> Registry:
     registry = discover(allow=["evencio"])
     registry.register(oauth_manifest("acme-oauth", provider_url))
     registry.register(oauth_manifest("acme-norevoke", provider_url, revocation=False))
+    for manifest in fields_manifests(provider_url):
+        registry.register(define_connector(manifest))
     registry.register(
         simple_manifest(
             "acme-key", {"type": "api-key", "description": "Key.", "headerName": "X-Key"}
@@ -225,16 +343,17 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
                 Client(
                     "acme-client",
                     ACME_SECRET,
-                    (
-                        f"{origin}/api/integrations/acme-oauth/callback",
-                        f"{origin}/api/integrations/acme-norevoke/callback",
+                    tuple(
+                        f"{origin}/api/integrations/{name}/callback"
+                        for name in ("acme-oauth", "acme-norevoke", "acme-shop")
                     ),
                     ("read",),
+                    ALL_GRANTS,
                 ),
             ],
             account=ACCOUNT,
         )
-        provider_cm = running(provider)
+        provider_cm = running_with_workspaces(provider)
         provider_url = provider_cm.__enter__()
         stack.append(provider_cm)
         environ = {
@@ -249,6 +368,10 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             "CONNECTORS_ACME_OAUTH_CLIENT_SECRET": ACME_SECRET,
             "CONNECTORS_ACME_NOREVOKE_CLIENT_ID": "acme-client",
             "CONNECTORS_ACME_NOREVOKE_CLIENT_SECRET": ACME_SECRET,
+            "CONNECTORS_ACME_SHOP_CLIENT_ID": "acme-client",
+            "CONNECTORS_ACME_SHOP_CLIENT_SECRET": ACME_SECRET,
+            "CONNECTORS_ACME_CC_CLIENT_ID": "acme-client",
+            "CONNECTORS_ACME_CC_CLIENT_SECRET": ACME_SECRET,
         }
         connector_environ = settings_overrides.pop("environ", None)
         settings = Settings.from_env(environ, **settings_overrides)

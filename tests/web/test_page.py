@@ -70,11 +70,16 @@ def card_ids(html: str) -> list[str]:
 def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
     html = client.get("/integrations").text
     assert card_ids(html) == [
+        "acme-basic",
+        "acme-cc",
+        "acme-fields",
         "acme-key",
         "acme-norevoke",
         "acme-oauth",
         "acme-plain",
+        "acme-shop",
         "acme-static",
+        "acme-unset",
         "evencio",
         "soon",
         "tricky",
@@ -82,7 +87,35 @@ def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
     assert 'href="/api/integrations/evencio/connect"' in html
     assert 'action="/api/integrations/acme-key/connect"' in html
     assert 'type="password"' in html
-    assert "Showing 8 of 8 integrations" in html
+    assert "Showing 13 of 13 integrations" in html
+
+
+def card(html: str, connector_id: str) -> str:
+    return html.split(f'id="card-{connector_id}"')[1].split("</li>")[0]
+
+
+def test_a_connector_without_its_oauth_client_says_it_is_not_set_up_yet(
+    client: TestClient,
+) -> None:
+    html = client.get("/integrations").text
+    for connector_id in ("acme-oauth", "acme-shop", "acme-cc", "acme-unset"):
+        text = card(html, connector_id)
+        assert "Not set up yet." in text, connector_id
+        assert "/connect" not in text, connector_id  # no Connect that dead-ends
+    assert "Not set up yet." not in card(html, "evencio")  # its client id is configured
+
+
+def test_cards_show_the_connect_form_their_flow_asks_for(client: TestClient) -> None:
+    html = client.get("/integrations").text
+    basic = card(html, "acme-basic")  # subdomain, user, token: three inputs, on the connect page
+    assert 'name="username"' not in basic
+    assert 'href="/api/integrations/acme-basic/connect"' in basic
+    key = card(html, "acme-key")  # one input: inline, with its help
+    assert 'name="api_key"' in key
+    assert "Key." in key
+    plain = card(html, "acme-plain")  # nothing to enter: one button
+    assert 'action="/api/integrations/acme-plain/connect"' in plain
+    assert plain.count("<input") == 1  # the CSRF token only
 
 
 def test_coming_soon_and_unconnectable_connectors_offer_no_connect(client: TestClient) -> None:
@@ -108,7 +141,10 @@ def test_manifest_text_is_escaped(client: TestClient) -> None:
         ("category=analytics", ["tricky"]),
         ("status=coming-soon", ["soon"]),
         ("q=evenc", ["evencio"]),
-        ("q=ACME&category=custom", ["acme-key", "acme-plain", "acme-static"]),
+        (
+            "q=ACME&category=custom",
+            ["acme-basic", "acme-fields", "acme-key", "acme-plain", "acme-static"],
+        ),
         ("tag=nothing", []),
     ],
 )
