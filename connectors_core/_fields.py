@@ -310,7 +310,8 @@ def _check_length_and_pattern(field: Field, value: str) -> None:
         except re.error:
             raise _Invalid("cannot be checked: the connector declares an invalid pattern") from None
         if not pattern.fullmatch(value):
-            raise _Invalid("does not have the expected format")
+            hint = f" (for example {field.example})" if field.example else ""
+            raise _Invalid(f"does not have the expected format{hint}")
 
 
 @functools.lru_cache(maxsize=256)
