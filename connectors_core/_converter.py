@@ -259,13 +259,19 @@ def _text(value: str) -> None:
         raise _Invalid(f"must be at most {_TEXT_MAX} characters, got {len(value)}")
 
 
-@_schema(pattern="^" + FIELD_ID.pattern + "$")
+RESERVED_FIELD_IDS = ("api_key", "csrf_token", "password", "username")
+"""Field ids the connect form uses for its own inputs."""
+
+
+@_schema(pattern="^" + FIELD_ID.pattern + "$", **{"not": {"enum": list(RESERVED_FIELD_IDS)}})
 def _field_id(value: str) -> None:
     if not FIELD_ID.fullmatch(value):
         raise _Invalid(
             "must be a field id (a lowercase letter, then up to 39 lowercase letters, digits "
             f"or underscores), got {value!r}"
         )
+    if value in RESERVED_FIELD_IDS:
+        raise _Invalid(f"{value!r} is reserved for the connect form's own inputs")
 
 
 @_schema(maxLength=500)
@@ -293,7 +299,7 @@ def _query_param(value: str) -> None:
         )
 
 
-@_schema(maxLength=32, pattern=r"^[ -~]{1,32}$")
+@_schema(maxLength=32, pattern=r"^[ -~]{1,32}(?![\s\S])")
 def _value_prefix(value: str) -> None:
     if not 1 <= len(value) <= 32 or not all(" " <= c <= "~" for c in value):
         raise _Invalid(f"must be 1 to 32 visible ASCII characters or spaces, got {value!r}")
@@ -539,8 +545,6 @@ _STRING_TYPES = {
     FieldType.HOSTNAME,
     FieldType.EMAIL,
 }
-RESERVED_FIELD_IDS = frozenset({"api_key", "username", "password", "csrf_token"})
-"""Field ids the connect form uses for its own inputs."""
 
 
 def _api_key_rules(auth: ApiKeyAuth) -> Iterator[tuple[str, str]]:
@@ -557,8 +561,6 @@ def _oauth_rules(auth: OAuth) -> Iterator[tuple[str, str]]:
 
 def _field_rules(field: Field) -> Iterator[tuple[str, str]]:
     kind = field.type.value
-    if field.id in RESERVED_FIELD_IDS:
-        yield ".id", f"{field.id!r} is reserved for the connect form's own inputs"
     if field.type is FieldType.CHOICE and not field.choices:
         yield ".choices", "a choice field needs at least one choice"
     if field.choices and field.type is not FieldType.CHOICE:

@@ -91,11 +91,41 @@ def test_index_scan_finds_what_importlib_metadata_finds() -> None:
 
 def test_trusted_wire_builds_what_the_converter_builds() -> None:
     from connectors_core import define_connector, to_wire
-    from tests.test_manifest import wire
+    from tests.test_manifest import shop_wire, wire
 
-    variants = [wire()]
-    for auth in ({"type": "none"}, {"type": "api-key", "description": "d", "headerName": "X-K"}):
+    variants = [wire(), shop_wire()]
+    for auth in (
+        {"type": "none"},
+        {"type": "api-key", "description": "d", "headerName": "X-K"},
+        {"type": "api-key", "description": "d", "queryParam": "k", "valuePrefix": "Token "},
+        {"type": "basic", "description": "d", "usernameLabel": "U", "passwordRequired": False},
+        {
+            "type": "oauth",
+            "grant": "client_credentials",
+            "tokenUrl": "https://a.example/t",
+            "scopes": [],
+        },
+    ):
         variants.append({**wire(), "auth": auth})
+    variants.append(
+        {
+            **wire(),
+            "fields": [
+                {"id": "n", "label": "N", "type": "integer", "default": 3, "help": "h"},
+                {"id": "c", "label": "C", "type": "choice", "choices": ["a"], "required": False},
+                {
+                    "id": "t",
+                    "label": "T",
+                    "pattern": "[a-z]+",
+                    "minLength": 1,
+                    "maxLength": 9,
+                    "example": "abc",
+                    "prefix": "p",
+                    "suffix": "s",
+                },
+            ],
+        }
+    )
     minimal = {
         k: v
         for k, v in wire().items()

@@ -21,6 +21,17 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 # validator does not: more lenient, never stricter. Anything else must agree.
 KNOWN_LENIENT = {
     ("capabilities", "duplicate capability id"),  # uniqueness by one field of the items
+    ("fields", "duplicate field id"),
+    ("fields", "not a valid regular expression"),  # the schema cannot compile a pattern
+    ("fields", "a choice field needs"),  # rules across the fields of one item
+    ("fields", "only a choice field"),
+    ("fields", "does not apply to"),
+    ("fields", "must not exceed maxLength"),
+    ("fields", "the default of an integer field"),  # a default is checked by its field's rules
+    ("fields", "a secret field cannot have a default"),
+    ("auth.authorizeUrl", "unknown placeholder"),  # placeholders name fields elsewhere
+    ("auth.tokenUrl", "is not a valid"),
+    ("auth.tokenUrl", "unmatched"),
 }
 
 

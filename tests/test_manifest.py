@@ -300,6 +300,106 @@ INVALID: list[tuple[str, Any, str]] = [
     # setup
     ("setup.0.title", "", "$.setup[0].title: must not be empty"),
     ("setup.0", "Do this", "$.setup[0]: expected an object, got string 'Do this'"),
+    # Connection fields.
+    ("fields", [{"id": "Shop", "label": "S"}], "$.fields[0].id: must be a field id"),
+    ("fields", [{"id": "api_key", "label": "K"}], "$.fields[0].id: 'api_key' is reserved"),
+    (
+        "fields",
+        [{"id": "a", "label": "A"}, {"id": "a", "label": "B"}],
+        "$.fields[1].id: duplicate field id 'a' (already at index 0)",
+    ),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "pattern": "("}],
+        "$.fields[0].pattern: not a valid regular expression",
+    ),
+    ("fields", [{"id": "a", "label": "A", "type": "colour"}], "$.fields[0].type: expected one of"),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "type": "choice"}],
+        "$.fields[0].choices: a choice field needs at least one choice",
+    ),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "choices": ["x"]}],
+        "$.fields[0].choices: only a choice field has choices",
+    ),
+    ("fields", [{"id": "a", "label": "A", "minLength": -1}], "$.fields[0].minLength: must be"),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "maxLength": True}],
+        "$.fields[0].maxLength: expected an",
+    ),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "minLength": 5, "maxLength": 2}],
+        "$.fields[0].minLength: must not exceed maxLength (5 > 2)",
+    ),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "type": "integer", "pattern": "x"}],
+        "$.fields[0].pattern: does not apply to a integer field",
+    ),
+    ("fields", [{"id": "a", "label": "A", "default": 1.5}], "$.fields[0].default: expected a"),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "type": "integer", "default": "5"}],
+        "$.fields[0].default: the default of an integer field must be a whole number",
+    ),
+    (
+        "fields",
+        [{"id": "a", "label": "A", "type": "secret", "default": "s3cret"}],
+        "$.fields[0].default: a secret field cannot have a default",
+    ),
+    ("fields", [{"id": "a", "label": "A", "colour": "red"}], "$.fields[0].colour: unknown field"),
+    # Auth types.
+    ("auth", {"type": "api-key", "description": "d"}, "$.auth: set exactly one of headerName"),
+    (
+        "auth",
+        {"type": "api-key", "description": "d", "headerName": "X", "queryParam": "k"},
+        "$.auth: set exactly one of headerName and queryParam",
+    ),
+    (
+        "auth",
+        {"type": "api-key", "description": "d", "queryParam": "a key"},
+        "$.auth.queryParam: must be a query parameter name",
+    ),
+    (
+        "auth",
+        {"type": "api-key", "description": "d", "headerName": "A", "valuePrefix": "B\n"},
+        "$.auth.valuePrefix: must be 1 to 32 visible ASCII characters",
+    ),
+    ("auth", {"type": "basic"}, "$.auth.description: required field is missing"),
+    (
+        "auth",
+        {"type": "basic", "description": "d", "passwordRequired": "no"},
+        "$.auth.passwordRequired: expected true or false",
+    ),
+    (
+        "auth",
+        {"type": "oauth", "tokenUrl": "https://a.example/t", "scopes": []},
+        "$.auth.authorizeUrl: required field is missing (the authorization code grant needs it)",
+    ),
+    (
+        "auth",
+        {
+            "type": "oauth",
+            "grant": "client_credentials",
+            "authorizeUrl": "https://a.example/a",
+            "tokenUrl": "https://a.example/t",
+            "scopes": [],
+        },
+        "$.auth.authorizeUrl: the client credentials grant has no authorization step",
+    ),
+    ("auth.grant", "password", "$.auth.grant: expected one of authorization_code"),
+    (
+        "auth.authorizeUrl",
+        "https://{shop}.example.com/a",
+        "$.auth.authorizeUrl: unknown placeholder {shop}: no field has this id",
+    ),
+    ("auth.tokenUrl", "https://{Shop}.example.com/t", "$.auth.tokenUrl: {Shop} is not a valid"),
+    ("auth.tokenUrl", "https://x.example.com/{a", "$.auth.tokenUrl: has an unmatched"),
+    ("auth.tokenUrl", "{base}/token", "$.auth.tokenUrl: must start with https://"),
 ]
 """(path, value, expected message prefix): each invalid on its own."""
 
@@ -325,6 +425,27 @@ VALID_EDGES: list[tuple[str, Any]] = [
     ("auth.pkce", False),
     ("id", "a"),
     ("id", "ga4-2"),
+    ("fields", [{"id": "shop", "label": "Shop"}]),
+    ("fields", [{"id": "n", "label": "N", "type": "integer", "default": 5}]),
+    (
+        "fields",
+        [{"id": "c", "label": "C", "type": "choice", "choices": ["a", "b"], "default": "b"}],
+    ),
+    ("fields", [{"id": "on", "label": "On", "type": "boolean", "default": True}]),
+    ("fields", [{"id": "k", "label": "K", "type": "secret", "pattern": "sk_[a-z0-9]+"}]),
+    ("auth", {"type": "basic", "description": "d"}),
+    ("auth", {"type": "basic", "description": "d", "passwordRequired": False}),
+    ("auth", {"type": "api-key", "description": "d", "queryParam": "api_key"}),
+    ("auth", {"type": "api-key", "description": "d", "headerName": "A", "valuePrefix": "Bearer "}),
+    (
+        "auth",
+        {
+            "type": "oauth",
+            "grant": "client_credentials",
+            "tokenUrl": "https://a.example/t",
+            "scopes": [],
+        },
+    ),
 ]
 """(path, value): edge values that are valid."""
 
@@ -376,3 +497,67 @@ def test_every_model_class_is_frozen_and_documented() -> None:
         assert attrs.has(cls)
         assert cls.__doc__
         assert cls.__setattr__ is not object.__setattr__, f"{cls.__name__} is not frozen"
+
+
+def shop_wire(**auth: Any) -> dict[str, Any]:
+    """A manifest whose OAuth URLs are templates over its fields."""
+    return {
+        **wire(),
+        "fields": [
+            {"id": "shop", "label": "Shop", "suffix": ".myshopify.com"},
+            {"id": "key", "label": "Key", "type": "secret"},
+        ],
+        "auth": {
+            "type": "oauth",
+            "authorizeUrl": "https://{shop}.myshopify.com/admin/oauth/authorize",
+            "tokenUrl": "https://{shop}.myshopify.com/admin/oauth/access_token",
+            "scopes": ["read_orders"],
+            **auth,
+        },
+    }
+
+
+def test_url_templates_over_fields_are_valid_and_read_back_unchanged() -> None:
+    connector = define_connector(shop_wire())
+    assert [field.id for field in connector.fields] == ["shop", "key"]
+    assert define_connector(to_wire(connector)) == connector
+    assert to_wire(connector)["fields"][0] == {
+        "id": "shop",
+        "label": "Shop",
+        "type": "text",
+        "required": True,
+        "suffix": ".myshopify.com",
+    }
+
+
+def test_a_secret_field_never_goes_into_a_url() -> None:
+    assert problems(shop_wire(revocationUrl="https://{shop}.myshopify.com/revoke?k={key}")) == [
+        "$.auth.revocationUrl: {key} is a secret field, and secrets never go into a URL"
+    ]
+
+
+def test_a_misspelled_placeholder_suggests_the_field() -> None:
+    assert problems(
+        shop_wire(tokenUrl="https://{shpo}.myshopify.com/admin/oauth/access_token")
+    ) == ["$.auth.tokenUrl: unknown placeholder {shpo}: no field has this id; did you mean 'shop'?"]
+
+
+def test_every_problem_of_a_field_is_reported_at_once() -> None:
+    data = {
+        **wire(),
+        "fields": [
+            {"id": "ok", "label": "OK"},
+            {"id": "c", "label": "C", "type": "choice", "pattern": "x", "minLength": 2},
+        ],
+    }
+    assert problems(data) == [
+        "$.fields[1].choices: a choice field needs at least one choice",
+        "$.fields[1].pattern: does not apply to a choice field",
+        "$.fields[1].minLength: does not apply to a choice field",
+    ]
+
+
+def test_manifests_without_the_new_fields_read_back_as_before() -> None:
+    # The wire form of a manifest that uses none of them has none of them.
+    assert set(to_wire(define_connector(wire()))) == set(wire())
+    assert "grant" not in to_wire(define_connector(wire()))["auth"]
