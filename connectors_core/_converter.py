@@ -263,7 +263,10 @@ RESERVED_FIELD_IDS = ("api_key", "csrf_token", "password", "username")
 """Field ids the connect form uses for its own inputs."""
 
 
-@_schema(pattern="^" + FIELD_ID.pattern + "$", **{"not": {"enum": list(RESERVED_FIELD_IDS)}})
+_NOT_RESERVED: dict[str, Any] = {"not": {"enum": list(RESERVED_FIELD_IDS)}}
+
+
+@_schema(pattern="^" + FIELD_ID.pattern + "$", **_NOT_RESERVED)
 def _field_id(value: str) -> None:
     if not FIELD_ID.fullmatch(value):
         raise _Invalid(
