@@ -109,14 +109,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command in ci_lines
 
 
-def test_the_guide_s_manifest_example_is_valid() -> None:
+def test_the_guide_s_manifest_examples_are_valid() -> None:
     guide = (DOCS / "writing-a-connector.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)\n```", guide, flags=re.DOTALL)
-    (example,) = [b for b in blocks if "MANIFEST = define_connector(" in b]
-    namespace: dict[str, object] = {}
-    exec(compile(example, "docs/writing-a-connector.md", "exec"), namespace)
-    manifest = namespace["MANIFEST"]
-    assert getattr(manifest, "id", None) == "acme"
+    examples = [b for b in blocks if "MANIFEST = define_connector(" in b]
+    assert len(examples) == 2
+    for example in examples:
+        namespace: dict[str, object] = {}
+        exec(compile(example, "docs/writing-a-connector.md", "exec"), namespace)
+        manifest = namespace["MANIFEST"]
+        assert getattr(manifest, "id", None) == "acme"
 
 
 def test_every_cli_command_is_documented() -> None:
