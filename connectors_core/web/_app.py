@@ -3,25 +3,31 @@
 One declarative list of named routes (:data:`ROUTES`), served for every
 connector that declares ``connection`` paths::
 
-    GET  /api/integrations/{id}/connect      start connecting (OAuth redirect, or the API-key form)
-    POST /api/integrations/{id}/connect      submit an API key (CSRF-protected)
+    GET  /api/integrations/{id}/connect      start: a redirect to the provider, or the connect form
+    POST /api/integrations/{id}/connect      submit the form's values (CSRF-protected)
     GET  /api/integrations/{id}/callback     the OAuth redirect URI
     GET  /api/integrations/{id}/status       {"connected": true, "status": {...}} or an error reason
     POST /api/integrations/{id}/disconnect   revoke and forget (CSRF-protected, idempotent)
     GET  /api/integrations/csrf              the CSRF token of this browser session
     GET  /api/integrations/openapi.json      the OpenAPI document of these routes
 
-Errors are JSON ``{"error": "<reason>", "message": "..."}`` with a 4xx status
-for anything the client sent (an unknown path or method under
-``/api/integrations`` too); a secret never appears in a response.
+What each step does is the connector's flow (:mod:`connectors_core.flows`);
+the endpoints resolve the connector and the tenant once, read the body, and
+ask it. Endpoints raise :class:`IntegrationError`; one exception handler
+answers every route: JSON ``{"error": "<reason>", "message": "..."}`` (with
+``fields`` for invalid values) and the reason's status for API clients, and
+for a browser that navigated to connect, submit, callback or disconnect, the
+Integrations page again with the reason's message (or the form again, each
+message beside its input). Unknown paths and methods under
+``/api/integrations`` are JSON 404 / 405; a secret never appears in a response.
 
 A state-changing route checks CSRF before it parses anything: the Origin and
 Sec-Fetch-Site headers before the body is read, an ``X-CSRF-Token`` header
 before the body is parsed. Without the header, the token can only be the
 ``csrf_token`` field of a form body; a body that cannot be read or parsed then
 ends in ``csrf_failed`` unless it carried a valid token. Bodies are exactly
-what the OpenAPI document says: a form (``api_key``, ``csrf_token``) or a JSON
-object of strings (``apiKey``), at most 8 KiB, or none at all.
+what the OpenAPI document says: a form or a JSON object of strings with the
+connector's inputs, at most 8 KiB, or none at all.
 """
 
 from __future__ import annotations

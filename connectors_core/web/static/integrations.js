@@ -44,6 +44,8 @@
       if (s.organizationId) parts.push("organization " + s.organizationId);
       if (s.userId) parts.push("user " + s.userId);
       if (s.keyHint) parts.push("key " + s.keyHint);
+      var config = s.config || {};
+      Object.keys(config).forEach(function (name) { parts.push(name + " " + config[name]); });
       line.textContent = "";
       var dot = document.createElement("span");
       dot.className = "dot"; dot.setAttribute("aria-hidden", "true");
