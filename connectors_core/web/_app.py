@@ -60,7 +60,7 @@ from .._exceptions import IntegrationError, InvalidFieldsError, UnknownConnector
 from .._manifest import Connector
 from .._reasons import Reason
 from .._registry import Registry
-from .._settings import Settings
+from .._settings import Settings, env_prefix
 from ..connections import Connections
 from ..connections._plugins import import_in_background, plugin_hooks
 from ..flows import ConnectStep, Redirect, flow_for
@@ -308,7 +308,12 @@ class _App:
         flow = flow_for(connector)
         if not flow.configured(connector, self.settings):
             # Not a form that dead-ends: say so before the user types anything.
-            self.connections.oauth_client(connector)  # raises not_configured, naming the setting
+            raise IntegrationError(
+                f"{connector.id!r} is not set up on this server "
+                f"(set {env_prefix(connector.id)}CLIENT_ID and _CLIENT_SECRET)",
+                reason="not_configured",
+                connector_id=connector.id,
+            )
         if flow.connect_step(connector) is not ConnectStep.REDIRECT:
             return self._form_page(request, connector)
         session_id, new = self.guard.ensure_session(request)
