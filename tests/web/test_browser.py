@@ -262,7 +262,9 @@ def test_the_page_shows_every_connector_the_demo_banner_and_the_failed_plugin(
     expect(evencio.get_by_role("link", name="Connect Evencio", exact=True)).to_be_visible()
     acme = card(page, "acme-crm")
     expect(acme.get_by_role("heading", name="Acme CRM")).to_be_visible()
-    expect(acme.get_by_label("Your Acme API key.")).to_have_attribute("type", "password")
+    key = acme.get_by_label("API key", exact=True)
+    expect(key).to_have_attribute("type", "password")
+    expect(key).to_have_accessible_description("Your Acme API key.")
     expect(acme.get_by_role("button", name="Connect Acme CRM", exact=True)).to_be_visible()
 
     soon = card(page, "globex-ads")
@@ -429,7 +431,7 @@ def test_an_api_key_is_stored_and_never_sent_back_to_the_browser(page: Page) -> 
     page.goto("/integrations")
 
     acme = card(page, "acme-crm")
-    acme.get_by_label("Your Acme API key.").fill(API_KEY)
+    acme.get_by_label("API key", exact=True).fill(API_KEY)
     submit(page, acme.get_by_role("button", name="Connect Acme CRM", exact=True))
 
     expect(page).to_have_url(re.compile(r"/integrations\?connector=acme-crm&result=connected$"))
@@ -438,7 +440,7 @@ def test_an_api_key_is_stored_and_never_sent_back_to_the_browser(page: Page) -> 
     state = acme.locator("[data-state]")
     expect(state).to_contain_text("Connected")
     expect(state).to_contain_text(f"key ••••{API_KEY[-4:]}")
-    expect(acme.get_by_label("Your Acme API key.")).to_have_count(0)
+    expect(acme.get_by_label("API key", exact=True)).to_have_count(0)
     page.wait_for_load_state("networkidle")  # the page's own status requests too
 
     assert not traffic.unread, traffic.unread
