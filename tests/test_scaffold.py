@@ -38,7 +38,7 @@ def test_an_installed_id_is_refused(tmp_path: Path) -> None:
     assert "already installed, provided by connectors-evencio" in result.stderr
 
 
-@pytest.mark.parametrize("auth", ["oauth", "api-key", "none"])
+@pytest.mark.parametrize("auth", ["oauth", "api-key", "basic", "none"])
 def test_the_generated_manifest_validates(
     tmp_path: Path, auth: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,7 +67,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("auth", ["oauth", "api-key", "none"])
+@pytest.mark.parametrize("auth", ["oauth", "api-key", "basic", "none"])
 def test_scaffold_installs_appears_and_passes_its_own_tests(
     venv: Venv, tmp_path: Path, auth: str
 ) -> None:

@@ -1,0 +1,90 @@
+"""The contract suite connects any connector: fields of every type, each auth type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors_core import Registry, define_connector
+from connectors_core.flows import flow_for
+from connectors_core.testing.contract import (
+    ConnectorContract,
+    integrations_test_client,
+    sample_value,
+    start_provider,
+)
+from tests.harness import fields_manifests
+
+ORIGIN = "http://testserver"
+EVERY_TYPE = [
+    {"id": "name", "label": "Name", "pattern": "[a-z]{3,8}", "example": "acme"},
+    {"id": "site", "label": "Site", "type": "url"},
+    {"id": "host", "label": "Host", "type": "hostname"},
+    {"id": "mail", "label": "Mail", "type": "email"},
+    {"id": "count", "label": "Count", "type": "integer"},
+    {"id": "on", "label": "On", "type": "boolean"},
+    {"id": "pick", "label": "Pick", "type": "choice", "choices": ["x", "y"]},
+    {"id": "token", "label": "Token", "type": "secret", "minLength": 20},
+]
+
+
+def registry() -> Registry:
+    found = Registry()
+    for manifest in fields_manifests("http://127.0.0.1:9"):
+        found.register(define_connector(manifest))
+    found.register(
+        define_connector(
+            id="every-type",
+            name="Every Type",
+            summary="A field of each type.",
+            description="For the contract.",
+            category="custom",
+            status="available",
+            auth={"type": "none"},
+            fields=EVERY_TYPE,
+            capabilities=[{"id": "x", "label": "X"}],
+            connection={"startPath": "/api/integrations/every-type/connect"},
+        )
+    )
+    return found
+
+
+@pytest.mark.parametrize(
+    "connector_id", ["acme-fields", "acme-basic", "acme-shop", "acme-cc", "every-type"]
+)
+def test_the_contract_connects_and_disconnects(connector_id: str) -> None:
+    connectors = registry()
+    with (
+        start_provider(connectors, ORIGIN) as handle,
+        integrations_test_client(connectors, handle, ORIGIN) as client,
+    ):
+        ConnectorContract().test_connect_status_disconnect(
+            connectors.get(connector_id), client, handle
+        )
+
+
+def test_sample_values_pass_their_fields_rules() -> None:
+    from connectors_core._fields import check_value
+
+    connector = registry().get("every-type")
+    for item in flow_for(connector).inputs(connector):
+        assert item.field is not None
+        check_value(item.field, sample_value(item))
+
+
+def test_a_field_no_sample_fits_asks_for_a_valid_example() -> None:
+    connector: Any = define_connector(
+        id="strict",
+        name="Strict",
+        summary="S.",
+        description="S.",
+        category="custom",
+        status="available",
+        auth={"type": "none"},
+        fields=[{"id": "code", "label": "Code", "pattern": "[0-9]{6}"}],
+        capabilities=[{"id": "x", "label": "X"}],
+    )
+    (item,) = flow_for(connector).inputs(connector)
+    with pytest.raises(AssertionError, match="give it a valid example"):
+        sample_value(item)
