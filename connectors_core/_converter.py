@@ -259,7 +259,14 @@ def _text(value: str) -> None:
         raise _Invalid(f"must be at most {_TEXT_MAX} characters, got {len(value)}")
 
 
-RESERVED_FIELD_IDS = ("api_key", "csrf_token", "password", "username")
+RESERVED_FIELD_IDS = (
+    "api_key",
+    "client_id",
+    "client_secret",
+    "csrf_token",
+    "password",
+    "username",
+)
 """Field ids the connect form uses for its own inputs."""
 
 
@@ -596,6 +603,15 @@ def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
         template = getattr(auth, attribute)
         if template is None:
             continue
+        host = re.split(r"[/?#]", template.partition("://")[2], maxsplit=1)[0]
+        if re.fullmatch(r"\{[^{}]*\}(?::\d+)?", host):
+            yield (
+                f".auth.{_camel(attribute)}",
+                "a placeholder cannot be the whole host: the server's OAuth client secret "
+                "would go to whatever host a user types; fix the domain, as in "
+                "https://{shop}.example.com/...",
+            )
+            continue
         for name in dict.fromkeys(placeholders(template)):
             subpath = f".auth.{_camel(attribute)}"
             field = fields.get(name)
@@ -618,9 +634,10 @@ _noted(
     "a choice field needs choices, and only it has them; pattern, minLength and maxLength "
     "apply to text-like fields; the default passes the field's rules"
 )(_field_rules)
-_noted("every {placeholder} in a URL names a field of this connector that is not a secret")(
-    _template_rules
-)
+_noted(
+    "every {placeholder} in a URL names a field of this connector that is not a secret, "
+    "and no placeholder is the whole host of an OAuth URL"
+)(_template_rules)
 _noted("authorizeUrl is required for the authorization_code grant, absent for client_credentials")(
     _oauth_rules
 )

@@ -242,9 +242,8 @@ def _default(field: Field) -> _Value | None:
     if field.type is FieldType.SECRET:
         raise _Invalid("a secret field cannot have a default")
     if field.type is FieldType.BOOLEAN:
-        if not isinstance(default, bool):
-            raise _Invalid("the default of a boolean field must be true or false")
-        return default
+        # An unchecked checkbox sends nothing: a default could never be turned off.
+        raise _Invalid("a boolean field has no default: it is false unless checked")
     if field.type is FieldType.INTEGER:
         if isinstance(default, bool) or not isinstance(default, int):
             raise _Invalid("the default of an integer field must be a whole number")
@@ -319,6 +318,18 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+_LOCAL_NAMES = {"localhost"}
+_LOCAL_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".internal",
+    ".intranet",
+    ".lan",
+    ".home.arpa",
+    ".corp",
+)
+
+
 def _hostname_problem(host: str) -> str | None:
     """What keeps ``host`` (already lower-cased ASCII) from being a DNS host name, or None."""
     if not _LDH.fullmatch(host):
@@ -344,6 +355,10 @@ def _checked_hostname(value: str) -> str:
     problem = _hostname_problem(host)
     if problem is not None:
         raise _Invalid(problem)
+    if "." not in host or host.endswith(_LOCAL_SUFFIXES) or host in _LOCAL_NAMES:
+        # Names that resolve only inside the server's own network: what a user
+        # types must not make the server call its neighbours.
+        raise _Invalid("must be a public host name (such as example.com), not a local one")
     return host
 
 

@@ -29,6 +29,7 @@ KNOWN_LENIENT = {
     ("fields", "must not exceed maxLength"),
     ("fields", "the default of an integer field"),  # a default is checked by its field's rules
     ("fields", "a secret field cannot have a default"),
+    ("fields", "a boolean field has no default"),
     ("auth.authorizeUrl", "unknown placeholder"),  # placeholders name fields elsewhere
     ("auth.tokenUrl", "is not a valid"),
     ("auth.tokenUrl", "unmatched"),

@@ -348,6 +348,11 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     (
         "fields",
+        [{"id": "a", "label": "A", "type": "boolean", "default": True}],
+        "$.fields[0].default: a boolean field has no default",
+    ),
+    (
+        "fields",
         [{"id": "a", "label": "A", "type": "secret", "default": "s3cret"}],
         "$.fields[0].default: a secret field cannot have a default",
     ),
@@ -431,7 +436,7 @@ VALID_EDGES: list[tuple[str, Any]] = [
         "fields",
         [{"id": "c", "label": "C", "type": "choice", "choices": ["a", "b"], "default": "b"}],
     ),
-    ("fields", [{"id": "on", "label": "On", "type": "boolean", "default": True}]),
+    ("fields", [{"id": "on", "label": "On", "type": "boolean"}]),
     ("fields", [{"id": "k", "label": "K", "type": "secret", "pattern": "sk_[a-z0-9]+"}]),
     ("auth", {"type": "basic", "description": "d"}),
     ("auth", {"type": "basic", "description": "d", "passwordRequired": False}),
@@ -533,6 +538,15 @@ def test_url_templates_over_fields_are_valid_and_read_back_unchanged() -> None:
 def test_a_secret_field_never_goes_into_a_url() -> None:
     assert problems(shop_wire(revocationUrl="https://{shop}.myshopify.com/revoke?k={key}")) == [
         "$.auth.revocationUrl: {key} is a secret field, and secrets never go into a URL"
+    ]
+
+
+def test_an_oauth_url_cannot_leave_its_host_to_the_user() -> None:
+    url = "https://{shop}/admin/oauth/access_token"
+    assert problems(shop_wire(tokenUrl=url)) == [
+        "$.auth.tokenUrl: a placeholder cannot be the whole host: the server's OAuth client "
+        "secret would go to whatever host a user types; fix the domain, as in "
+        "https://{shop}.example.com/..."
     ]
 
 
