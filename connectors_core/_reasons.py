@@ -119,9 +119,10 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
     ),
     Reason.INVALID_CREDENTIALS: (
         422,
-        "That username or password for {name} is not valid.",
-        "a Basic username or password that is missing, too long (512), or has characters "
-        "that cannot travel in an HTTP header; a username may not contain `:`",
+        "Those credentials for {name} are not valid.",
+        "a Basic username or password, or a client id and secret (client credentials), that "
+        "is missing, too long (512) or has characters that cannot travel in an HTTP header "
+        "(a Basic username may not contain `:`), or that the provider did not accept",
     ),
     Reason.INVALID_FIELDS: (
         422,

@@ -370,8 +370,6 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             "CONNECTORS_ACME_NOREVOKE_CLIENT_SECRET": ACME_SECRET,
             "CONNECTORS_ACME_SHOP_CLIENT_ID": "acme-client",
             "CONNECTORS_ACME_SHOP_CLIENT_SECRET": ACME_SECRET,
-            "CONNECTORS_ACME_CC_CLIENT_ID": "acme-client",
-            "CONNECTORS_ACME_CC_CLIENT_SECRET": ACME_SECRET,
         }
         connector_environ = settings_overrides.pop("environ", None)
         settings = Settings.from_env(environ, **settings_overrides)

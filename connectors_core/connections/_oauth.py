@@ -100,8 +100,13 @@ class OAuthEndpoints:
             try:
                 return resolve_url(url, config or {})
             except TemplateError as exc:
+                if exc.field_id is None:  # the template itself, not a user's value
+                    raise IntegrationError(
+                        f"a URL of {connector.id!r} cannot be built: {exc.message}",
+                        connector_id=connector.id,
+                    ) from None
                 raise InvalidFieldsError(
-                    {exc.field_id or "url": exc.message}, connector_id=connector.id
+                    {exc.field_id: exc.message}, connector_id=connector.id
                 ) from None
 
         authorize = explicit["authorize_url"] or move(fill(auth.authorize_url))
@@ -214,18 +219,19 @@ class OAuthClient:
             self._fail(answer, OUTCOMES[answer.kind][0], "the code exchange")
         return self._response(answer.body, previous=None)
 
-    async def client_credentials(self) -> TokenResponse:
-        """A token for the server itself (the client credentials grant, RFC 6749 4.4).
+    async def client_credentials(self, *, renewal: bool = False) -> TokenResponse:
+        """A token for the client itself (the client credentials grant, RFC 6749 4.4).
 
-        :raises IntegrationError: with the reason :data:`OUTCOMES` gives for
-            the answer, as for a code exchange.
+        :param renewal: a new token for an existing connection (its failures
+            read as a refresh's), not a first connect (read as a code exchange's).
+        :raises IntegrationError: with the reason :data:`OUTCOMES` gives for the answer.
         """
         async with self._client() as client:
             answer = await self._send(
                 client.fetch_token(self.endpoints.token_url, grant_type="client_credentials")
             )
         if answer.kind is not Answer.TOKENS:
-            self._fail(answer, OUTCOMES[answer.kind][0], "the client credentials grant")
+            self._fail(answer, OUTCOMES[answer.kind][int(renewal)], "the client credentials grant")
         return self._response(answer.body, previous=None)
 
     async def refresh(

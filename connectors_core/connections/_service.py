@@ -36,7 +36,7 @@ from .._exceptions import (
 from .._fields import FieldErrors, check_values
 from .._manifest import Connector
 from .._registry import Registry
-from .._settings import Settings
+from .._settings import ClientCredentials, Settings
 from ..flows import Redirect, Submission, flow_for
 from ..flows._oauth import session_hash
 from ..store import (
@@ -104,15 +104,25 @@ class Connections:
         return connector
 
     def oauth_client(
-        self, connector: Connector, config: Mapping[str, Any] | None = None
+        self,
+        connector: Connector,
+        config: Mapping[str, Any] | None = None,
+        credentials: ClientCredentials | None = None,
     ) -> OAuthClient:
         """The OAuth client of ``connector``, its URLs filled from ``config``.
+
+        ``config`` lacks a field? Its default fills in (a field added to the
+        manifest after the connection was made). ``credentials`` are the
+        connection's own client (client credentials grant); else the server's.
 
         :raises IntegrationError: ``unsupported_auth`` when it does not use OAuth,
             ``not_configured`` when its client id is not configured.
         :raises InvalidFieldsError: a value cannot fill its URL placeholder.
         """
-        credentials = self.settings.client_credentials(connector.id)
+        defaults = {f.id: f.default for f in connector.fields if f.default is not None}
+        config = {**defaults, **(config or {})}
+        if credentials is None:
+            credentials = self.settings.client_credentials(connector.id)
         if credentials is None:
             prefix = f"CONNECTORS_{connector.id.upper().replace('-', '_')}_CLIENT_ID"
             raise IntegrationError(
@@ -190,13 +200,15 @@ class Connections:
         values: Mapping[str, str] | None = None,
     ) -> str:
         """Start a redirect flow; return the provider URL to send the browser to."""
-        result = await self.connect(tenant, connector_id, values, session_id=session_id)
-        if not isinstance(result, Redirect):
+        connector = self.connector(connector_id)
+        if not flow_for(connector).continues_at_provider(connector):
             raise IntegrationError(
                 f"connector {connector_id!r} does not redirect to a provider",
                 reason="unsupported_auth",
                 connector_id=connector_id,
             )
+        result = await self.connect(tenant, connector_id, values, session_id=session_id)
+        assert isinstance(result, Redirect)
         return result.url
 
     async def finish_oauth(
@@ -236,19 +248,15 @@ class Connections:
     async def connect_none(self, tenant: str, connector_id: str) -> StoredConnection:
         """Record a connection for a connector that needs nothing entered."""
         connector = self.connector(connector_id)
-        if flow_for(connector).inputs(connector):
+        flow = flow_for(connector)
+        if flow.inputs(connector) or flow.continues_at_provider(connector):
             raise IntegrationError(
                 f"connector {connector.id!r} needs credentials",
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
         result = await self.connect(tenant, connector_id)
-        if not isinstance(result, StoredConnection):
-            raise IntegrationError(
-                f"connector {connector.id!r} connects through its provider",
-                reason="unsupported_auth",
-                connector_id=connector.id,
-            )
+        assert isinstance(result, StoredConnection)
         return result
 
     # --- status and disconnect -----------------------------------------------------

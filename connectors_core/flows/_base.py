@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from .._registry import Registry
-    from .._settings import Settings
+    from .._settings import ClientCredentials, Settings
     from ..connections._oauth import OAuthClient
     from ..store import ConnectionSummary, Store, StoredConnection, TokenSet
 
@@ -180,8 +180,16 @@ class FlowContext(Protocol):
     def now(self) -> float:
         """The current time (UNIX seconds; a test may move it)."""
 
-    def oauth_client(self, connector: Connector, config: Mapping[str, Any]) -> OAuthClient:
-        """The OAuth client of ``connector``, its URLs filled from ``config``."""
+    def oauth_client(
+        self,
+        connector: Connector,
+        config: Mapping[str, Any],
+        credentials: ClientCredentials | None = None,
+    ) -> OAuthClient:
+        """The OAuth client of ``connector``, its URLs filled from ``config``.
+
+        With ``credentials``, the connection's own client; else the server's.
+        """
 
     def http(self) -> httpx2.AsyncClient:
         """An HTTP client for calls to providers (the configured timeout and transport)."""
@@ -288,10 +296,6 @@ class Flow(abc.ABC):
         Failures are logged, never raised: the local secrets go regardless.
         """
         return None
-
-    def renews(self, connection: StoredConnection) -> bool:
-        """Whether the connection holds tokens this flow can renew."""
-        return False
 
     async def renew(
         self,

@@ -20,9 +20,17 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._exceptions import IntegrationError, ProviderUnavailableError
+import attrs
+
+from .._exceptions import (
+    IntegrationError,
+    InvalidFieldsError,
+    NeedsReauthError,
+    ProviderUnavailableError,
+    SecretError,
+)
 from .._manifest import Connector, Grant, OAuth
-from ._base import ConnectStep, Flow, FlowContext, Redirect, Submission, field_inputs
+from ._base import ConnectStep, Flow, FlowContext, Input, Redirect, Submission
 from ._store import store_new
 
 if TYPE_CHECKING:
@@ -32,7 +40,10 @@ if TYPE_CHECKING:
     from ..connections._oauth import OAuthClient, RotatedToken, TokenResponse
     from ..store import ConnectionSummary, StoredConnection, TokenSet
 
-__all__ = ["OAuthFlow", "session_hash"]
+__all__ = ["CLIENT_CREDENTIAL_MAX", "OAuthFlow", "session_hash"]
+
+CLIENT_CREDENTIAL_MAX = 512
+"""The longest client id or secret a connection may hold."""
 
 log = logging.getLogger("connectors_core.connections")
 
@@ -72,21 +83,61 @@ class OAuthFlow(Flow):
 
     auth_type: ClassVar[str] = "oauth"
     label: ClassVar[str] = "OAuth"
+    credential_reason: ClassVar[str] = "invalid_credentials"
 
     # --- from the manifest ---------------------------------------------------------
 
     def connect_step(self, connector: Connector) -> ConnectStep:
-        if field_inputs(connector):
+        if self.inputs(connector):
             return ConnectStep.FORM
-        if _auth(connector).grant is Grant.CLIENT_CREDENTIALS:
-            return ConnectStep.BUTTON
         return ConnectStep.REDIRECT
+
+    def credential_inputs(self, connector: Connector) -> tuple[Input, ...]:
+        """For client credentials, the connection's own client: its id and secret.
+
+        A server-wide client would hand every tenant a token of the operator's
+        own account; each connection brings its client instead (as Zoom's
+        server-to-server apps and Salesforce's connected apps are set up).
+        """
+        if _auth(connector).grant is not Grant.CLIENT_CREDENTIALS:
+            return ()
+        return (
+            Input(
+                name="client_id",
+                json_name="clientId",
+                label="Client ID",
+                html_type="text",
+                secret=True,
+                max_length=CLIENT_CREDENTIAL_MAX,
+            ),
+            Input(
+                name="client_secret",
+                json_name="clientSecret",
+                label="Client secret",
+                html_type="password",
+                secret=True,
+                max_length=CLIENT_CREDENTIAL_MAX,
+            ),
+        )
+
+    def check_credentials(self, connector: Connector, values: Mapping[str, str]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for item in self.credential_inputs(connector):
+            value = values.get(item.name, "").strip()
+            if not value:
+                errors[item.name] = "is required"
+            elif len(value) > CLIENT_CREDENTIAL_MAX or not all("!" <= c <= "~" for c in value):
+                errors[item.name] = (
+                    f"must be 1 to {CLIENT_CREDENTIAL_MAX} visible ASCII characters, without spaces"
+                )
+        return errors
 
     def continues_at_provider(self, connector: Connector) -> bool:
         return _auth(connector).grant is Grant.AUTHORIZATION_CODE
 
     def needs_client(self, connector: Connector) -> bool:
-        return True
+        # Client credentials bring their own client (see credential_inputs).
+        return _auth(connector).grant is Grant.AUTHORIZATION_CODE
 
     def scopes(self, connector: Connector) -> tuple[str, ...]:
         return _auth(connector).scopes
@@ -124,17 +175,46 @@ class OAuthFlow(Flow):
     async def connect(
         self, ctx: FlowContext, connector: Connector, tenant: str, submission: Submission
     ) -> StoredConnection | Redirect:
-        client = ctx.oauth_client(connector, submission.config)
         if _auth(connector).grant is Grant.CLIENT_CREDENTIALS:
-            response = await client.client_credentials()
-            hooks = await ctx.plugin_hooks(connector)
-            account = await self._account(ctx, connector, hooks, response)
-            stored = await store_new(
-                ctx, connector, tenant, submission, tokens=response.tokens, account=account
-            )
-            log.info("connected %s for tenant %s (client credentials)", connector.id, tenant)
-            return stored
+            return await self._client_credentials(ctx, connector, tenant, submission)
+        client = ctx.oauth_client(connector, submission.config)
         return Redirect(await self._begin(ctx, connector, tenant, submission, client))
+
+    async def _client_credentials(
+        self, ctx: FlowContext, connector: Connector, tenant: str, submission: Submission
+    ) -> StoredConnection:
+        from .._settings import ClientCredentials
+
+        own = {
+            name: submission.credentials[name].strip() for name in ("client_id", "client_secret")
+        }
+        client = ctx.oauth_client(
+            connector, submission.config, ClientCredentials(own["client_id"], own["client_secret"])
+        )
+        # The plugin first: one that cannot load leaves no token granted for nothing.
+        hooks = await ctx.plugin_hooks(connector)
+        try:
+            response = await client.client_credentials()
+        except IntegrationError as exc:
+            if exc.reason != "not_configured":
+                raise
+            # invalid_client: the id and secret this user typed are wrong.
+            raise InvalidFieldsError(
+                {"client_secret": "the provider did not accept this client ID and secret"},
+                reason="invalid_credentials",
+                connector_id=connector.id,
+            ) from None
+        account = await self._account(ctx, connector, hooks, response)
+        stored = await store_new(
+            ctx,
+            connector,
+            tenant,
+            attrs.evolve(submission, secrets={**submission.secrets, **own}),
+            tokens=response.tokens,
+            account=account,
+        )
+        log.info("connected %s for tenant %s (client credentials)", connector.id, tenant)
+        return stored
 
     async def _begin(
         self,
@@ -187,7 +267,11 @@ class OAuthFlow(Flow):
         from ..store import ConnectionState, StoredConnection
 
         state = params.get("state", "")
-        pending = await ctx.store.peek_authorization(state, now=ctx.now()) if state else None
+        try:
+            pending = await ctx.store.peek_authorization(state, now=ctx.now()) if state else None
+        except SecretError:
+            # Tampered with, or its key is gone: as good as no authorization at all.
+            pending = None
         if pending is None or pending.connector_id != connector.id:
             raise _failed(
                 connector, "invalid_state", "unknown, used or expired authorization state"
@@ -321,9 +405,6 @@ class OAuthFlow(Flow):
                     exc.reason,
                 )
 
-    def renews(self, connection: StoredConnection) -> bool:
-        return connection.tokens is not None
-
     async def renew(
         self,
         ctx: FlowContext,
@@ -331,13 +412,38 @@ class OAuthFlow(Flow):
         connection: StoredConnection,
         on_rotated: RotatedToken | None = None,
     ) -> TokenSet:
-        """A refreshed token set; for client credentials, a newly granted one."""
+        """A refreshed token set; for client credentials, a newly granted one.
+
+        :raises NeedsReauthError: the provider rejected the grant, or the
+            connection's own client; or the connection lacks a value its
+            connector's URLs now need (the user must connect again).
+        """
+        from .._settings import ClientCredentials
+
         assert connection.tokens is not None
-        client = ctx.oauth_client(connector, connection.config)
+        own = None
         if _auth(connector).grant is Grant.CLIENT_CREDENTIALS:
-            response = await client.client_credentials()
-        else:
+            own = ClientCredentials(
+                connection.secrets.get("client_id", ""), connection.secrets.get("client_secret")
+            )
+        try:
+            client = ctx.oauth_client(connector, connection.config, own)
+        except InvalidFieldsError as exc:
+            raise NeedsReauthError(
+                f"the connection lacks values {connector.id!r} now needs ({', '.join(exc.fields)})",
+                connector_id=connector.id,
+            ) from None
+        if own is None:
             response = await client.refresh(connection.tokens, on_rotated=on_rotated)
+            return response.tokens
+        try:
+            response = await client.client_credentials(renewal=True)
+        except IntegrationError as exc:
+            if exc.reason != "not_configured":
+                raise
+            raise NeedsReauthError(
+                "the provider no longer accepts this connection's client", connector_id=connector.id
+            ) from None
         return response.tokens
 
     def authenticate(

@@ -58,7 +58,7 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
     from .oauth_provider import ALL_GRANTS, Client, OAuthProvider, running
 
     clients = [c for c in registry if flow_for(c).needs_client(c)]
-    scopes = tuple(sorted({s for c in clients for s in flow_for(c).scopes(c)}))
+    scopes = tuple(sorted({s for c in registry for s in flow_for(c).scopes(c)}))
     redirects = tuple(f"{origin}/api/integrations/{c.id}/callback" for c in clients) or (
         f"{origin}/callback",
     )
@@ -81,18 +81,23 @@ def integrations_test_client(
 
     environ: dict[str, str] = {}
     for connector in registry:
+        prefix = env_prefix(connector.id)
         if flow_for(connector).needs_client(connector):
-            prefix = env_prefix(connector.id)
             environ.update(
                 {
                     f"{prefix}CLIENT_ID": handle.client_id,
                     f"{prefix}CLIENT_SECRET": handle.client_secret,
-                    f"{prefix}AUTHORIZE_URL": f"{handle.url}/oauth/authorize",
-                    f"{prefix}TOKEN_URL": f"{handle.url}/api/oauth/token",
-                    f"{prefix}REVOCATION_URL": f"{handle.url}/api/oauth/revoke",
-                    f"{prefix}API_URL": handle.url,
                 }
             )
+        # Every provider endpoint is the strict provider's (read only by OAuth flows).
+        environ.update(
+            {
+                f"{prefix}AUTHORIZE_URL": f"{handle.url}/oauth/authorize",
+                f"{prefix}TOKEN_URL": f"{handle.url}/api/oauth/token",
+                f"{prefix}REVOCATION_URL": f"{handle.url}/api/oauth/revoke",
+                f"{prefix}API_URL": handle.url,
+            }
+        )
     settings = Settings(public_url=origin, database_url="memory://", environ=environ)
     connections = Connections(registry, MemoryStore(), settings)
     app = create_app(
@@ -161,8 +166,13 @@ class ConnectorContract:
         else:
             token = client.get("/api/integrations/csrf").json()["csrfToken"]
             body: dict[str, str] = {"csrf_token": token}
+            # A connection's own OAuth client (client credentials) is the strict provider's.
+            own_client = {
+                "client_id": oauth_provider.client_id,
+                "client_secret": oauth_provider.client_secret,
+            }
             for item in flow.inputs(connector):
-                body[item.name] = sample_value(item)
+                body[item.name] = own_client.get(item.name) or sample_value(item)
                 if item.secret:
                     secret_values.append(body[item.name])
             continues = flow.continues_at_provider(connector)

@@ -111,12 +111,6 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _asks_json(request: Request) -> bool:
-    """An API client that asked for JSON explicitly."""
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
-
-
 class _Route(Route):
     """A route whose path has to match to its very end.
 
@@ -230,6 +224,7 @@ class _App:
         session_id, new = self.guard.ensure_session(request)
         response = self.forms.connect_page(
             connector,
+            return_path=self.settings.return_path,
             csrf_token=self.guard.token(session_id),
             values=values or {},
             errors=errors or {},

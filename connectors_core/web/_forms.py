@@ -41,6 +41,7 @@ class Forms:
         self,
         connector: Connector,
         *,
+        return_path: str,
         csrf_token: str,
         values: Mapping[str, str],
         errors: Mapping[str, str],
@@ -55,6 +56,7 @@ class Forms:
             .get_template("connect.html")
             .render(
                 connector=connector,
+                return_path=return_path,
                 inputs=inputs,
                 values=values,
                 errors={name: message for name, message in errors.items() if name in known},

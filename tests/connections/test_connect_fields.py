@@ -99,3 +99,46 @@ def test_a_missing_required_value_is_reported_with_the_others(connections: Conne
     with pytest.raises(InvalidFieldsError) as info:
         begin(connections, {"shop": ""})
     assert info.value.fields == {"shop": "is required", "webhook_secret": "is required"}
+
+
+def test_a_field_added_later_is_filled_from_its_default(connections: Connections) -> None:
+    # A connection made before the manifest gained api_version still has a token URL.
+    client = connections.oauth_client(connections.registry.get("shop"), {"shop": "acme"})
+    assert client.endpoints.token_url == (
+        "https://acme.myshopify.example/admin/2024-10/oauth/token"
+    )
+
+
+def test_a_connection_lacking_a_value_its_urls_need_must_be_connected_again(
+    connections: Connections,
+) -> None:
+    from connectors_core import NeedsReauthError
+    from connectors_core.flows import flow_for
+    from connectors_core.store import ConnectionState, StoredConnection, TokenSet
+
+    connector = connections.registry.get("shop")
+    connection = StoredConnection(
+        tenant="tenant-1",
+        connector_id="shop",
+        state=ConnectionState.CONNECTED,
+        tokens=TokenSet(access_token="a", refresh_token="r"),
+        config={},  # made before the shop field existed
+    )
+    with pytest.raises(NeedsReauthError, match="lacks values"):
+        anyio.run(flow_for(connector).renew, connections, connector, connection)
+
+
+def test_a_pending_authorization_that_cannot_be_decrypted_is_an_invalid_state(
+    connections: Connections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors_core import IntegrationError, SecretError
+
+    async def undecryptable(state: str, *, now: float) -> None:
+        raise SecretError("tampered")
+
+    monkeypatch.setattr(connections.store, "peek_authorization", undecryptable)
+    with pytest.raises(IntegrationError) as info:
+        anyio.run(
+            connections.finish_oauth, "shop", "tenant-1", "session-1", {"state": "s", "code": "c"}
+        )
+    assert info.value.reason == "invalid_state"

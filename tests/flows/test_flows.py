@@ -177,7 +177,7 @@ def test_an_optional_basic_password_may_be_empty() -> None:
                 "scopes": [],
             },
             [],
-            ConnectStep.BUTTON,
+            ConnectStep.FORM,  # the connection's own client id and secret
         ),
     ],
 )

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from connectors_core.store import StoredConnection
-from tests.harness import TENANT_HEADER, WORKSPACES, Harness
+from tests.harness import ACME_SECRET, TENANT_HEADER, WORKSPACES, Harness
 from tests.web.test_browser import CHROMIUM_ARGS, TIMEOUT_MS, Traffic, chromium_executable
 
 pytestmark = pytest.mark.slow
@@ -331,15 +331,16 @@ def test_a_provider_failure_comes_back_to_the_page_with_a_readable_message(
 # --- 6. OAuth client credentials -----------------------------------------------------------
 
 
-def test_client_credentials_connect_with_one_click_and_no_provider_page(
+def test_client_credentials_connect_from_the_card_with_no_provider_page(
     page: Page, harness: Harness
 ) -> None:
     visited: list[str] = []
     page.on("framenavigated", lambda frame: visited.append(frame.url))
     page.goto("/integrations")
     machine = card(page, "acme-cc")
-    expect(machine.get_by_role("textbox")).to_have_count(0)
-
+    # The connection's own OAuth client, typed on the card: no provider page to visit.
+    machine.get_by_label("Client ID").fill("acme-client")
+    machine.get_by_label("Client secret").fill(ACME_SECRET)
     machine.get_by_role("button", name="Connect Acme Machine", exact=True).click()
 
     expect(page).to_have_url(page_url(harness, "connector=acme-cc&result=connected"))

@@ -181,12 +181,15 @@ def test_an_oauth_connect_from_json_answers_where_to_go(harness: Harness) -> Non
     assert urlsplit(response.json()["redirect"]).path == "/ws/acme-team/oauth/authorize"
 
 
-def test_client_credentials_connect_without_a_browser_round_trip(harness: Harness) -> None:
+def test_client_credentials_connect_with_the_connections_own_client(harness: Harness) -> None:
+    body = {"clientId": "acme-client", "clientSecret": ACME_SECRET}
     with harness.browser() as browser:
-        response = post(harness, browser, "acme-cc", {})
+        response = post(harness, browser, "acme-cc", body)
     assert response.status_code == 200, response.text
     assert response.json()["connected"] is True
     assert harness.provider.token_requests == ["client_credentials"]
+    connection = stored(harness, "acme-cc")
+    assert connection.secrets == {"client_id": "acme-client", "client_secret": ACME_SECRET}
     first = anyio.run(harness.connections.get_access_token, "tenant-a", "acme-cc")
     assert harness.provider.is_active(first)
     harness.advance(3600)  # past the token's lifetime: a new one is granted
@@ -195,6 +198,33 @@ def test_client_credentials_connect_without_a_browser_round_trip(harness: Harnes
     assert harness.provider.is_active(second)
     assert harness.provider.token_requests == ["client_credentials", "client_credentials"]
     assert ACME_SECRET not in response.text
+
+
+def test_a_wrong_client_secret_is_shown_beside_its_input(harness: Harness) -> None:
+    body = {"clientId": "acme-client", "clientSecret": "not-the-secret"}
+    with harness.browser() as browser:
+        response = post(harness, browser, "acme-cc", body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_credentials"
+    assert response.json()["fields"] == {
+        "client_secret": "the provider did not accept this client ID and secret"
+    }
+    assert stored(harness, "acme-cc") is None
+
+
+def test_client_credentials_never_use_the_servers_client(make_harness: Any) -> None:
+    # Even with a server-wide client configured, every tenant brings its own.
+    harness = make_harness(
+        environ={
+            "CONNECTORS_ACME_CC_CLIENT_ID": "acme-client",
+            "CONNECTORS_ACME_CC_CLIENT_SECRET": ACME_SECRET,
+        }
+    )
+    with harness.browser() as browser:
+        response = post(harness, browser, "acme-cc", {})
+    assert response.status_code == 422
+    assert set(response.json()["fields"]) == {"client_id", "client_secret"}
+    assert harness.provider.token_requests == []
 
 
 def test_a_connector_that_is_not_set_up_says_so(harness: Harness) -> None:

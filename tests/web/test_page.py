@@ -98,11 +98,16 @@ def test_a_connector_without_its_oauth_client_says_it_is_not_set_up_yet(
     client: TestClient,
 ) -> None:
     html = client.get("/integrations").text
-    for connector_id in ("acme-oauth", "acme-shop", "acme-cc", "acme-unset"):
+    for connector_id in ("acme-oauth", "acme-shop", "acme-unset"):
         text = card(html, connector_id)
         assert "Not set up yet." in text, connector_id
         assert "/connect" not in text, connector_id  # no Connect that dead-ends
     assert "Not set up yet." not in card(html, "evencio")  # its client id is configured
+    # Client credentials need no server-wide client: each connection brings its own.
+    machine = card(html, "acme-cc")
+    assert "Not set up yet." not in machine
+    assert 'name="client_id"' in machine
+    assert 'name="client_secret" type="password"' in machine
 
 
 def test_cards_show_the_connect_form_their_flow_asks_for(client: TestClient) -> None:
