@@ -19,6 +19,12 @@ client that works against it does not rely on leniency. It enforces:
   token revokes its whole token family;
 - revocation (RFC 7009) and a bearer-protected status endpoint.
 
+A client's `Quirks` make the provider behave like a less standard one (Basic
+or form authentication only, comma-separated scopes, no PKCE, extra required
+parameters, JSON token requests, nested or millisecond token responses, an
+``iss`` on the authorization response), and enforce that behaviour just as
+strictly, so a client that does not match fails clearly.
+
 Tests inspect and steer it from the main thread while it runs in a uvicorn
 thread (`running`): `clock_offset` moves its clock, `deny_next` makes the next
 authorization fail, `fail_next` injects HTTP errors and timeouts,
@@ -42,6 +48,7 @@ import re
 import secrets
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -54,7 +61,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-__all__ = ["ALL_GRANTS", "Account", "Client", "OAuthProvider", "running"]
+__all__ = ["ALL_GRANTS", "Account", "Client", "OAuthProvider", "Quirks", "running"]
 
 _ENDPOINTS = frozenset({"token", "revoke", "status"})
 # BASE64URL(SHA-256(...)) without padding is always 43 characters (RFC 7636 §4.2).
@@ -65,10 +72,75 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _FAULT_ERRORS = {429: "too_many_requests", 503: "temporarily_unavailable"}
 _SANDBOX_LABEL = "Sandbox OAuth provider — not a real service"
+_BODY_KINDS = {"application/x-www-form-urlencoded": "form", "application/json": "json"}
+_CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+_TOKEN_FIELDS = ("access_token", "token_type", "expires_in", "refresh_token", "scope")
 
 
 ALL_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
 """Every grant type the provider implements."""
+
+
+def _one_of(*values: object) -> Callable[[Any, Any, Any], Any]:
+    return attrs.validators.in_(values)
+
+
+def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    # A read-only copy; being unhashable, these mappings are left out of the hash.
+    return types.MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class Quirks:
+    """How the provider departs from its defaults for one client, like a real provider.
+
+    The defaults are today's strict, standard behaviour. Each departure is
+    enforced as strictly: a client that does not follow it is refused.
+    """
+
+    client_auth: Literal["client_secret_basic", "client_secret_post", "none"] | None = attrs.field(
+        default=None, validator=_one_of(None, *_CLIENT_AUTH_METHODS)
+    )
+    """The only client authentication accepted at the token and revocation endpoints
+    (``none``: a public client that sends its ``client_id`` in the form and no secret);
+    None accepts Basic or the form. Another method is ``invalid_client``, a 401 with
+    ``WWW-Authenticate`` when it was Basic, a 400 otherwise."""
+    scope_separator: str = " "
+    """What separates scopes in requests and in the response's ``scope``, such as ``","``."""
+    pkce: bool = True
+    """Whether PKCE (S256) is required; when False a ``code_challenge`` is ignored and
+    no ``code_verifier`` is needed, as for providers that do not support it."""
+    authorize_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, hash=False)
+    """Parameters the authorization request must carry with exactly these values,
+    such as ``{"access_type": "offline", "prompt": "consent"}``."""
+    token_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, hash=False)
+    """Parameters the code exchange must carry with exactly these values."""
+    refresh_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, hash=False)
+    """Parameters the refresh request must carry with exactly these values."""
+    token_request_format: Literal["form", "json"] = attrs.field(
+        default="form", validator=_one_of("form", "json")
+    )
+    """The only body the token endpoint accepts: a form or a JSON object of strings."""
+    nest_tokens_under: str | None = None
+    """Put the token fields of the token response in an object under this key, next to
+    ``"ok": true`` (Slack's ``authed_user``)."""
+    expires_in_unit: Literal["seconds", "milliseconds"] = attrs.field(
+        default="seconds", validator=_one_of("seconds", "milliseconds")
+    )
+    """The unit of the response's ``expires_in``; the real lifetime is the same."""
+    extra_response: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen, hash=False)
+    """Values added at the top level of every token response (Salesforce's ``instance_url``)."""
+    issuer: str | None = None
+    """Add ``iss`` with this value to every authorization response (RFC 9207)."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.scope_separator:
+            raise ValueError("scope_separator must not be empty")
+        # Nested tokens leave the top level free, as Slack's bot token beside the user's.
+        nest = self.nest_tokens_under
+        reserved = {"ok", nest} if nest else set(_TOKEN_FIELDS)
+        if clash := sorted(reserved & set(self.extra_response)):
+            raise ValueError(f"extra_response may not set {', '.join(clash)}")
 
 
 @attrs.frozen
@@ -81,6 +153,8 @@ class Client:
     scopes: tuple[str, ...]
     grants: tuple[str, ...] = ("authorization_code", "refresh_token")
     """The grant types this client may use (``client_credentials`` must be listed to use it)."""
+    quirks: Quirks = attrs.field(factory=Quirks)
+    """How the provider departs from its defaults for this client."""
 
 
 @attrs.frozen
@@ -92,6 +166,7 @@ class Account:
 
 
 _DEFAULT_ACCOUNT = Account("user-1", "org-1")
+_DEFAULT_CLIENT = Client("", "", (), ())  # stands for an unknown client: default quirks
 
 
 @attrs.frozen
@@ -139,18 +214,19 @@ class _Fault:
 class _OAuthError(Exception):
     """An OAuth error response (RFC 6749 §5.2)."""
 
-    def __init__(self, error: str, description: str | None = None) -> None:
+    def __init__(self, error: str, description: str | None = None, status: int = 0) -> None:
         super().__init__(error)
         self.error = error
         self.description = description
+        self.status = status or (401 if error == "invalid_client" else 400)
 
     def response(self) -> Response:
         body = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
-        if self.error == "invalid_client":
+        if self.status == 401:
             return _json(body, 401, {"WWW-Authenticate": 'Basic realm="oauth"'})
-        return _json(body, 400)
+        return _json(body, self.status)
 
 
 class OAuthProvider:
@@ -184,6 +260,10 @@ class OAuthProvider:
                 parts = urlsplit(uri)
                 if not parts.scheme or parts.fragment:
                     raise ValueError(f"redirect URI must be absolute, without fragment: {uri!r}")
+            if any(client.quirks.scope_separator in scope for scope in client.scopes):
+                raise ValueError(f"a scope of {client.client_id!r} contains its scope separator")
+            if client.quirks.client_auth == "none" and "client_credentials" in client.grants:
+                raise ValueError("a public client cannot use client_credentials (RFC 6749 §4.4)")
         self.account = account
         self.access_token_lifetime = access_token_lifetime
         self.code_lifetime = code_lifetime
@@ -313,27 +393,31 @@ class OAuthProvider:
 
     def _issue(
         self,
-        client_id: str,
+        client: Client,
         family: str,
         refresh_scopes: tuple[str, ...],
         scopes: tuple[str, ...],
         *,
         refresh: bool = True,
     ) -> dict[str, object]:
+        quirks, client_id = client.quirks, client.client_id
         access = secrets.token_urlsafe(32)
         expires_at = self.now() + self.access_token_lifetime
         self._tokens[access] = _Token("access", client_id, family, scopes, expires_at)
-        response: dict[str, object] = {
+        unit = 1000 if quirks.expires_in_unit == "milliseconds" else 1
+        issued: dict[str, object] = {
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": self.access_token_lifetime,
-            "scope": " ".join(scopes),
+            "expires_in": self.access_token_lifetime * unit,
+            "scope": quirks.scope_separator.join(scopes),
         }
         if refresh:
             refresh_token = secrets.token_urlsafe(32)
             self._tokens[refresh_token] = _Token("refresh", client_id, family, refresh_scopes, None)
-            response["refresh_token"] = refresh_token
-        return response
+            issued["refresh_token"] = refresh_token
+        if quirks.nest_tokens_under:
+            return {"ok": True, quirks.nest_tokens_under: issued, **quirks.extra_response}
+        return {**issued, **quirks.extra_response}
 
     # -- authorization endpoint --------------------------------------------------
 
@@ -356,7 +440,7 @@ class OAuthProvider:
             authorization = _check_authorization(client, redirect_uri, state, params)
         except _OAuthError as error:
             details = {"error": error.error, "error_description": error.description}
-            return _redirect(redirect_uri, 302, **details, state=state)
+            return _redirect(redirect_uri, 302, **details, state=state, iss=client.quirks.issuer)
         if self.interactive:
             request_id = secrets.token_urlsafe(24)
             with self._lock:
@@ -379,16 +463,16 @@ class OAuthProvider:
         return self._decide(authorization, approve=decision == "approve", status=303)
 
     def _decide(self, authorization: _Authorization, *, approve: bool, status: int) -> Response:
+        uri, state = authorization.redirect_uri, authorization.state
+        iss = self._clients[authorization.client_id].quirks.issuer
         if not approve:
-            return _redirect(
-                authorization.redirect_uri, status, error="access_denied", state=authorization.state
-            )
+            return _redirect(uri, status, error="access_denied", state=state, iss=iss)
         code = secrets.token_urlsafe(32)
         with self._lock:
             self._codes[code] = _Code(
                 authorization, secrets.token_hex(8), self.now() + self.code_lifetime
             )
-        return _redirect(authorization.redirect_uri, status, code=code, state=authorization.state)
+        return _redirect(uri, status, code=code, state=state, iss=iss)
 
     def _consent_page(
         self, request: Request, client: Client, authorization: _Authorization, request_id: str
@@ -409,14 +493,18 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
     # -- token, revocation and status endpoints ------------------------------------
 
     async def _token(self, request: Request) -> Response:
-        form = await _read_form(request)
+        kind, form = await _read_body(request)
+        # The body format is the client's: that of the client the request names.
+        expected = self._named_client(request, form).quirks.token_request_format
+        if kind != expected:
+            form = None
         with self._lock:
             self.token_requests.append((form or {}).get("grant_type", ""))
         fault = await self._inject("token")
         if isinstance(fault, Response):
             return fault
         try:
-            form = _valid_form(form)
+            form = _valid_form(form, expected)
             client = self._authenticate(request, form)
             grant_type = form.get("grant_type")
             if not grant_type:
@@ -438,8 +526,12 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         return _json(body)
 
     def _exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
-        value, redirect_uri, verifier = _require(form, "code", "redirect_uri", "code_verifier")
-        if not _VERIFIER.fullmatch(verifier):
+        pkce = client.quirks.pkce
+        _require_values(form, client.quirks.token_params)
+        value, redirect_uri = _require(form, "code", "redirect_uri")
+        # Without PKCE, a code_verifier is ignored: no challenge was kept to check it against.
+        (verifier,) = _require(form, "code_verifier") if pkce else ("",)
+        if pkce and not _VERIFIER.fullmatch(verifier):
             raise _OAuthError("invalid_request", "code_verifier is malformed (RFC 7636 §4.1)")
         with self._lock:
             code = self._codes.get(value)
@@ -455,11 +547,11 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
                 raise _OAuthError("invalid_grant", "authorization code expired")
             if redirect_uri != authorization.redirect_uri:
                 raise _OAuthError("invalid_grant", "redirect_uri differs from the authorization")
-            if not hmac.compare_digest(_s256(verifier), authorization.code_challenge):
+            if pkce and not hmac.compare_digest(_s256(verifier), authorization.code_challenge):
                 raise _OAuthError("invalid_grant", "code_verifier does not match code_challenge")
             code.used = True
             scopes = authorization.scopes
-            return self._issue(client.client_id, code.family, scopes, scopes)
+            return self._issue(client, code.family, scopes, scopes)
 
     def _client_credentials(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
         """RFC 6749 §4.4: an access token for the client itself, never a refresh token."""
@@ -468,16 +560,17 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
                 raise _OAuthError(
                     "invalid_request", f"{name} is not a client credentials parameter"
                 )
-        requested = _parse_scope(form["scope"]) if "scope" in form else client.scopes
+        requested = _parse_scope(client, form["scope"]) if "scope" in form else client.scopes
         if not set(requested) <= set(client.scopes):
             raise _OAuthError("invalid_scope", "the client may not request that scope")
         with self._lock:
             family = secrets.token_urlsafe(8)
-            return self._issue(client.client_id, family, (), requested, refresh=False)
+            return self._issue(client, family, (), requested, refresh=False)
 
     def _refresh(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
+        _require_values(form, client.quirks.refresh_params)
         (value,) = _require(form, "refresh_token")
-        requested = _parse_scope(form["scope"]) if "scope" in form else None
+        requested = _parse_scope(client, form["scope"]) if "scope" in form else None
         with self._lock:
             token = self._tokens.get(value)
             if token is None or token.kind != "refresh" or token.client_id != client.client_id:
@@ -492,12 +585,10 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
                 raise _OAuthError("invalid_scope", "a refresh may only narrow the scope")
             scopes = requested or token.scopes
             if not self.rotate_refresh_tokens:
-                return self._issue(
-                    client.client_id, token.family, token.scopes, scopes, refresh=False
-                )
+                return self._issue(client, token.family, token.scopes, scopes, refresh=False)
             token.used = True
             # The new refresh token keeps the original scope (RFC 6749 §6).
-            return self._issue(client.client_id, token.family, token.scopes, scopes)
+            return self._issue(client, token.family, token.scopes, scopes)
 
     async def _revoke(self, request: Request) -> Response:
         form = await _read_form(request)
@@ -547,9 +638,18 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             client_id, secret = _basic_credentials(header)
             if form.get("client_id", client_id) != client_id:
                 raise _OAuthError("invalid_client")
+            method = "client_secret_basic"
         else:
             client_id, secret = form.get("client_id", ""), form.get("client_secret")
+            method = "none" if secret is None else "client_secret_post"
         client = self._clients.get(client_id)
+        expected = client.quirks.client_auth if client is not None else None
+        if expected is not None and method != expected:
+            # RFC 6749 §5.2: a 401 with WWW-Authenticate only answers an attempt with Basic.
+            description = f"this client authenticates with {expected}, not {method}"
+            raise _OAuthError("invalid_client", description, 401 if header else 400)
+        if client is not None and expected == "none":
+            return client
         if (
             client is None
             or secret is None
@@ -557,6 +657,14 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         ):
             raise _OAuthError("invalid_client")
         return client
+
+    def _named_client(self, request: Request, form: Mapping[str, str] | None) -> Client:
+        """The client a request names, by Basic or ``client_id``, or a default one."""
+        client_id = (form or {}).get("client_id", "")
+        if header := request.headers.get("authorization"):
+            with contextlib.suppress(_OAuthError):
+                client_id, _ = _basic_credentials(header)
+        return self._clients.get(client_id) or _DEFAULT_CLIENT
 
     async def _inject(self, endpoint: str) -> Response | _Fault | None:
         """The next injected behaviour: a response to send instead, a fault to apply, or None."""
@@ -597,24 +705,39 @@ def _check_authorization(
         raise _OAuthError("invalid_request", "response_type is required")
     if response_type != "code":
         raise _OAuthError("unsupported_response_type")
-    challenge = single.get("code_challenge")
-    if not challenge:
-        raise _OAuthError("invalid_request", "code_challenge is required")
-    if single.get("code_challenge_method") != "S256":
-        raise _OAuthError("invalid_request", "code_challenge_method must be S256")
-    if not _CHALLENGE.fullmatch(challenge):
-        raise _OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 digest")
-    scopes = _parse_scope(single["scope"]) if "scope" in single else client.scopes
+    _require_values(single, client.quirks.authorize_params)
+    challenge = ""  # a provider without PKCE ignores a challenge, as GitHub long did
+    if client.quirks.pkce:
+        challenge = single.get("code_challenge", "")
+        if not challenge:
+            raise _OAuthError("invalid_request", "code_challenge is required")
+        if single.get("code_challenge_method") != "S256":
+            raise _OAuthError("invalid_request", "code_challenge_method must be S256")
+        if not _CHALLENGE.fullmatch(challenge):
+            raise _OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 digest")
+    scopes = _parse_scope(client, single["scope"]) if "scope" in single else client.scopes
     if not set(scopes) <= set(client.scopes):
         raise _OAuthError("invalid_scope", "a requested scope is not allowed for this client")
     return _Authorization(client.client_id, redirect_uri, state, challenge, scopes)
 
 
-def _parse_scope(value: str) -> tuple[str, ...]:
-    parts = value.split(" ")
+def _parse_scope(client: Client, value: str) -> tuple[str, ...]:
+    separator = client.quirks.scope_separator
+    parts = value.split(separator)
+    # A scope token cannot hold a space (RFC 6749 §3.3), so spaces under "," are refused.
     if not all(_SCOPE_TOKEN.fullmatch(part) for part in parts):
-        raise _OAuthError("invalid_scope", "scope must be space-separated scope tokens")
+        kind = "space" if separator == " " else repr(separator)
+        raise _OAuthError("invalid_scope", f"scope must be {kind}-separated scope tokens")
     return tuple(dict.fromkeys(parts))
+
+
+def _require_values(given: Mapping[str, str], required: Mapping[str, str]) -> None:
+    """Require each of `required` in `given` with exactly its value."""
+    for name, value in required.items():
+        if name not in given:
+            raise _OAuthError("invalid_request", f"{name}={value} is required")
+        if given[name] != value:
+            raise _OAuthError("invalid_request", f"{name} must be {value!r}")
 
 
 def _require(form: Mapping[str, str], *names: str) -> list[str]:
@@ -647,20 +770,50 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 async def _read_form(request: Request) -> dict[str, str] | None:
     """The form body, or None when it is not a form or repeats a parameter (RFC 6749 §3.2)."""
+    kind, form = await _read_body(request)
+    return form if kind == "form" else None
+
+
+async def _read_body(request: Request) -> tuple[str, dict[str, str] | None]:
+    """The kind of body (``form``, ``json`` or ``""``) and its parameters.
+
+    The parameters are None unless the body is a form or a JSON object of
+    strings that gives each parameter once.
+    """
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return None
+    kind = _BODY_KINDS.get(content_type, "")
+    if not kind:
+        return kind, None
     try:
-        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        text = (await request.body()).decode()
     except UnicodeDecodeError:
-        return None
+        return kind, None
+    pairs = parse_qsl(text, keep_blank_values=True) if kind == "form" else _json_pairs(text)
+    if pairs is None:
+        return kind, None
     form = dict(pairs)
-    return form if len(form) == len(pairs) else None
+    return kind, form if len(form) == len(pairs) else None
 
 
-def _valid_form(form: dict[str, str] | None) -> dict[str, str]:
+class _Members(list[tuple[str, Any]]):
+    """The members of a JSON object in order, repeated names kept."""
+
+
+def _json_pairs(text: str) -> list[tuple[str, str]] | None:
+    """The members of a JSON object whose values are all strings, or None."""
+    try:
+        value = json.loads(text, object_pairs_hook=_Members)
+    except ValueError:
+        return None
+    if not isinstance(value, _Members) or not all(isinstance(v, str) for _, v in value):
+        return None
+    return list(value)
+
+
+def _valid_form(form: dict[str, str] | None, kind: str = "form") -> dict[str, str]:
     if form is None:
-        raise _OAuthError("invalid_request", "the body must be a form, each parameter once")
+        body = "a JSON object of strings" if kind == "json" else "a form"
+        raise _OAuthError("invalid_request", f"the body must be {body}, each parameter once")
     return form
 
 
