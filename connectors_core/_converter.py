@@ -45,6 +45,7 @@ from ._manifest import (
     OAuth,
     Publisher,
     SetupStep,
+    TokenResponsePaths,
 )
 
 __all__ = ["converter", "define_connector", "to_wire"]
@@ -337,6 +338,49 @@ def _endpoint_template(value: str) -> None:
     _endpoint_url(_fill(value))
 
 
+_PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
+_PATH = re.compile(r"[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,9}")
+
+
+@_schema(enum=[" ", ",", "+"])
+def _separator(value: str) -> None:
+    if value not in (" ", ",", "+"):
+        raise _Invalid(f'must be " ", "," or "+", got {value!r}')
+
+
+def _params(*reserved: str) -> Check:
+    """A map of request parameters: plain names, one-line values, none the flow sets itself."""
+
+    def check(params: Mapping[str, str]) -> None:
+        for name, value in params.items():
+            if not _PARAM.fullmatch(name):
+                raise _Invalid(f"{name[:64]!r} is not a parameter name", f".{name[:64]}")
+            if name in reserved:
+                raise _Invalid(
+                    f"the flow sets {name!r} itself; it cannot be declared here", f".{name}"
+                )
+            if not value or len(value) > 500 or "\n" in value or "\r" in value:
+                raise _Invalid("must be one line of 1 to 500 characters", f".{name}")
+
+    return _schema(
+        note=f"parameter names {', '.join(reserved)} are set by the flow and refused",
+        propertyNames={"pattern": "^" + _PARAM.pattern + "$", "not": {"enum": list(reserved)}},
+        additionalProperties={"type": "string", "minLength": 1, "maxLength": 500},
+    )(check)
+
+
+@_schema(pattern="^" + _PATH.pattern + "$")
+def _dotted(value: str) -> None:
+    if not _PATH.fullmatch(value):
+        raise _Invalid(f"must be a dotted path such as 'authed_user.access_token', got {value!r}")
+
+
+@_schema(minimum=0, maximum=86400)
+def _margin(value: int) -> None:
+    if not 0 <= value <= 86400:
+        raise _Invalid(f"must be between 0 and 86400 seconds, got {value}")
+
+
 # --- the converter ----------------------------------------------------------
 
 converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
@@ -365,6 +409,15 @@ def _structure_default(value: object, _: Any) -> str | int | bool | None:
     if value is None or isinstance(value, str | bool | int):
         return value
     raise _Invalid(f"expected a string, number or boolean, got {_describe(value)}")
+
+
+def _structure_str_map(value: object, _: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"expected an object, got {_describe(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise _Invalid(f"expected a string, got {_describe(item)}", f".{str(key)[:64]}")
+    return dict(value)
 
 
 def _structure_enum(value: object, cls: type[enum.Enum]) -> enum.Enum:
@@ -507,6 +560,43 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         "token_url": _checked(str, _endpoint_template),
         "scopes": _checked(tuple[str, ...], _each(_scope), _unique(what="scope")),
         "revocation_url": _checked(_opt_str, _endpoint_template),
+        "scope_separator": _checked(str, _separator),
+        "authorize_params": _checked(
+            dict[str, str],
+            _params(
+                "response_type",
+                "client_id",
+                "redirect_uri",
+                "state",
+                "scope",
+                "code_challenge",
+                "code_challenge_method",
+            ),
+        ),
+        "token_params": _checked(
+            dict[str, str],
+            _params(
+                "grant_type",
+                "code",
+                "redirect_uri",
+                "code_verifier",
+                "client_id",
+                "client_secret",
+                "scope",
+            ),
+        ),
+        "refresh_params": _checked(
+            dict[str, str],
+            _params("grant_type", "refresh_token", "client_id", "client_secret", "scope"),
+        ),
+        "refresh_margin_seconds": _checked(_opt_int, _margin),
+        "issuer": _checked(_opt_str, _endpoint_url),
+    },
+    TokenResponsePaths: {
+        "access_token_path": _checked(str, _dotted),
+        "refresh_token_path": _checked(str, _dotted),
+        "expires_in_path": _checked(str, _dotted),
+        "keep": _checked(tuple[str, ...], _each(_dotted), _unique(what="path")),
     },
     Field: {
         "id": _checked(str, _field_id),
@@ -594,7 +684,8 @@ def _field_rules(field: Field) -> Iterator[tuple[str, str]]:
 
 
 def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
-    """Every ``{placeholder}`` of the connector's URLs names a non-secret field."""
+    """Every ``{placeholder}`` of the connector's URLs and parameters names a non-secret
+    field, and every value kept from the token response gets a name of its own."""
     fields = {field.id: field for field in connector.fields}
     auth = connector.auth
     if not isinstance(auth, OAuth):  # the only auth type with URLs
@@ -612,14 +703,37 @@ def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
                 "https://{shop}.example.com/...",
             )
             continue
-        for name in dict.fromkeys(placeholders(template)):
-            subpath = f".auth.{_camel(attribute)}"
-            field = fields.get(name)
-            if field is None:
-                hint = _did_you_mean(name, list(fields)) if fields else ""
-                yield subpath, f"unknown placeholder {{{name}}}: no field has this id{hint}"
-            elif field.type is FieldType.SECRET:
-                yield subpath, f"{{{name}}} is a secret field, and secrets never go into a URL"
+        yield from _placeholder_problems(template, f".auth.{_camel(attribute)}", fields)
+    for attribute in ("authorize_params", "token_params", "refresh_params"):
+        for param, value in getattr(auth, attribute).items():
+            try:
+                yield from _placeholder_problems(
+                    value, f".auth.{_camel(attribute)}.{param}", fields
+                )
+            except Placeholder as exc:
+                yield f".auth.{_camel(attribute)}.{param}", str(exc)
+    kept = auth.token_response.keep if auth.token_response else ()
+    for index, path in enumerate(kept):
+        name = path.rpartition(".")[2]
+        if not FIELD_ID.fullmatch(name) or name in fields:
+            yield (
+                f".auth.tokenResponse.keep[{index}]",
+                f"keeps the value as {name!r}, which must be a field id-like name "
+                "(lowercase, digits, underscores) and not a field's id",
+            )
+
+
+def _placeholder_problems(
+    template: str, subpath: str, fields: dict[str, Field]
+) -> Iterator[tuple[str, str]]:
+    """Every placeholder of ``template`` names a non-secret field."""
+    for name in dict.fromkeys(placeholders(template)):
+        field = fields.get(name)
+        if field is None:
+            hint = _did_you_mean(name, list(fields)) if fields else ""
+            yield subpath, f"unknown placeholder {{{name}}}: no field has this id{hint}"
+        elif field.type is FieldType.SECRET:
+            yield subpath, f"{{{name}}} is a secret field, and secrets never go into a request"
 
 
 def _noted(note: str) -> Callable[[ClassRule], ClassRule]:
@@ -661,7 +775,23 @@ _CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
 
 
 # Left out of the wire form while at their default, so manifests without them read as before.
-_OMIT_DEFAULT = {(Connector, "fields"), (Field, "choices"), (OAuth, "grant")}
+_OMIT_DEFAULT = {
+    (Connector, "fields"),
+    (Field, "choices"),
+    *(
+        (OAuth, name)
+        for name in (
+            "grant",
+            "client_auth",
+            "scope_separator",
+            "authorize_params",
+            "token_params",
+            "refresh_params",
+            "token_request_format",
+        )
+    ),
+    *((TokenResponsePaths, a.name) for a in attrs.fields(TokenResponsePaths)),
+}
 
 
 def _register_class(cls: type) -> None:
@@ -710,6 +840,14 @@ def _register_class(cls: type) -> None:
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook(int, _structure_int)
+
+
+def _is_str_map(tp: Any) -> bool:
+    origin: Any = get_origin(tp)
+    return origin in (dict, Mapping) and get_args(tp) == (str, str)
+
+
+converter.register_structure_hook_func(_is_str_map, _structure_str_map)
 converter.register_structure_hook_func(
     lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum), _structure_enum
 )
@@ -723,6 +861,7 @@ for _cls in (
     ApiKeyAuth,
     BasicAuth,
     OAuth,
+    TokenResponsePaths,
     Field,
     Capability,
     SetupStep,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import itertools
 import types
+from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
 
 import attrs
@@ -38,6 +39,8 @@ def _type_schema(tp: Any, definitions: dict[str, Any]) -> dict[str, Any]:
             return {"type": [_type_schema(a, definitions)["type"] for a in inner]}
         (only,) = inner
         return {"anyOf": [_type_schema(only, definitions), {"type": "null"}]}
+    if origin in (dict, Mapping):  # a map of strings
+        return {"type": "object", "additionalProperties": {"type": "string"}}
     if origin is tuple:
         return {"type": "array", "items": _type_schema(get_args(tp)[0], definitions)}
     if tp is str:

@@ -10,6 +10,7 @@ constructing these classes directly skips validation.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -20,8 +21,10 @@ __all__ = [
     "BasicAuth",
     "Capability",
     "Category",
+    "ClientAuth",
     "Connection",
     "Connector",
+    "ExpiresInUnit",
     "Field",
     "FieldType",
     "Grant",
@@ -30,6 +33,8 @@ __all__ = [
     "Publisher",
     "SetupStep",
     "Status",
+    "TokenRequestFormat",
+    "TokenResponsePaths",
 ]
 
 
@@ -102,6 +107,49 @@ class BasicAuth:
     and an empty password (wire: ``passwordRequired``)."""
 
 
+class ClientAuth(enum.Enum):
+    """How the server authenticates its OAuth client at the token endpoint (RFC 6749 2.3)."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post"
+    NONE = "none"
+
+
+class TokenRequestFormat(enum.Enum):
+    """The body of a token request."""
+
+    FORM = "form"
+    JSON = "json"
+
+
+class ExpiresInUnit(enum.Enum):
+    """The unit of a token response's lifetime."""
+
+    SECONDS = "seconds"
+    MILLISECONDS = "milliseconds"
+
+
+@attrs.frozen(kw_only=True)
+class TokenResponsePaths:
+    """Where a non-standard token response keeps its values (dotted paths into its JSON)."""
+
+    access_token_path: str = "access_token"
+    """The access token, such as ``authed_user.access_token`` (wire: ``accessTokenPath``)."""
+
+    refresh_token_path: str = "refresh_token"
+    """The refresh token (wire: ``refreshTokenPath``)."""
+
+    expires_in_path: str = "expires_in"
+    """The token's lifetime (wire: ``expiresInPath``)."""
+
+    expires_in_unit: ExpiresInUnit = ExpiresInUnit.SECONDS
+    """``seconds`` or ``milliseconds`` (wire: ``expiresInUnit``)."""
+
+    keep: tuple[str, ...] = ()
+    """Dotted paths whose values become the connection's non-secret config, usable as
+    ``{last_part}`` in later templates (``instance_url``)."""
+
+
 class Grant(enum.Enum):
     """The OAuth 2.0 grant a connector uses."""
 
@@ -142,6 +190,37 @@ class OAuth:
     grant: Grant = Grant.AUTHORIZATION_CODE
     """``authorization_code`` (the user signs in at the provider) or
     ``client_credentials`` (no browser round trip)."""
+
+    client_auth: ClientAuth = ClientAuth.CLIENT_SECRET_BASIC
+    """``client_secret_basic``, ``client_secret_post`` or ``none`` (a public client)
+    (wire: ``clientAuth``)."""
+
+    scope_separator: str = " "
+    """How scopes are joined in requests and split in answers: ``" "``, ``","`` or ``"+"``
+    (wire: ``scopeSeparator``)."""
+
+    authorize_params: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Added to the authorization request, such as ``{"access_type": "offline"}``; values
+    may use ``{field}`` (wire: ``authorizeParams``)."""
+
+    token_params: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Added to the code exchange (and the client credentials request) (wire: ``tokenParams``)."""
+
+    refresh_params: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Added to the refresh request (wire: ``refreshParams``)."""
+
+    token_request_format: TokenRequestFormat = TokenRequestFormat.FORM
+    """``form`` (RFC 6749) or ``json`` (wire: ``tokenRequestFormat``)."""
+
+    token_response: TokenResponsePaths | None = None
+    """Where a non-standard token response keeps its values (wire: ``tokenResponse``)."""
+
+    refresh_margin_seconds: int | None = None
+    """Refresh this long before expiry, instead of the server's setting
+    (wire: ``refreshMarginSeconds``)."""
+
+    issuer: str | None = None
+    """The provider's issuer identifier: a callback must carry it as ``iss`` (RFC 9207)."""
 
 
 Auth = NoAuth | ApiKeyAuth | BasicAuth | OAuth
@@ -371,6 +450,21 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "scopes": ("scopes", tuple),
         "revocationUrl": ("revocation_url", None),
         "grant": ("grant", Grant),
+        "clientAuth": ("client_auth", ClientAuth),
+        "scopeSeparator": ("scope_separator", None),
+        "authorizeParams": ("authorize_params", dict),
+        "tokenParams": ("token_params", dict),
+        "refreshParams": ("refresh_params", dict),
+        "tokenRequestFormat": ("token_request_format", TokenRequestFormat),
+        "tokenResponse": ("token_response", _optional(TokenResponsePaths)),
+        "refreshMarginSeconds": ("refresh_margin_seconds", None),
+    },
+    TokenResponsePaths: {
+        "accessTokenPath": ("access_token_path", None),
+        "refreshTokenPath": ("refresh_token_path", None),
+        "expiresInPath": ("expires_in_path", None),
+        "expiresInUnit": ("expires_in_unit", ExpiresInUnit),
+        "keep": ("keep", tuple),
     },
     Field: {
         "type": ("type", FieldType),

@@ -33,6 +33,8 @@ KNOWN_LENIENT = {
     ("auth.authorizeUrl", "unknown placeholder"),  # placeholders name fields elsewhere
     ("auth.tokenUrl", "is not a valid"),
     ("auth.tokenUrl", "unmatched"),
+    ("auth.authorizeParams", "unknown placeholder"),
+    ("auth.tokenResponse", "keeps the value as"),
 }
 
 

@@ -405,6 +405,45 @@ INVALID: list[tuple[str, Any, str]] = [
     ("auth.tokenUrl", "https://{Shop}.example.com/t", "$.auth.tokenUrl: {Shop} is not a valid"),
     ("auth.tokenUrl", "https://x.example.com/{a", "$.auth.tokenUrl: has an unmatched"),
     ("auth.tokenUrl", "{base}/token", "$.auth.tokenUrl: must start with https://"),
+    # OAuth quirks.
+    ("auth.clientAuth", "basic", "$.auth.clientAuth: expected one of client_secret_basic"),
+    ("auth.scopeSeparator", ";", '$.auth.scopeSeparator: must be " ", "," or "+"'),
+    (
+        "auth.authorizeParams",
+        {"state": "x"},
+        "$.auth.authorizeParams.state: the flow sets 'state' itself",
+    ),
+    (
+        "auth.tokenParams",
+        {"code_verifier": "x"},
+        "$.auth.tokenParams.code_verifier: the flow sets 'code_verifier' itself",
+    ),
+    ("auth.refreshParams", {"a b": "x"}, "$.auth.refreshParams.a b: 'a b' is not a parameter"),
+    ("auth.authorizeParams", {"prompt": 1}, "$.auth.authorizeParams.prompt: expected a string"),
+    ("auth.authorizeParams", ["prompt"], "$.auth.authorizeParams: expected an object"),
+    (
+        "auth.authorizeParams",
+        {"team": "{team}"},
+        "$.auth.authorizeParams.team: unknown placeholder {team}",
+    ),
+    ("auth.tokenRequestFormat", "xml", "$.auth.tokenRequestFormat: expected one of form, json"),
+    (
+        "auth.tokenResponse",
+        {"accessTokenPath": "a..b"},
+        "$.auth.tokenResponse.accessTokenPath: must be a dotted path",
+    ),
+    (
+        "auth.tokenResponse",
+        {"expiresInUnit": "minutes"},
+        "$.auth.tokenResponse.expiresInUnit: expected one of seconds, milliseconds",
+    ),
+    (
+        "auth.tokenResponse",
+        {"keep": ["Instance-URL"]},
+        "$.auth.tokenResponse.keep[0]: keeps the value as 'Instance-URL'",
+    ),
+    ("auth.refreshMarginSeconds", -1, "$.auth.refreshMarginSeconds: must be between 0"),
+    ("auth.issuer", "http://accounts.example.com", "$.auth.issuer: must use https"),
 ]
 """(path, value, expected message prefix): each invalid on its own."""
 
@@ -537,7 +576,7 @@ def test_url_templates_over_fields_are_valid_and_read_back_unchanged() -> None:
 
 def test_a_secret_field_never_goes_into_a_url() -> None:
     assert problems(shop_wire(revocationUrl="https://{shop}.myshopify.com/revoke?k={key}")) == [
-        "$.auth.revocationUrl: {key} is a secret field, and secrets never go into a URL"
+        "$.auth.revocationUrl: {key} is a secret field, and secrets never go into a request"
     ]
 
 
