@@ -34,6 +34,7 @@ class Reason(enum.StrEnum):
     INVALID_STATE = "invalid_state"
     SESSION_MISMATCH = "session_mismatch"
     WRONG_TENANT = "wrong_tenant"
+    ISSUER_MISMATCH = "issuer_mismatch"
     ACCESS_DENIED = "access_denied"
     PROVIDER_ERROR = "provider_error"
     EXCHANGE_FAILED = "exchange_failed"
@@ -160,6 +161,12 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
         403,
         "That connection attempt belongs to another account. Try again.",
         "callback: the authorization was started by another tenant",
+    ),
+    Reason.ISSUER_MISMATCH: (
+        400,
+        "That answer did not come from {name}. Try again.",
+        "callback: `iss` is missing or is not the connector's declared `issuer` (RFC 9207, "
+        "a mix-up defence); checked before any token request",
     ),
     Reason.ACCESS_DENIED: (
         400,

@@ -14,7 +14,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -136,8 +136,16 @@ def _code(value: object) -> str | None:
     return "invalid_error_code" if value not in (None, "") else None
 
 
-def classify(response: httpx2.Response) -> TokenAnswer:
-    """Sort a token endpoint's HTTP response into one :class:`Answer`."""
+Shape = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""Maps a provider's own token response onto the standard fields (see :func:`standard`)."""
+
+
+def classify(response: httpx2.Response, shape: Shape | None = None) -> TokenAnswer:
+    """Sort a token endpoint's HTTP response into one :class:`Answer`.
+
+    :param shape: applied to a successful answer's body first, for providers
+        that keep the token elsewhere (``authed_user.access_token``).
+    """
     status = response.status_code
     if status >= 500 or status == 429:
         return TokenAnswer(Answer.OVERLOADED, status)
@@ -162,10 +170,47 @@ def classify(response: httpx2.Response) -> TokenAnswer:
         return TokenAnswer(Answer.OTHER_ERROR, status, body=body or {})
     if body is None:
         return TokenAnswer(Answer.UNREADABLE, status)
+    if shape is not None:
+        body = shape(body)
     access = body.get("access_token")
     if not isinstance(access, str) or not access:
         return TokenAnswer(Answer.NO_ACCESS_TOKEN, status, body=body)
     return TokenAnswer(Answer.TOKENS, status, body=body)
+
+
+def dig(body: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of a JSON object, or None."""
+    value: Any = body
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def standard(
+    access_token_path: str,
+    refresh_token_path: str,
+    expires_in_path: str,
+    milliseconds: bool,
+) -> Shape:
+    """A :data:`Shape` reading the token, refresh token and lifetime from these paths."""
+
+    def shape(body: Mapping[str, Any]) -> Mapping[str, Any]:
+        result = dict(body)
+        for key, path in (
+            ("access_token", access_token_path),
+            ("refresh_token", refresh_token_path),
+            ("expires_in", expires_in_path),
+        ):
+            if path != key or key not in result:
+                result[key] = dig(body, path)
+        seconds = lifetime(result.get("expires_in"))
+        if milliseconds and seconds is not None:
+            result["expires_in"] = seconds / 1000
+        return result
+
+    return shape
 
 
 def lifetime(value: object) -> float | None:

@@ -20,7 +20,9 @@ a token, a secret or a verifier.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,11 +39,20 @@ from .._exceptions import (
     NeedsReauthError,
     ProviderUnavailableError,
 )
-from .._fields import TemplateError, resolve_url
-from .._manifest import Connector, OAuth
+from .._fields import PLACEHOLDER, TemplateError, resolve_url
+from .._manifest import Connector, ExpiresInUnit, OAuth, TokenRequestFormat
 from .._settings import ClientCredentials, Settings
 from ..store import TokenSet
-from ._answers import OUTCOMES, Answer, TokenAnswer, classify, lifetime, unreachable
+from ._answers import (
+    OUTCOMES,
+    Answer,
+    Shape,
+    TokenAnswer,
+    classify,
+    lifetime,
+    standard,
+    unreachable,
+)
 
 __all__ = ["OAuthClient", "OAuthEndpoints", "TokenResponse", "new_state", "new_verifier"]
 
@@ -131,10 +142,61 @@ class _Answered(Exception):
         self.answer = answer
 
 
-def _answer(response: httpx2.Response) -> NoReturn:
+def _answerer(shape: Shape | None) -> Callable[[httpx2.Response], NoReturn]:
     """Authlib compliance hook: classify the answer and take it away from Authlib's parser."""
-    response.read()
-    raise _Answered(classify(response))
+
+    def answer(response: httpx2.Response) -> NoReturn:
+        response.read()
+        raise _Answered(classify(response, shape))
+
+    return answer
+
+
+def _filled(template: str, values: Mapping[str, Any]) -> str:
+    """A parameter value with its ``{field}`` placeholders filled (values checked already)."""
+
+    def value(match: re.Match[str]) -> str:
+        found = values.get(match.group(1), "")
+        return str(found).lower() if isinstance(found, bool) else str(found)
+
+    return PLACEHOLDER.sub(value, template)
+
+
+class _JsonTokenRequests(httpx2.AsyncBaseTransport):
+    """Sends the form body of requests to the token endpoint as a JSON object instead.
+
+    For providers whose token endpoint takes JSON (``tokenRequestFormat: json``);
+    Authlib builds the request as a form, this turns it into the same fields in JSON.
+    """
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, token_url: str) -> None:
+        self.inner = inner
+        self.token_url = token_url
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        kind = request.headers.get("content-type", "")
+        if str(request.url) == self.token_url and kind.startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            from urllib.parse import parse_qsl
+
+            fields = dict(parse_qsl((await request.aread()).decode(), keep_blank_values=True))
+            headers = {
+                name: value
+                for name, value in request.headers.items()
+                if name.lower() not in ("content-type", "content-length")
+            }
+            request = httpx2.Request(
+                request.method,
+                request.url,
+                headers={**headers, "Content-Type": "application/json"},
+                content=json.dumps(fields).encode(),
+                extensions=request.extensions,
+            )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 RotatedToken = Callable[[str], Awaitable[object]]
@@ -164,6 +226,7 @@ class OAuthClient:
         self.connector = connector
         self.auth = auth
         self.endpoints = OAuthEndpoints.of(connector, settings, config)
+        self._config = dict(config or {})
         self.redirect_uri = settings.redirect_uri(connector.id)
         self._credentials = credentials
         self._timeout = settings.http_timeout
@@ -171,21 +234,43 @@ class OAuthClient:
         self._transport = transport
         self._clock = clock
 
+    def _params(self, params: Mapping[str, str]) -> dict[str, str]:
+        return {name: _filled(value, self._config) for name, value in params.items()}
+
+    def _shape(self) -> Shape | None:
+        paths = self.auth.token_response
+        if paths is None:
+            return None
+        return standard(
+            paths.access_token_path,
+            paths.refresh_token_path,
+            paths.expires_in_path,
+            paths.expires_in_unit is ExpiresInUnit.MILLISECONDS,
+        )
+
+    def _token_transport(self) -> httpx2.AsyncBaseTransport | None:
+        if self.auth.token_request_format is not TokenRequestFormat.JSON:
+            return self._transport
+        inner = self._transport or httpx2.AsyncHTTPTransport()
+        return _JsonTokenRequests(inner, self.endpoints.token_url)
+
     def _client(self) -> AsyncOAuth2Client:
+        method = self.auth.client_auth.value
+        if not self._credentials.client_secret:
+            method = "none"
         client = AsyncOAuth2Client(
             client_id=self._credentials.client_id,
             client_secret=self._credentials.client_secret,
-            token_endpoint_auth_method=(
-                "client_secret_basic" if self._credentials.client_secret else "none"
-            ),
-            scope=" ".join(self.auth.scopes),
+            token_endpoint_auth_method=method,
+            scope=self.auth.scope_separator.join(self.auth.scopes),
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256" if self.auth.pkce else None,
             timeout=self._timeout,
-            transport=self._transport,
+            transport=self._token_transport(),
         )
-        client.register_compliance_hook("access_token_response", _answer)
-        client.register_compliance_hook("refresh_token_response", _answer)
+        answer = _answerer(self._shape())
+        client.register_compliance_hook("access_token_response", answer)
+        client.register_compliance_hook("refresh_token_response", answer)
         return client
 
     def authorization_url(self, state: str, code_verifier: str) -> str:
@@ -196,6 +281,7 @@ class OAuthClient:
             self.endpoints.authorize_url,
             state=state,
             code_verifier=code_verifier if self.auth.pkce else None,
+            **self._params(self.auth.authorize_params),
         )
         return str(url)
 
@@ -213,6 +299,7 @@ class OAuthClient:
                     code=code,
                     redirect_uri=self.redirect_uri,
                     code_verifier=code_verifier if self.auth.pkce else None,
+                    **self._params(self.auth.token_params),
                 )
             )
         if answer.kind is not Answer.TOKENS:
@@ -228,7 +315,11 @@ class OAuthClient:
         """
         async with self._client() as client:
             answer = await self._send(
-                client.fetch_token(self.endpoints.token_url, grant_type="client_credentials")
+                client.fetch_token(
+                    self.endpoints.token_url,
+                    grant_type="client_credentials",
+                    **self._params(self.auth.token_params),
+                )
             )
         if answer.kind is not Answer.TOKENS:
             self._fail(answer, OUTCOMES[answer.kind][int(renewal)], "the client credentials grant")
@@ -250,7 +341,11 @@ class OAuthClient:
             raise NeedsReauthError("the connection has no refresh token")
         async with self._client() as client:
             answer = await self._send(
-                client.refresh_token(self.endpoints.token_url, refresh_token=tokens.refresh_token)
+                client.refresh_token(
+                    self.endpoints.token_url,
+                    refresh_token=tokens.refresh_token,
+                    **self._params(self.auth.refresh_params),
+                )
             )
         if answer.kind is not Answer.TOKENS:
             rotated = answer.body.get("refresh_token")
@@ -323,7 +418,7 @@ class OAuthClient:
                 token_type=token_type
                 if isinstance(token_type, str) and _plausible(token_type)
                 else "Bearer",
-                scopes=_scopes(raw.get("scope"))
+                scopes=_scopes(raw.get("scope"), self.auth.scope_separator)
                 or (previous.scopes if previous else ())
                 or tuple(self.auth.scopes),
             ),
@@ -336,10 +431,11 @@ def _plausible(token_type: str) -> bool:
     return 0 < len(token_type) <= 32 and all("!" <= c <= "~" for c in token_type)
 
 
-def _scopes(value: object) -> tuple[str, ...]:
-    """The granted scope: a space-separated string, or a list of strings."""
+def _scopes(value: object, separator: str = " ") -> tuple[str, ...]:
+    """The granted scope: a string joined with ``separator`` (or spaces), or a list of strings."""
     if isinstance(value, str):
-        return tuple(value.split())
+        parts = value.split() if separator == " " else value.replace(separator, " ").split()
+        return tuple(parts)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(item for item in value if item)
     return ()

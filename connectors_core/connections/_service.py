@@ -334,7 +334,8 @@ class Connections:
     def _due(self, connection: StoredConnection) -> bool:
         """Whether the access token should be refreshed now.
 
-        The margin is ``refresh_margin``, but never more than half the token's
+        The margin is the connector's ``refreshMarginSeconds`` or else the
+        server's ``refresh_margin``, but never more than half the token's
         lifetime (from when it was stored to when it expires): a token that
         lives 30 seconds is not refreshed again the moment it arrives. Tokens
         stored without an expiry but with a refresh token are taken to live
@@ -348,7 +349,9 @@ class Connections:
             if not tokens.refresh_token:
                 return False
             expires_at = issued + self.settings.default_token_lifetime
-        margin = float(self.settings.refresh_margin)
+        connector = self.registry.get(connection.connector_id)
+        declared = flow_for(connector).refresh_margin(connector)
+        margin = float(self.settings.refresh_margin if declared is None else declared)
         if issued and expires_at > issued:
             margin = min(margin, (expires_at - issued) / 2)
         return expires_at - self._clock() <= margin

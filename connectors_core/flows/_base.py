@@ -240,6 +240,10 @@ class Flow(abc.ABC):
         """The scopes the connector asks the provider for (none by default)."""
         return ()
 
+    def refresh_margin(self, connector: Connector) -> int | None:
+        """Seconds before expiry to renew tokens, if the connector says (else the server's)."""
+        return None
+
     def configured(self, connector: Connector, settings: Settings) -> bool:
         """Whether this server is set up to connect ``connector``: its client, if it needs one."""
         return not self.needs_client(connector) or (

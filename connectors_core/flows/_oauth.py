@@ -74,6 +74,23 @@ def _account_from(raw: Mapping[str, Any]) -> dict[str, str]:
     return account
 
 
+def _kept(connector: Connector, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the manifest keeps from a token response, by their last path part.
+
+    Only JSON scalars are kept (they become non-secret config, shown in the
+    status); a missing or structured value is left out.
+    """
+    from ..connections._answers import dig
+
+    paths = _auth(connector).token_response
+    kept: dict[str, Any] = {}
+    for path in paths.keep if paths else ():
+        value = dig(raw, path)
+        if isinstance(value, str | int | float | bool) and len(str(value)) <= 2048:
+            kept[path.rpartition(".")[2]] = value
+    return kept
+
+
 def _failed(connector: Connector, reason: str, message: str) -> IntegrationError:
     return IntegrationError(message, reason=reason, connector_id=connector.id)
 
@@ -142,6 +159,9 @@ class OAuthFlow(Flow):
     def scopes(self, connector: Connector) -> tuple[str, ...]:
         return _auth(connector).scopes
 
+    def refresh_margin(self, connector: Connector) -> int | None:
+        return _auth(connector).refresh_margin_seconds
+
     def describe(self, connector: Connector) -> list[tuple[str, str]]:
         auth = _auth(connector)
         lines = [("grant", auth.grant.value)]
@@ -205,11 +225,12 @@ class OAuthFlow(Flow):
                 connector_id=connector.id,
             ) from None
         account = await self._account(ctx, connector, hooks, response)
+        kept = {**submission.config, **_kept(connector, response.raw)}
         stored = await store_new(
             ctx,
             connector,
             tenant,
-            attrs.evolve(submission, secrets={**submission.secrets, **own}),
+            attrs.evolve(submission, config=kept, secrets={**submission.secrets, **own}),
             tokens=response.tokens,
             account=account,
         )
@@ -293,6 +314,15 @@ class OAuthFlow(Flow):
             raise _failed(
                 connector, "invalid_state", "unknown, used or expired authorization state"
             )
+        issuer = _auth(connector).issuer
+        if issuer is not None and params.get("iss") != issuer:
+            # RFC 9207: an answer from another authorization server (a mix-up), or one
+            # without the iss this provider always sends, is never processed further.
+            raise _failed(
+                connector,
+                "issuer_mismatch",
+                "the authorization response is not from the expected issuer",
+            )
         error = params.get("error")
         if error:
             reason = "access_denied" if error == "access_denied" else "provider_error"
@@ -303,6 +333,7 @@ class OAuthFlow(Flow):
         client = ctx.oauth_client(connector, pending.config)
         response = await client.exchange_code(code, pending.code_verifier)
         account = await self._account(ctx, connector, hooks, response)
+        config = {**pending.config, **_kept(connector, response.raw)}
         now = ctx.now()
         stored = await ctx.store.put(
             StoredConnection(
@@ -311,7 +342,7 @@ class OAuthFlow(Flow):
                 state=ConnectionState.CONNECTED,
                 tokens=response.tokens,
                 account=account,
-                config=dict(pending.config),
+                config=config,
                 secrets=dict(pending.secrets),
                 created_at=now,
                 updated_at=now,
