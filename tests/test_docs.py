@@ -160,3 +160,13 @@ def test_the_connection_field_reference_lists_every_attribute() -> None:
     assert [python for _, python in rows] == [a.name for a in attrs.fields(Field)]
     for member in FieldType:
         assert f"`{member.value}`" in section
+
+
+def test_every_auth_field_is_documented() -> None:
+    from connectors_core._converter import _camel
+    from connectors_core._manifest import AUTH_CLASSES, TokenResponsePaths
+
+    text = (DOCS / "manifest.md").read_text(encoding="utf-8")
+    for cls in [*AUTH_CLASSES.values(), TokenResponsePaths]:
+        for field in attrs.fields(cls):
+            assert _camel(field.name) in text, f"{cls.__name__}.{field.name}"
