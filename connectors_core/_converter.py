@@ -714,7 +714,7 @@ def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
                 yield f".auth.{_camel(attribute)}.{param}", str(exc)
     kept = auth.token_response.keep if auth.token_response else ()
     for index, path in enumerate(kept):
-        name = path.rpartition(".")[2]
+        name = path.replace(".", "_")
         if not FIELD_ID.fullmatch(name) or name in fields:
             yield (
                 f".auth.tokenResponse.keep[{index}]",

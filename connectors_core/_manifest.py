@@ -146,8 +146,8 @@ class TokenResponsePaths:
     """``seconds`` or ``milliseconds`` (wire: ``expiresInUnit``)."""
 
     keep: tuple[str, ...] = ()
-    """Dotted paths whose values become the connection's non-secret config, usable as
-    ``{last_part}`` in later templates (``instance_url``)."""
+    """Dotted paths whose values become the connection's non-secret config, named by
+    their path with dots as underscores (``team.id`` is ``team_id``)."""
 
 
 class Grant(enum.Enum):

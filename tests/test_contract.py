@@ -88,3 +88,60 @@ def test_a_field_no_sample_fits_asks_for_a_valid_example() -> None:
     (item,) = flow_for(connector).inputs(connector)
     with pytest.raises(AssertionError, match="give it a valid example"):
         sample_value(item)
+
+
+def cookbook() -> dict[str, dict[str, Any]]:
+    """Every manifest in docs/cookbook.md, by the section it is under."""
+    import json
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cookbook.md").read_text("utf-8")
+    found = {}
+    for section in text.split("\n## ")[1:]:
+        title = section.split(":", 1)[0].split("\n", 1)[0].strip()
+        blocks = re.findall(r"```json\n(.*?)\n```", section, flags=re.DOTALL)
+        for block in blocks:
+            found[title] = json.loads(block)
+    return found
+
+
+COOKBOOK = cookbook()
+
+
+def test_values_kept_from_the_token_response_show_in_the_status() -> None:
+    connectors = Registry()
+    for title in ("Slack", "Salesforce"):
+        connectors.register(define_connector(COOKBOOK[title]))
+    with (
+        start_provider(connectors, ORIGIN) as handle,
+        integrations_test_client(connectors, handle, ORIGIN) as client,
+    ):
+        expected = {
+            "slack": {"team_id": "contract-id"},
+            "salesforce": {"instance_url": "contract-instance_url"},
+        }
+        for connector_id, config in expected.items():
+            connector = connectors.get(connector_id)
+            start = client.get(f"/api/integrations/{connector_id}/connect")
+            ConnectorContract._at_provider(connector, client, start.headers["location"], [])
+            status = client.get(f"/api/integrations/{connector_id}/status").json()
+            assert status["status"]["config"] == config
+
+
+def test_the_cookbook_has_the_providers_it_promises() -> None:
+    assert {"Slack", "Shopify", "Salesforce", "Google"} <= set(COOKBOOK)
+
+
+@pytest.mark.parametrize("title", sorted(COOKBOOK))
+def test_a_cookbook_manifest_connects_against_the_provider_in_its_mode(title: str) -> None:
+    connector = define_connector(COOKBOOK[title])
+    connectors = Registry()
+    connectors.register(connector)
+    with (
+        start_provider(connectors, ORIGIN) as handle,
+        integrations_test_client(connectors, handle, ORIGIN) as client,
+    ):
+        ConnectorContract().test_connect_status_disconnect(connector, client, handle)
+    # One code exchange, in the mode the manifest declares (the provider enforced it).
+    assert handle.provider.token_requests == ["authorization_code"]

@@ -75,7 +75,7 @@ def _account_from(raw: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _kept(connector: Connector, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The values the manifest keeps from a token response, by their last path part.
+    """The values the manifest keeps from a token response, by their path (dots as underscores: ``team.id`` is ``team_id``).
 
     Only JSON scalars are kept (they become non-secret config, shown in the
     status); a missing or structured value is left out.
@@ -87,7 +87,7 @@ def _kept(connector: Connector, raw: Mapping[str, Any]) -> dict[str, Any]:
     for path in paths.keep if paths else ():
         value = dig(raw, path)
         if isinstance(value, str | int | float | bool) and len(str(value)) <= 2048:
-            kept[path.rpartition(".")[2]] = value
+            kept[path.replace(".", "_")] = value
     return kept
 
 

@@ -44,28 +44,50 @@ CLIENT_ID = "test-client"
 
 @attrs.frozen
 class ProviderHandle:
-    """The running strict provider, and the client registered with it."""
+    """The running strict provider, and the clients registered with it (one per connector)."""
 
     provider: Any
     url: str
     client_secret: str = attrs.field(repr=False)
     client_id: str = CLIENT_ID
 
+    def client_id_for(self, connector_id: str) -> str:
+        """The id of the client registered for ``connector_id`` (its quirks are its own)."""
+        return f"{self.client_id}-{connector_id}"
+
 
 @contextmanager
 def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
-    """Run the strict provider with one client for every OAuth connector of ``registry``."""
-    from .oauth_provider import ALL_GRANTS, Client, OAuthProvider, running
+    """Run the strict provider with one client per connector of ``registry``.
 
-    clients = [c for c in registry if flow_for(c).needs_client(c)]
-    scopes = tuple(sorted({s for c in registry for s in flow_for(c).scopes(c)}))
-    redirects = tuple(f"{origin}/api/integrations/{c.id}/callback" for c in clients) or (
-        f"{origin}/callback",
-    )
+    Each client's quirks are what that connector's manifest declares
+    (:func:`~connectors_core.testing.oauth_provider.quirks_for`): the provider
+    enforces them, so a manifest that does not match its connector's real
+    provider fails here the way it would there.
+    """
+    from .oauth_provider import ALL_GRANTS, Client, OAuthProvider, quirks_for, running
+
     secret = "test-secret-" + secrets.token_urlsafe(12)
-    provider = OAuthProvider(clients=[Client(CLIENT_ID, secret, redirects, scopes, ALL_GRANTS)])
+    handle = ProviderHandle(None, "", secret)
+    clients = []
+    for connector in registry:
+        if connector.connection is None:
+            continue
+        quirks = quirks_for(connector)
+        public = quirks.client_auth == "none"  # no secret: no client credentials grant
+        clients.append(
+            Client(
+                handle.client_id_for(connector.id),
+                secret,
+                (f"{origin}/api/integrations/{connector.id}/callback",),
+                flow_for(connector).scopes(connector),
+                tuple(g for g in ALL_GRANTS if not (public and g == "client_credentials")),
+                quirks,
+            )
+        )
+    provider = OAuthProvider(clients=clients)
     with running(provider) as url:
-        yield ProviderHandle(provider, url, secret)
+        yield attrs.evolve(handle, provider=provider, url=url)
 
 
 @contextmanager
@@ -85,7 +107,7 @@ def integrations_test_client(
         if flow_for(connector).needs_client(connector):
             environ.update(
                 {
-                    f"{prefix}CLIENT_ID": handle.client_id,
+                    f"{prefix}CLIENT_ID": handle.client_id_for(connector.id),
                     f"{prefix}CLIENT_SECRET": handle.client_secret,
                 }
             )
@@ -168,7 +190,7 @@ class ConnectorContract:
             body: dict[str, str] = {"csrf_token": token}
             # A connection's own OAuth client (client credentials) is the strict provider's.
             own_client = {
-                "client_id": oauth_provider.client_id,
+                "client_id": oauth_provider.client_id_for(connector.id),
                 "client_secret": oauth_provider.client_secret,
             }
             for item in flow.inputs(connector):

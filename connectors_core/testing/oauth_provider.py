@@ -61,7 +61,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-__all__ = ["ALL_GRANTS", "Account", "Client", "OAuthProvider", "Quirks", "running"]
+__all__ = [
+    "ALL_GRANTS",
+    "Account",
+    "Client",
+    "OAuthProvider",
+    "Quirks",
+    "quirks_for",
+    "running",
+]
 
 _ENDPOINTS = frozenset({"token", "revoke", "status"})
 # BASE64URL(SHA-256(...)) without padding is always 43 characters (RFC 7636 §4.2).
@@ -875,3 +883,50 @@ def running(provider: OAuthProvider, host: str = "127.0.0.1") -> Iterator[str]:
         server.should_exit = True
         provider._stopping.set()
         thread.join(timeout=10)
+
+
+def quirks_for(connector: Any) -> Quirks:
+    """The quirks the provider enforces for a connector: exactly what its manifest declares.
+
+    So a connector whose manifest says ``clientAuth: client_secret_post`` meets
+    a provider that refuses Basic, one that says ``scopeSeparator: ","`` meets
+    one that refuses spaces, and so on (the contract suite's provider).
+    """
+    from .._manifest import ExpiresInUnit, OAuth
+
+    auth = connector.auth
+    if not isinstance(auth, OAuth):
+        return Quirks()
+    paths = auth.token_response
+    nested = None
+    if paths is not None and "." in paths.access_token_path:
+        nested = paths.access_token_path.rpartition(".")[0]
+    return Quirks(
+        client_auth=auth.client_auth.value,
+        scope_separator=auth.scope_separator,
+        pkce=auth.pkce,
+        authorize_params={k: v for k, v in auth.authorize_params.items() if "{" not in v},
+        token_params={k: v for k, v in auth.token_params.items() if "{" not in v},
+        refresh_params={k: v for k, v in auth.refresh_params.items() if "{" not in v},
+        token_request_format=auth.token_request_format.value,
+        nest_tokens_under=nested,
+        expires_in_unit=(
+            "milliseconds"
+            if paths is not None and paths.expires_in_unit is ExpiresInUnit.MILLISECONDS
+            else "seconds"
+        ),
+        extra_response=_kept_values(paths.keep if paths else ()),
+        issuer=auth.issuer,
+    )
+
+
+def _kept_values(paths: Sequence[str]) -> dict[str, Any]:
+    """A token response's extra values at each dotted path (``team.id`` -> ``{"team": {"id"}}``)."""
+    extra: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        node = extra
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = f"contract-{last}"
+    return extra

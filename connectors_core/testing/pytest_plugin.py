@@ -7,8 +7,9 @@ a test asks for it.
 * ``connectors_registry``: a fresh :class:`~connectors_core.Registry` of the
   installed connectors (discovered without the index).
 * ``oauth_provider``: the strict local OAuth provider, on loopback, with one
-  client (``test-client`` / ``oauth_provider.client_secret``) allowed to
-  redirect to every connector's callback.
+  client per connector (``oauth_provider.client_id_for(id)`` /
+  ``oauth_provider.client_secret``), allowed to redirect to that connector's
+  callback and enforcing the quirks its manifest declares.
 * ``integrations_client``: a Starlette test client of the integration routes,
   with an in-memory store, every OAuth connector pointed at
   ``oauth_provider``, and the tenant taken from the ``x-tenant`` header

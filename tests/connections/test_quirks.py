@@ -171,7 +171,7 @@ def test_a_nested_token_in_milliseconds_with_comma_scopes_is_read() -> None:
     assert stored.config == {
         "team": "acme",
         "instance_url": "https://acme.my.example",
-        "id": "T123",
+        "team_id": "T123",
     }
     # The scope granted reads with the declared separator (not one scope "a,b").
     status = anyio.run(service.status, "t1", "quirky")
