@@ -33,6 +33,8 @@ __all__ = [
     "handle_connect",
     "hookimpl",
     "hookspec",
+    "parse_token_response",
+    "prepare_token_request",
     "provide_connector",
 ]
 
@@ -110,4 +112,45 @@ def connection_account(
     :param settings: the server :class:`~connectors_core.connections.Settings`,
         for per-connector settings such as an API base URL.
     :return: a mapping of account fields (string values), or None.
+    """
+
+
+@hookspec(firstresult=True)
+def prepare_token_request(
+    connector: Connector, grant_type: str, params: Mapping[str, str]
+) -> Mapping[str, str] | None:
+    """Adjust a request to the token endpoint before it is sent.
+
+    Called on the plugin that provides ``connector`` for every code exchange,
+    refresh and client credentials request, with the parameters the flow
+    built (the manifest's ``tokenParams`` / ``refreshParams`` included, the
+    client's secret included when it authenticates in the body). For what a
+    manifest cannot say: a parameter computed per request, a signed assertion.
+
+    :param connector: the connector whose token endpoint is called.
+    :param grant_type: ``authorization_code``, ``refresh_token`` or ``client_credentials``.
+    :param params: the body's parameters. Never log them: they hold a code,
+        a refresh token or a client secret.
+    :return: the parameters to send instead, or None to send them unchanged.
+    """
+
+
+@hookspec(firstresult=True)
+def parse_token_response(
+    connector: Connector, grant_type: str, response: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """Map a token endpoint's non-standard answer onto the standard fields.
+
+    Called on the plugin that provides ``connector`` with every successful
+    (2xx) JSON answer of its token endpoint, before connectors-core reads it
+    (and after the manifest's ``tokenResponse`` paths, if any). Return an
+    object with ``access_token`` and, where the provider gives them,
+    ``refresh_token``, ``expires_in`` (seconds), ``scope`` and
+    ``token_type``; other keys are kept for the account lookup and
+    ``tokenResponse.keep``.
+
+    :param connector: the connector whose token endpoint answered.
+    :param grant_type: ``authorization_code``, ``refresh_token`` or ``client_credentials``.
+    :param response: the parsed answer. Never log it: it holds tokens.
+    :return: the answer in the standard shape, or None to read it as it is.
     """

@@ -147,7 +147,14 @@ def _answerer(shape: Shape | None) -> Callable[[httpx2.Response], NoReturn]:
 
     def answer(response: httpx2.Response) -> NoReturn:
         response.read()
-        raise _Answered(classify(response, shape))
+        try:
+            answered = classify(response, shape)
+        except Exception as exc:  # noqa: BLE001 - a plugin's parse_token_response raised
+            log.warning("parse_token_response raised %s", type(exc).__name__)
+            answered = TokenAnswer(
+                Answer.UNREADABLE, response.status_code, error=f"plugin {type(exc).__name__}"
+            )
+        raise _Answered(answered)
 
     return answer
 
@@ -162,37 +169,67 @@ def _filled(template: str, values: Mapping[str, Any]) -> str:
     return PLACEHOLDER.sub(value, template)
 
 
-class _JsonTokenRequests(httpx2.AsyncBaseTransport):
-    """Sends the form body of requests to the token endpoint as a JSON object instead.
+Prepare = Callable[[str, dict[str, str]], Mapping[str, str] | None]
+"""A plugin's ``prepare_token_request``: (grant type, parameters) -> parameters or None."""
 
-    For providers whose token endpoint takes JSON (``tokenRequestFormat: json``);
-    Authlib builds the request as a form, this turns it into the same fields in JSON.
+
+class _TokenRequests(httpx2.AsyncBaseTransport):
+    """Rewrites the requests Authlib sends to the token endpoint, before they leave.
+
+    Authlib builds every token request as a form; this hands its parameters
+    to the plugin's ``prepare_token_request`` (if any), and sends them as JSON
+    for providers whose endpoint takes JSON (``tokenRequestFormat: json``).
     """
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, token_url: str) -> None:
+    def __init__(
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        token_url: str,
+        *,
+        as_json: bool,
+        prepare: Prepare | None,
+    ) -> None:
         self.inner = inner
         self.token_url = token_url
+        self.as_json = as_json
+        self.prepare = prepare
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         kind = request.headers.get("content-type", "")
-        if str(request.url) == self.token_url and kind.startswith(
+        if str(request.url) != self.token_url or not kind.startswith(
             "application/x-www-form-urlencoded"
         ):
-            from urllib.parse import parse_qsl
+            return await self.inner.handle_async_request(request)
+        from urllib.parse import parse_qsl, urlencode
 
-            fields = dict(parse_qsl((await request.aread()).decode(), keep_blank_values=True))
-            headers = {
-                name: value
-                for name, value in request.headers.items()
-                if name.lower() not in ("content-type", "content-length")
-            }
-            request = httpx2.Request(
-                request.method,
-                request.url,
-                headers={**headers, "Content-Type": "application/json"},
-                content=json.dumps(fields).encode(),
-                extensions=request.extensions,
-            )
+        fields = dict(parse_qsl((await request.aread()).decode(), keep_blank_values=True))
+        if self.prepare is not None:
+            try:
+                changed = self.prepare(fields.get("grant_type", ""), dict(fields))
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug ends this request, not the server
+                # The type only: the parameters hold a code, a token or a secret.
+                log.warning("prepare_token_request raised %s", type(exc).__name__)
+                raise _Answered(
+                    TokenAnswer(Answer.UNREADABLE, error=f"plugin {type(exc).__name__}")
+                ) from None
+            if changed is not None:
+                fields = {str(k): str(v) for k, v in dict(changed).items()}
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in ("content-type", "content-length")
+        }
+        if self.as_json:
+            content, kind = json.dumps(fields).encode(), "application/json"
+        else:
+            content = urlencode(fields).encode()
+        request = httpx2.Request(
+            request.method,
+            request.url,
+            headers={**headers, "Content-Type": kind},
+            content=content,
+            extensions=request.extensions,
+        )
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -215,6 +252,7 @@ class OAuthClient:
         config: Mapping[str, Any] | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        hooks: Any = None,
     ) -> None:
         auth = connector.auth
         if not isinstance(auth, OAuth):
@@ -227,6 +265,8 @@ class OAuthClient:
         self.auth = auth
         self.endpoints = OAuthEndpoints.of(connector, settings, config)
         self._config = dict(config or {})
+        self._hooks = hooks
+        """The plugin's hooks (``prepare_token_request``, ``parse_token_response``), if any."""
         self.redirect_uri = settings.redirect_uri(connector.id)
         self._credentials = credentials
         self._timeout = settings.http_timeout
@@ -237,24 +277,47 @@ class OAuthClient:
     def _params(self, params: Mapping[str, str]) -> dict[str, str]:
         return {name: _filled(value, self._config) for name, value in params.items()}
 
-    def _shape(self) -> Shape | None:
+    def _shape(self, grant_type: str) -> Shape | None:
         paths = self.auth.token_response
-        if paths is None:
-            return None
-        return standard(
-            paths.access_token_path,
-            paths.refresh_token_path,
-            paths.expires_in_path,
-            paths.expires_in_unit is ExpiresInUnit.MILLISECONDS,
-        )
+        declared = None
+        if paths is not None:
+            declared = standard(
+                paths.access_token_path,
+                paths.refresh_token_path,
+                paths.expires_in_path,
+                paths.expires_in_unit is ExpiresInUnit.MILLISECONDS,
+            )
+        hooks = self._hooks
+        if hooks is None:
+            return declared
+
+        def shape(body: Mapping[str, Any]) -> Mapping[str, Any]:
+            body = declared(body) if declared is not None else body
+            mapped = hooks.parse_token_response(
+                connector=self.connector, grant_type=grant_type, response=dict(body)
+            )
+            return body if mapped is None else {**body, **dict(mapped)}
+
+        return shape
 
     def _token_transport(self) -> httpx2.AsyncBaseTransport | None:
-        if self.auth.token_request_format is not TokenRequestFormat.JSON:
+        as_json = self.auth.token_request_format is TokenRequestFormat.JSON
+        hooks = self._hooks
+        if not as_json and hooks is None:
             return self._transport
-        inner = self._transport or httpx2.AsyncHTTPTransport()
-        return _JsonTokenRequests(inner, self.endpoints.token_url)
+        prepare: Prepare | None = None
+        if hooks is not None:
 
-    def _client(self) -> AsyncOAuth2Client:
+            def prepare(grant_type: str, params: dict[str, str]) -> Mapping[str, str] | None:
+                result: Mapping[str, str] | None = hooks.prepare_token_request(
+                    connector=self.connector, grant_type=grant_type, params=params
+                )
+                return result
+
+        inner = self._transport or httpx2.AsyncHTTPTransport()
+        return _TokenRequests(inner, self.endpoints.token_url, as_json=as_json, prepare=prepare)
+
+    def _client(self, grant_type: str = "authorization_code") -> AsyncOAuth2Client:
         method = self.auth.client_auth.value
         if not self._credentials.client_secret:
             method = "none"
@@ -268,7 +331,7 @@ class OAuthClient:
             timeout=self._timeout,
             transport=self._token_transport(),
         )
-        answer = _answerer(self._shape())
+        answer = _answerer(self._shape(grant_type))
         client.register_compliance_hook("access_token_response", answer)
         client.register_compliance_hook("refresh_token_response", answer)
         return client
@@ -313,7 +376,7 @@ class OAuthClient:
             read as a refresh's), not a first connect (read as a code exchange's).
         :raises IntegrationError: with the reason :data:`OUTCOMES` gives for the answer.
         """
-        async with self._client() as client:
+        async with self._client("client_credentials") as client:
             answer = await self._send(
                 client.fetch_token(
                     self.endpoints.token_url,
@@ -339,7 +402,7 @@ class OAuthClient:
         """
         if not tokens.refresh_token:
             raise NeedsReauthError("the connection has no refresh token")
-        async with self._client() as client:
+        async with self._client("refresh_token") as client:
             answer = await self._send(
                 client.refresh_token(
                     self.endpoints.token_url,
@@ -385,6 +448,8 @@ class OAuthClient:
 
     def _fail(self, answer: TokenAnswer, reason: str, what: str) -> NoReturn:
         message = f"{what} failed: the provider answered {answer.describe()}"
+        if answer.error is not None and answer.error.startswith("plugin "):
+            message = f"{what} failed: the plugin's token hook raised {answer.error[7:]}"
         log.info("%s for %s: %s -> %s", what, self.connector.id, answer.describe(), reason)
         if reason == "provider_unavailable":
             raise ProviderUnavailableError(message, connector_id=self.connector.id)

@@ -108,12 +108,15 @@ class Connections:
         connector: Connector,
         config: Mapping[str, Any] | None = None,
         credentials: ClientCredentials | None = None,
+        hooks: pluggy.HookRelay | None = None,
     ) -> OAuthClient:
         """The OAuth client of ``connector``, its URLs filled from ``config``.
 
         ``config`` lacks a field? Its default fills in (a field added to the
         manifest after the connection was made). ``credentials`` are the
         connection's own client (client credentials grant); else the server's.
+        ``hooks`` are the plugin's, for ``prepare_token_request`` and
+        ``parse_token_response``.
 
         :raises IntegrationError: ``unsupported_auth`` when it does not use OAuth,
             ``not_configured`` when its client id is not configured.
@@ -137,6 +140,7 @@ class Connections:
             config=config,
             transport=self._transport,
             clock=self._clock,
+            hooks=hooks,
         )
 
     def http(self) -> httpx2.AsyncClient:

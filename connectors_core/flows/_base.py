@@ -185,10 +185,12 @@ class FlowContext(Protocol):
         connector: Connector,
         config: Mapping[str, Any],
         credentials: ClientCredentials | None = None,
+        hooks: pluggy.HookRelay | None = None,
     ) -> OAuthClient:
         """The OAuth client of ``connector``, its URLs filled from ``config``.
 
         With ``credentials``, the connection's own client; else the server's.
+        With ``hooks``, the plugin's token request and response hooks apply.
         """
 
     def http(self) -> httpx2.AsyncClient:

@@ -75,7 +75,9 @@ def _account_from(raw: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _kept(connector: Connector, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The values the manifest keeps from a token response, by their path (dots as underscores: ``team.id`` is ``team_id``).
+    """The values the manifest keeps from a token response, named by their path.
+
+    Dots become underscores: ``team.id`` is kept as ``team_id``.
 
     Only JSON scalars are kept (they become non-secret config, shown in the
     status); a missing or structured value is left out.
@@ -208,11 +210,14 @@ class OAuthFlow(Flow):
         own = {
             name: submission.credentials[name].strip() for name in ("client_id", "client_secret")
         }
-        client = ctx.oauth_client(
-            connector, submission.config, ClientCredentials(own["client_id"], own["client_secret"])
-        )
         # The plugin first: one that cannot load leaves no token granted for nothing.
         hooks = await ctx.plugin_hooks(connector)
+        client = ctx.oauth_client(
+            connector,
+            submission.config,
+            ClientCredentials(own["client_id"], own["client_secret"]),
+            hooks,
+        )
         try:
             response = await client.client_credentials()
         except IntegrationError as exc:
@@ -330,7 +335,7 @@ class OAuthFlow(Flow):
         code = params.get("code")
         if not code:
             raise _failed(connector, "provider_error", "the provider sent no authorization code")
-        client = ctx.oauth_client(connector, pending.config)
+        client = ctx.oauth_client(connector, pending.config, hooks=hooks)
         response = await client.exchange_code(code, pending.code_verifier)
         account = await self._account(ctx, connector, hooks, response)
         config = {**pending.config, **_kept(connector, response.raw)}
@@ -457,8 +462,9 @@ class OAuthFlow(Flow):
             own = ClientCredentials(
                 connection.secrets.get("client_id", ""), connection.secrets.get("client_secret")
             )
+        hooks = await ctx.plugin_hooks(connector)
         try:
-            client = ctx.oauth_client(connector, connection.config, own)
+            client = ctx.oauth_client(connector, connection.config, own, hooks)
         except InvalidFieldsError as exc:
             raise NeedsReauthError(
                 f"the connection lacks values {connector.id!r} now needs ({', '.join(exc.fields)})",

@@ -223,3 +223,86 @@ def test_the_declared_issuer_lets_the_callback_through() -> None:
     _url, query = start(service)
     finish(service, query["state"][0], iss="https://auth.quirky.example")
     assert len(provider.requests) == 1
+
+
+class Hooks:
+    """A plugin's hook relay, as the flows call it (keyword arguments)."""
+
+    def __init__(self, prepare: Any = None, parse: Any = None) -> None:
+        self.prepare = prepare or (lambda **_: None)
+        self.parse = parse or (lambda **_: None)
+        self.calls: list[tuple[str, str]] = []
+
+    def prepare_token_request(self, *, connector: Any, grant_type: str, params: Any) -> Any:
+        self.calls.append(("prepare", grant_type))
+        return self.prepare(grant_type=grant_type, params=params)
+
+    def parse_token_response(self, *, connector: Any, grant_type: str, response: Any) -> Any:
+        self.calls.append(("parse", grant_type))
+        return self.parse(grant_type=grant_type, response=response)
+
+    def connection_account(self, **_: Any) -> None:
+        return None
+
+
+def with_hooks(service: Connections, hooks: Hooks, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def plugin_hooks(connector: Any) -> Hooks:
+        return hooks
+
+    monkeypatch.setattr(service, "plugin_hooks", plugin_hooks)
+
+
+def test_prepare_token_request_changes_the_exchange_and_the_refresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = Provider()
+    service = connections(manifest(tokenRequestFormat="json"), provider)
+    hooks = Hooks(prepare=lambda grant_type, params: {**params, "signed": f"sig-{grant_type}"})
+    with_hooks(service, hooks, monkeypatch)
+    _url, query = start(service)
+    stored = finish(service, query["state"][0])
+    assert provider.form()["signed"] == "sig-authorization_code"
+    client = service.oauth_client(service.registry.get("quirky"), stored.config, hooks=hooks)
+    assert stored.tokens is not None
+    anyio.run(client.refresh, stored.tokens)
+    assert provider.form()["signed"] == "sig-refresh_token"
+    assert ("prepare", "refresh_token") in hooks.calls
+
+
+def test_parse_token_response_maps_a_non_standard_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = Provider({"data": {"token": "T-1", "renewal": "R-1", "valid_for_minutes": 60}})
+    service = connections(manifest(), provider)
+
+    def parse(grant_type: str, response: Any) -> Any:
+        data = response["data"]
+        return {
+            "access_token": data["token"],
+            "refresh_token": data["renewal"],
+            "expires_in": data["valid_for_minutes"] * 60,
+        }
+
+    with_hooks(service, Hooks(parse=parse), monkeypatch)
+    _url, query = start(service)
+    stored = finish(service, query["state"][0])
+    assert stored.tokens is not None
+    assert (stored.tokens.access_token, stored.tokens.refresh_token) == ("T-1", "R-1")
+    assert stored.tokens.expires_at == NOW + 3600
+
+
+@pytest.mark.parametrize("which", ["prepare", "parse"])
+def test_a_token_hook_that_raises_fails_the_flow_cleanly(
+    which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_: Any) -> Any:
+        raise KeyError("a token-bearing key")
+
+    provider = Provider()
+    service = connections(manifest(), provider)
+    with_hooks(service, Hooks(**{which: broken}), monkeypatch)
+    _url, query = start(service)
+    with pytest.raises(IntegrationError) as info:
+        finish(service, query["state"][0])
+    assert info.value.reason == "exchange_failed"
+    assert "KeyError" in str(info.value)
+    assert "token-bearing" not in str(info.value)
+    assert anyio.run(service.store.get, "t1", "quirky") is None
