@@ -928,19 +928,44 @@ def define_connector(manifest: object = None, /, **fields: Any) -> Connector:
     TOML) or the fields as keyword arguments with their Python names
     (``docs_path=...``); nested parts may be the attrs classes (``OAuth(...)``,
     ``Capability(...)``) or camelCase mappings. An existing :class:`Connector`
-    is re-validated.
+    is re-validated. An unknown keyword argument is reported by its Python
+    name (``$.docs_url: unknown argument; did you mean 'docs_path'?``).
 
     :raises ManifestError: listing every problem at once, each with its path.
     """
     if manifest is not None and fields:
         raise TypeError("pass the manifest either as one mapping or as keyword arguments")
     if isinstance(manifest, Connector):
-        data: object = converter.unstructure(manifest)
-    elif manifest is None:
-        data = {_camel(name): _to_wire_value(value) for name, value in fields.items()}
-    else:
-        data = manifest
-    return structure_connector(data)
+        return structure_connector(converter.unstructure(manifest))
+    if manifest is not None:
+        return structure_connector(manifest)
+    unknown = _unknown_arguments(fields)
+    data = {_camel(k): _to_wire_value(v) for k, v in fields.items() if k not in unknown}
+    try:
+        connector = structure_connector(data)
+    except ManifestError as exc:
+        raise ManifestError([*unknown.values(), *exc.problems]) from None
+    if unknown:
+        raise ManifestError(unknown.values())
+    return connector
+
+
+def _unknown_arguments(fields: Mapping[str, Any]) -> dict[str, ManifestProblem]:
+    """Keyword arguments that name no field, each reported under its Python name.
+
+    A camelCase spelling of a field (``docsPath=``) is accepted as before; the
+    hint suggests the Python name, since that is what the author typed.
+    """
+    names = [a.name for a in attrs.fields(Connector)]
+    wire = {_camel(name) for name in names}
+    problems = {}
+    for key in fields:
+        if _camel(key) in wire:
+            continue
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems[key] = ManifestProblem(f"$.{key}", f"unknown argument{hint}")
+    return problems
 
 
 def to_wire(connector: Connector) -> dict[str, Any]:

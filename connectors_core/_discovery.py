@@ -13,7 +13,13 @@ deterministic order (entry-point name, then distribution), through:
 
 A plugin failing any step is recorded as failed (with distribution, version,
 entry point, phase and error), removed from the plugin manager, and the rest
-carry on. Strict mode turns any failure into a :class:`DiscoveryError`.
+carry on. Strict mode turns any failure into a :class:`DiscoveryError`, and
+also fails a plugin with a function named like a hook (``provide_connector``)
+that lacks ``@hookimpl``, which pluggy would otherwise ignore silently.
+
+A manifest error raised by the plugin's own ``define_connector(...)`` (at
+import, or inside its hook) names the plugin and the call site,
+``plugin 'acme' at acme/__init__.py:12``.
 
 With the discovery index (on by default, see :mod:`._index`), steps 1 to 4
 are skipped for every plugin whose files are unchanged since they last
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
-__all__ = ["ENV_ALLOW", "ENV_DENY", "ENV_INDEX", "ENV_STRICT", "discover"]
+__all__ = ["ENV_ALLOW", "ENV_DENY", "ENV_INDEX", "ENV_STRICT", "discover", "survey"]
 
 ENTRY_POINT_GROUP = GROUP
 
@@ -83,6 +89,31 @@ def discover(
     :raises DiscoveryError: in strict mode, listing every failed plugin.
     :raises ConfigurationError: when an environment variable is malformed.
     """
+    registry, strict = _discover(allow, deny, strict, use_index, environ)
+    if strict and registry.failures:
+        from ._exceptions import DiscoveryError
+
+        raise DiscoveryError(registry.failures)
+    return registry
+
+
+def survey(*, strict: bool | None = None) -> Registry:
+    """Discover as :func:`discover` does, but never raise for failed plugins.
+
+    For ``connectors doctor``, which reports every failure instead: in strict
+    mode, the checks that only strict discovery makes (hook-like functions
+    without ``@hookimpl``) fail their plugin here too.
+    """
+    return _discover(None, None, strict, None, None)[0]
+
+
+def _discover(
+    allow: Iterable[str] | None,
+    deny: Iterable[str] | None,
+    strict: bool | None,
+    use_index: bool | None,
+    environ: Mapping[str, str] | None,
+) -> tuple[Registry, bool]:
     env = os.environ if environ is None else environ
     allowed = _names(allow) if allow is not None else _env_names(env, ENV_ALLOW)
     denied = _names(deny) if deny is not None else _env_names(env, ENV_DENY) or set()
@@ -111,20 +142,21 @@ def discover(
 
             _loading.forget_bytecode(changed)
             manager = manager or _loading.new_manager()
-            outcome = _loading.process(manager, spec)
-            if index is not None and outcome.state == "loaded":
+            outcome = _loading.process(manager, spec, strict=strict)
+            # A plugin with unmarked hooks is never indexed, so a later strict
+            # discovery imports it again and fails it.
+            if (
+                index is not None
+                and outcome.state == "loaded"
+                and not _loading.unmarked_hooks(outcome.plugin)
+            ):
                 index.store(spec, _loading.module_files(spec), _loading.wire_manifests(outcome))
         _claim_ids(outcome, owners, manager)
         outcomes.append(outcome)
 
     if index is not None:
         index.save()
-    registry = Registry._from_outcomes(outcomes, manager)
-    if strict and any(o.state == "failed" for o in outcomes):
-        from ._exceptions import DiscoveryError
-
-        raise DiscoveryError(registry.failures)
-    return registry
+    return Registry._from_outcomes(outcomes, manager), strict
 
 
 def _entry_points(env: Mapping[str, str]) -> tuple[Index | None, list[EntryPointSpec] | None]:

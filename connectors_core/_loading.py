@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import sys
+import sysconfig
 import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -52,13 +53,56 @@ def load_object(value: str) -> object:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """``Type: message (at file:line)``, locating the innermost frame."""
+    """``Type: message (at file:line)``, locating the innermost frame of the plugin's code.
+
+    Frames inside connectors-core are passed over: an author wants the line of
+    their own code that went wrong, not the line of ours that noticed.
+    """
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        text += f" (at {os.path.basename(last.filename)}:{last.lineno})"
+    frame = _author_frame(exc)
+    if frame is not None:
+        text += f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
     return text
+
+
+def author_site(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of ``exc`` outside connectors-core.
+
+    For a :class:`ManifestError` raised by ``define_connector(...)`` in a
+    plugin, that is the call site in the plugin's module. The file is relative
+    to the current directory when it lies inside it, absolute otherwise.
+    """
+    frame = _author_frame(exc)
+    if frame is None:
+        return None
+    path = frame.filename
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    shown = relative if not relative.startswith(os.pardir) else path
+    return f"{shown}:{frame.lineno}"
+
+
+def manifest_error_at(exc: ManifestError, source: str) -> ManifestError:
+    """``exc`` attributed to ``source`` and, when known, to the author's call site."""
+    site = author_site(exc)
+    return exc.with_source(f"{source} at {site}" if site else source)
+
+
+_CORE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+# Some layouts put site-packages inside the standard library's folder.
+_SITE = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib"))
+
+
+def _author_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame not in connectors-core, the standard library or the import system."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith("<frozen "):
+            continue
+        path = os.path.abspath(frame.filename)
+        if path.startswith(_CORE) or (path.startswith(_STDLIB) and not path.startswith(_SITE)):
+            continue
+        return frame
+    return None
 
 
 def register(manager: pluggy.PluginManager, plugin: object, name: str) -> str | None:
@@ -75,12 +119,26 @@ def register(manager: pluggy.PluginManager, plugin: object, name: str) -> str | 
     return None
 
 
-def process(manager: pluggy.PluginManager, spec: EntryPointSpec) -> Outcome:
-    """Load, register, call and validate one plugin; never raises for its faults."""
+def process(
+    manager: pluggy.PluginManager, spec: EntryPointSpec, *, strict: bool = False
+) -> Outcome:
+    """Load, register, call and validate one plugin; never raises for its faults.
+
+    :param strict: also fail a plugin whose hook-like functions lack ``@hookimpl``
+        (see :func:`unmarked_hooks`); otherwise that is only a warning for doctor.
+    """
+    source = f"plugin {spec.name!r}"
     try:
         plugin = load_object(spec.value)
+    except ManifestError as exc:  # define_connector(...) at import: point at the call
+        return Outcome.failed(spec, "load", str(manifest_error_at(exc, source)))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must not stop discovery
         return Outcome.failed(spec, "load", describe_exception(exc))
+
+    if strict:
+        unmarked = unmarked_hooks(plugin)
+        if unmarked:
+            return Outcome.failed(spec, "register", "\n".join(unmarked_message(unmarked)))
 
     problem = register(manager, plugin, spec.name)
     if problem is not None:
@@ -92,12 +150,13 @@ def process(manager: pluggy.PluginManager, spec: EntryPointSpec) -> Outcome:
 
     try:
         provided = _call_provide_connector(manager, plugin)
+    except ManifestError as exc:  # define_connector(...) inside the hook
+        return failed("provide", str(manifest_error_at(exc, source)))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded against this plugin only
         return failed("provide", f"provide_connector raised {describe_exception(exc)}")
     if isinstance(provided, str):
         return failed("provide", provided)
 
-    source = f"plugin {spec.name!r}"
     connectors: list[Connector] = []
     problems: list[str] = []
     for index, manifest in enumerate(provided):
@@ -113,6 +172,31 @@ def process(manager: pluggy.PluginManager, spec: EntryPointSpec) -> Outcome:
     if problems:
         return failed("validate", "\n".join(problems))
     return Outcome.loaded(spec, connectors=connectors, plugin=plugin)
+
+
+def unmarked_hooks(plugin: object) -> list[str]:
+    """Functions of ``plugin`` named like a hook but not decorated with ``@hookimpl``.
+
+    pluggy ignores them silently, so the plugin would load and never be
+    called: a ``provide_connector`` without the decorator provides nothing.
+    """
+    manager = new_manager()
+    names = sorted(n for n in dir(hookspecs) if manager.parse_hookspec_opts(hookspecs, n))
+    return [
+        name
+        for name in names
+        if callable(getattr(plugin, name, None))
+        and manager.parse_hookimpl_opts(plugin, name) is None
+    ]
+
+
+def unmarked_message(names: Iterable[str]) -> list[str]:
+    """One line per unmarked hook-like function, saying how to fix it."""
+    return [
+        f"function {name!r} is named like a hook but is not decorated with @hookimpl, "
+        "so it is never called; decorate it with @hookimpl (from connectors_core import hookimpl)"
+        for name in names
+    ]
 
 
 def forget_bytecode(sources: Iterable[str]) -> None:

@@ -21,7 +21,7 @@ from .._records import PluginState
 from .._registry import Registry
 from .._sources import load_manifests
 from .._version import __version__
-from . import _render
+from . import _doctor, _render
 
 
 class _Group(click.Group):
@@ -114,9 +114,11 @@ def show(ctx: click.Context, connector_id: str, as_json: bool) -> None:
 def validate(target: str) -> None:
     """Validate a manifest without installing it.
 
-    TARGET is a JSON or TOML manifest file, or an importable MODULE:ATTRIBUTE
-    (a Connector, a mapping, or a function returning them). Every problem is
-    printed with its field path; the exit status is 1 when any is found.
+    TARGET is a JSON or TOML manifest file; an importable MODULE:ATTRIBUTE
+    (a Connector, a mapping, or a function returning them) or MODULE (its
+    provide_connector); or a folder: a plugin project (its pyproject.toml
+    declares connectors_core entry points) or a Python package. Every problem
+    is printed with its field path; the exit status is 1 when any is found.
     """
     try:
         connectors = load_manifests(target)
@@ -133,21 +135,32 @@ def validate(target: str) -> None:
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Report every plugin: loaded, disabled or failed (and why).
 
+    Run inside a plugin's project folder, it speaks about that plugin first.
+    Warns about hook-like functions without @hookimpl (failures under
+    --strict), entry points named unlike their connector, and missing docs.
     Exits with status 1 when any plugin failed.
     """
-    registry = _discovery.discover(strict=False)
+    registry = _discovery.survey(strict=ctx.obj.get("strict"))
     failed = registry.failures
-    warnings = _docs_warnings(registry)
+    warnings = _doctor.plugin_warnings(registry) + _doctor.docs_warnings(registry)
+    here = _doctor.project_report(registry, Path.cwd())
     if as_json:
-        _echo_json(
-            {
-                "ok": not failed,
-                "connectors": registry.ids(),
-                "plugins": [record.to_json() for record in registry.plugins],
-                "warnings": warnings,
-            }
-        )
-    elif not registry.plugins:
+        report: dict[str, object] = {
+            "ok": not failed,
+            "connectors": registry.ids(),
+            "plugins": [record.to_json() for record in registry.plugins],
+            "warnings": warnings,
+        }
+        if here is not None:
+            report["project"] = here
+        _echo_json(report)
+        if failed:
+            ctx.exit(1)
+        return
+    if here is not None:
+        click.echo("\n".join(_doctor.project_lines(here)))
+        click.echo("")
+    if not registry.plugins:
         click.echo("No connector plugins are installed.")
     else:
         headers = ["PLUGIN", "DISTRIBUTION", "VERSION", "STATE", "DETAIL"]
@@ -169,18 +182,6 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         )
     if failed:
         ctx.exit(1)
-
-
-def _docs_warnings(registry: Registry) -> list[str]:
-    """Connectors without documentation: no public docs URL, or (in a checkout) no page."""
-    pages = Path("docs/connectors")
-    warnings = []
-    for connector in registry:
-        if connector.docs_path is None:
-            warnings.append(f"{connector.id} has no docsPath (a public documentation URL)")
-        if pages.is_dir() and not (pages / f"{connector.id}.md").is_file():
-            warnings.append(f"{connector.id} has no docs page {pages / connector.id}.md")
-    return warnings
 
 
 @cli.command()
