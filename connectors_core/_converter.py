@@ -32,6 +32,7 @@ from ._exceptions import ManifestError, ManifestProblem
 from ._fields import FIELD_ID, Placeholder, placeholders
 from ._manifest import (
     AUTH_CLASSES,
+    Api,
     ApiKeyAuth,
     Auth,
     BasicAuth,
@@ -46,6 +47,7 @@ from ._manifest import (
     Publisher,
     SetupStep,
     TokenResponsePaths,
+    Verify,
 )
 
 __all__ = ["converter", "define_connector", "to_wire"]
@@ -381,6 +383,50 @@ def _margin(value: int) -> None:
         raise _Invalid(f"must be between 0 and 86400 seconds, got {value}")
 
 
+_STATUS_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+
+
+@_schema(enum=["GET", "HEAD", "POST"])
+def _method(value: str) -> None:
+    if value not in ("GET", "HEAD", "POST"):
+        raise _Invalid(f"must be GET, HEAD or POST, got {value!r}")
+
+
+@_schema(pattern=r"^/(?!/)[^\s#]*$", maxLength=500)
+def _api_path(value: str) -> None:
+    if not value.startswith("/") or value.startswith("//") or len(value) > 500:
+        raise _Invalid(f"must be a path starting with a single '/', got {value[:60]!r}")
+    if any(ch.isspace() for ch in value) or "#" in value:
+        raise _Invalid("must not contain spaces or a fragment")
+    try:
+        list(placeholders(value))
+    except Placeholder as exc:
+        raise _Invalid(str(exc)) from None
+
+
+@_schema(minItems=1, items={"minimum": 100, "maximum": 599}, uniqueItems=True)
+def _statuses(values: tuple[int, ...]) -> None:
+    if not values:
+        raise _Invalid("must list at least one status")
+    for index, value in enumerate(values):
+        if not 100 <= value <= 599:
+            raise _Invalid(f"must be an HTTP status (100 to 599), got {value}", f"[{index}]")
+    if len(set(values)) != len(values):
+        raise _Invalid("must not list a status twice")
+
+
+@_schema(
+    propertyNames={"pattern": "^" + _STATUS_FIELD.pattern + "$"},
+    additionalProperties={"type": "string", "pattern": "^" + _PATH.pattern + "$"},
+)
+def _account_paths(paths: Mapping[str, str]) -> None:
+    for name, path in paths.items():
+        if not _STATUS_FIELD.fullmatch(name):
+            raise _Invalid(f"{name[:40]!r} is not a status field name", f".{name[:40]}")
+        if not _PATH.fullmatch(path):
+            raise _Invalid(f"must be a dotted path such as 'org.id', got {path!r}", f".{name}")
+
+
 # --- the converter ----------------------------------------------------------
 
 converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
@@ -592,6 +638,13 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         "refresh_margin_seconds": _checked(_opt_int, _margin),
         "issuer": _checked(_opt_str, _endpoint_url),
     },
+    Api: {"base_url": _checked(str, _endpoint_template)},
+    Verify: {
+        "path": _checked(str, _api_path),
+        "method": _checked(str, _method),
+        "expect": _checked(tuple[int, ...], _statuses),
+        "account": _checked(dict[str, str], _account_paths),
+    },
     TokenResponsePaths: {
         "access_token_path": _checked(str, _dotted),
         "refresh_token_path": _checked(str, _dotted),
@@ -687,8 +740,14 @@ def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
     """Every ``{placeholder}`` of the connector's URLs and parameters names a non-secret
     field, and every value kept from the token response gets a name of its own."""
     fields = {field.id: field for field in connector.fields}
+    if connector.api is not None:
+        yield from _placeholder_problems(connector.api.base_url, ".api.baseUrl", fields)
+    if connector.verify is not None:
+        if connector.api is None:
+            yield ".verify", "needs api.baseUrl: its path is relative to the API's base URL"
+        yield from _placeholder_problems(connector.verify.path, ".verify.path", fields)
     auth = connector.auth
-    if not isinstance(auth, OAuth):  # the only auth type with URLs
+    if not isinstance(auth, OAuth):  # the only auth type with URLs of its own
         return
     for attribute in ("authorize_url", "token_url", "revocation_url"):
         template = getattr(auth, attribute)
@@ -777,6 +836,9 @@ _CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
 # Left out of the wire form while at their default, so manifests without them read as before.
 _OMIT_DEFAULT = {
     (Connector, "fields"),
+    (Verify, "method"),
+    (Verify, "expect"),
+    (Verify, "account"),
     (Field, "choices"),
     *(
         (OAuth, name)
@@ -862,6 +924,8 @@ for _cls in (
     BasicAuth,
     OAuth,
     TokenResponsePaths,
+    Api,
+    Verify,
     Field,
     Capability,
     SetupStep,

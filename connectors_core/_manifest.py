@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 __all__ = [
+    "Api",
     "ApiKeyAuth",
     "Auth",
     "BasicAuth",
@@ -35,6 +36,7 @@ __all__ = [
     "Status",
     "TokenRequestFormat",
     "TokenResponsePaths",
+    "Verify",
 ]
 
 
@@ -326,6 +328,33 @@ class Publisher:
     """A support e-mail address."""
 
 
+@attrs.frozen(kw_only=True)
+class Api:
+    """Where the connector's API lives, for verification (and the authenticated client)."""
+
+    base_url: str
+    """The API's base URL (wire: ``baseUrl``): https, or http on loopback; may use
+    ``{field}`` placeholders, and values kept from the token response."""
+
+
+@attrs.frozen(kw_only=True)
+class Verify:
+    """The request that proves the credentials work, made before anything is stored."""
+
+    path: str
+    """Relative to ``api.baseUrl``, starting with ``/``; may use ``{field}`` placeholders."""
+
+    method: str = "GET"
+    """``GET``, ``HEAD`` or ``POST`` (a POST sends no body)."""
+
+    expect: tuple[int, ...] = (200,)
+    """The statuses that mean the credentials work."""
+
+    account: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Status fields taken from the JSON answer: ``{"organizationId": "org.id"}`` (dotted
+    paths); shown in the connection's status."""
+
+
 @attrs.frozen
 class Connection:
     """Server paths through which the user connects, checks and disconnects."""
@@ -386,6 +415,12 @@ class Connector:
     fields: tuple[Field, ...] = ()
     """Values the user enters per connection, in form order; ids unique."""
 
+    api: Api | None = None
+    """Where the connector's API lives."""
+
+    verify: Verify | None = None
+    """The request that proves new credentials work; needs ``api``."""
+
     def to_wire(self) -> dict[str, Any]:
         """Return this manifest in the camelCase wire format (JSON-ready)."""
         # Imported here: the converter imports this module.
@@ -433,7 +468,11 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "publisher": ("publisher", _optional(Publisher)),
         "connection": ("connection", _optional(Connection)),
         "fields": ("fields", _tuple_of(Field)),
+        "api": ("api", _optional(Api)),
+        "verify": ("verify", _optional(Verify)),
     },
+    Api: {"baseUrl": ("base_url", None)},
+    Verify: {"expect": ("expect", tuple), "account": ("account", dict)},
     ApiKeyAuth: {
         "headerName": ("header_name", None),
         "queryParam": ("query_param", None),
