@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     ACCESS_DENIED = "access_denied"
     PROVIDER_ERROR = "provider_error"
     EXCHANGE_FAILED = "exchange_failed"
+    VERIFICATION_FAILED = "verification_failed"
     REFRESH_FAILED = "refresh_failed"
     NOT_CONNECTED = "not_connected"
     NEEDS_REAUTH = "needs_reauth"
@@ -123,7 +124,8 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
         "Those credentials for {name} are not valid.",
         "a Basic username or password, or a client id and secret (client credentials), that "
         "is missing, too long (512) or has characters that cannot travel in an HTTP header "
-        "(a Basic username may not contain `:`), or that the provider did not accept",
+        "(a Basic username may not contain `:`), or that the provider did not accept; or "
+        "credentials the manifest's `verify` request or `verify_connection` refused",
     ),
     Reason.INVALID_FIELDS: (
         422,
@@ -182,6 +184,12 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
         502,
         "{name} did not accept the connection. Try again.",
         "the token endpoint refused the code or the client credentials, or its answer was unusable",
+    ),
+    Reason.VERIFICATION_FAILED: (
+        502,
+        "{name} answered the check of the new connection in a way that could not be read.",
+        "the verification's answer could not be read (not JSON, a URL that cannot be built, "
+        "the plugin's `verify_connection` raised)",
     ),
     Reason.REFRESH_FAILED: (
         502,

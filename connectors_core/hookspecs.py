@@ -36,6 +36,7 @@ __all__ = [
     "parse_token_response",
     "prepare_token_request",
     "provide_connector",
+    "verify_connection",
 ]
 
 PROJECT_NAME = GROUP
@@ -153,4 +154,28 @@ def parse_token_response(
     :param grant_type: ``authorization_code``, ``refresh_token`` or ``client_credentials``.
     :param response: the parsed answer. Never log it: it holds tokens.
     :return: the answer in the standard shape, or None to read it as it is.
+    """
+
+
+@hookspec(firstresult=True)
+def verify_connection(
+    connector: Connector, connection: Any, http: Any, settings: Any
+) -> Mapping[str, str] | bool | Awaitable[Mapping[str, str] | bool | None] | None:
+    """Prove new credentials work before they are stored, when one request cannot.
+
+    Called on the plugin that provides ``connector`` after the manifest's
+    ``verify`` request (if any) passed, for every auth type, before anything
+    is stored. May be a coroutine.
+
+    :param connector: the connector being connected.
+    :param connection: the connection about to be stored (a
+        :class:`~connectors_core.store.StoredConnection`: its ``config``, and
+        the credentials: never log them).
+    :param http: an ``httpx2.AsyncClient`` with the server's timeout; a
+        transport error or an HTTP 5xx / 429 status raised from it means
+        ``provider_unavailable``, a 4xx ``invalid_credentials``.
+    :param settings: the server settings.
+    :return: a mapping of account fields (the credentials work, and this is
+        whose they are), True (they work), False (they do not:
+        ``invalid_credentials``), or None to leave the decision to the manifest.
     """

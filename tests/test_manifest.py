@@ -509,8 +509,9 @@ def test_unknown_keyword_argument_suggests_the_field() -> None:
     data = {key: value for key, value in wire().items() if key != "docsPath"}
     with pytest.raises(ManifestError) as info:
         define_connector(**{"docs_url": "https://d.example.com", **_snake(data)})
+    # Reported under the Python name the author typed, with the Python name to use.
     assert [str(p) for p in info.value.problems] == [
-        "$.docsUrl: unknown field; did you mean 'docsPath'?"
+        "$.docs_url: unknown argument; did you mean 'docs_path'?"
     ]
 
 

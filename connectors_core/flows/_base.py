@@ -222,6 +222,11 @@ class Flow(abc.ABC):
         """A message for each of the flow's own inputs that cannot be used, by name."""
         return {}
 
+    def rejection_input(self, connector: Connector) -> str | None:
+        """The input a provider's "these credentials are wrong" is shown beside (if any)."""
+        inputs = self.credential_inputs(connector)
+        return inputs[-1].name if inputs else None
+
     def inputs(self, connector: Connector) -> tuple[Input, ...]:
         """Every input of the connect form: the connector's fields, then the credentials."""
         return field_inputs(connector) + self.credential_inputs(connector)

@@ -32,6 +32,7 @@ from .._exceptions import (
 from .._manifest import Connector, Grant, OAuth
 from ._base import ConnectStep, Flow, FlowContext, Input, Redirect, Submission
 from ._store import store_new
+from ._verify import verified_account
 
 if TYPE_CHECKING:
     import httpx2
@@ -340,19 +341,21 @@ class OAuthFlow(Flow):
         account = await self._account(ctx, connector, hooks, response)
         config = {**pending.config, **_kept(connector, response.raw)}
         now = ctx.now()
-        stored = await ctx.store.put(
-            StoredConnection(
-                tenant=tenant,
-                connector_id=connector.id,
-                state=ConnectionState.CONNECTED,
-                tokens=response.tokens,
-                account=account,
-                config=config,
-                secrets=dict(pending.secrets),
-                created_at=now,
-                updated_at=now,
-            )
+        candidate = StoredConnection(
+            tenant=tenant,
+            connector_id=connector.id,
+            state=ConnectionState.CONNECTED,
+            tokens=response.tokens,
+            account=account,
+            config=config,
+            secrets=dict(pending.secrets),
+            created_at=now,
+            updated_at=now,
         )
+        found = await verified_account(ctx, connector, candidate, hooks)
+        if found:
+            candidate = attrs.evolve(candidate, account={**candidate.account, **found})
+        stored = await ctx.store.put(candidate)
         log.info("connected %s for tenant %s", connector.id, tenant)
         return stored
 

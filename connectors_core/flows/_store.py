@@ -20,12 +20,17 @@ async def store_new(
     submission: Submission,
     **credentials: Any,
 ) -> StoredConnection:
-    """Store a connected connection with the submission's field values and ``credentials``.
+    """Verify, then store a connection with the submission's values and ``credentials``.
 
     ``credentials`` are :class:`~connectors_core.store.StoredConnection`
     attributes (``api_key=``, ``username=``, ``tokens=``, ``account=``...).
+    Nothing is stored unless the credentials passed verification
+    (:func:`~connectors_core.flows._verify.verified_account`).
     """
+    import attrs
+
     from ..store import ConnectionState, StoredConnection
+    from ._verify import verified_account
 
     now = ctx.now()
     connection = StoredConnection(
@@ -38,4 +43,7 @@ async def store_new(
         updated_at=now,
         **credentials,
     )
+    found = await verified_account(ctx, connector, connection, await ctx.plugin_hooks(connector))
+    if found:
+        connection = attrs.evolve(connection, account={**connection.account, **found})
     return await ctx.store.put(connection)
