@@ -825,11 +825,36 @@ CLASS_SCHEMA: dict[type, dict[str, Any]] = {
 }
 """JSON Schema keywords of a whole object, for the rules that span its fields."""
 
+
+def _connection_rules(connector: Connector) -> Iterator[tuple[str, str]]:
+    """The paths a manifest declares are the paths connectors-core serves for it."""
+    connection = connector.connection
+    if connection is None:
+        return
+    base = f"/api/integrations/{connector.id}"
+    for attribute, suffix in (
+        ("start_path", "connect"),
+        ("status_path", "status"),
+        ("disconnect_path", "disconnect"),
+    ):
+        declared = getattr(connection, attribute)
+        if declared is not None and declared != f"{base}/{suffix}":
+            yield (
+                f".connection.{_camel(attribute)}",
+                f"must be {base + '/' + suffix!r}, the path connectors-core serves for this "
+                f"connector (relative to where its routes are mounted), got {declared!r}",
+            )
+
+
+_noted("connection paths are /api/integrations/<id>/connect, /status and /disconnect")(
+    _connection_rules
+)
+
 _CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
     ApiKeyAuth: (_api_key_rules,),
     OAuth: (_oauth_rules,),
     Field: (_field_rules,),
-    Connector: (_template_rules,),
+    Connector: (_template_rules, _connection_rules),
 }
 
 

@@ -132,7 +132,13 @@ def test_trusted_wire_builds_what_the_converter_builds() -> None:
         if k not in {"setup", "docsPath", "tags", "publisher", "connection"}
     }
     variants.append(minimal)
-    variants.append({**wire(), "publisher": {"name": "P"}, "connection": {"startPath": "/s"}})
+    variants.append(
+        {
+            **wire(),
+            "publisher": {"name": "P"},
+            "connection": {"startPath": "/api/integrations/google-ads/connect"},
+        }
+    )
     for data in variants:
         connector = define_connector(data)
         assert from_trusted_wire(to_wire(connector)) == connector

@@ -68,6 +68,15 @@ def with_(path: str, value: Any) -> dict[str, Any]:
         node[int(last)] = value
     else:
         node[last] = value
+    if path == "id" and isinstance(value, str):  # the served paths follow the id
+        data["connection"] = {
+            key: f"/api/integrations/{value}/{suffix}"
+            for key, suffix in (
+                ("startPath", "connect"),
+                ("statusPath", "status"),
+                ("disconnectPath", "disconnect"),
+            )
+        }
     return data
 
 
@@ -138,7 +147,7 @@ def test_keyword_arguments_use_python_names_and_accept_model_objects() -> None:
         auth=ApiKeyAuth(description="The key.", header_name="X-Acme-Key"),
         capabilities=[Capability("sync", "Sync")],
         docs_path="https://acme.example.org/docs",
-        connection=Connection(start_path="/connect"),
+        connection=Connection(start_path="/api/integrations/acme/connect"),
     )
 
     assert connector.auth == ApiKeyAuth(description="The key.", header_name="X-Acme-Key")
@@ -444,6 +453,16 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     ("auth.refreshMarginSeconds", -1, "$.auth.refreshMarginSeconds: must be between 0"),
     ("auth.issuer", "http://accounts.example.com", "$.auth.issuer: must use https"),
+    (
+        "connection.startPath",
+        "/api/integrations/other/connect",
+        "$.connection.startPath: must be '/api/integrations/google-ads/connect', the path",
+    ),
+    (
+        "connection.statusPath",
+        "/status",
+        "$.connection.statusPath: must be '/api/integrations/google-ads/status'",
+    ),
 ]
 """(path, value, expected message prefix): each invalid on its own."""
 
