@@ -145,3 +145,60 @@ def test_a_cookbook_manifest_connects_against_the_provider_in_its_mode(title: st
         ConnectorContract().test_connect_status_disconnect(connector, client, handle)
     # One code exchange, in the mode the manifest declares (the provider enforced it).
     assert handle.provider.token_requests == ["authorization_code"]
+
+
+def test_the_contract_verifies_through_the_providers_connector_api() -> None:
+    connectors = Registry()
+    for connector_id, auth in (
+        ("verified-key", {"type": "api-key", "description": "K.", "headerName": "X-Key"}),
+        ("verified-basic", {"type": "basic", "description": "U."}),
+        (
+            "verified-oauth",
+            {
+                "type": "oauth",
+                "authorizeUrl": "https://auth.verified.example/authorize",
+                "tokenUrl": "https://auth.verified.example/token",
+                "scopes": ["read"],
+            },
+        ),
+    ):
+        connectors.register(
+            define_connector(
+                id=connector_id,
+                name=connector_id.title(),
+                summary="S.",
+                description="S.",
+                category="custom",
+                status="available",
+                auth=auth,
+                api={"baseUrl": "https://api.verified.example/v2"},
+                verify={"path": "/whoami", "account": {"accountId": "account.id"}},
+                capabilities=[{"id": "x", "label": "X"}],
+                connection={"startPath": f"/api/integrations/{connector_id}/connect"},
+            )
+        )
+    with (
+        start_provider(connectors, ORIGIN) as handle,
+        integrations_test_client(connectors, handle, ORIGIN) as client,
+    ):
+        handle.provider.answer_api("/whoami", {"account": {"id": "acct-5"}})
+        for connector in connectors:
+            ConnectorContract().test_connect_status_disconnect(connector, client, handle)
+    assert handle.provider.api_requests == [("GET", "/whoami")] * 3
+
+
+def test_the_connector_api_refuses_a_request_without_a_known_credential() -> None:
+    import httpx2
+
+    from connectors_core.testing.oauth_provider import Client, OAuthProvider, running
+
+    provider = OAuthProvider(clients=[Client("c", "s", ("http://127.0.0.1/cb",), ())])
+    provider.api_credentials.add("known-key-123")
+    provider.answer_api("/me", {"id": 1})
+    with running(provider) as url, httpx2.Client() as http:
+        refused = http.get(f"{url}/connector-api/me", headers={"X-Key": "other"})
+        accepted = http.get(f"{url}/connector-api/me", headers={"X-Key": "known-key-123"})
+        by_query = http.get(f"{url}/connector-api/me?api_key=known-key-123")
+    assert refused.status_code == 401
+    assert (accepted.status_code, accepted.json()) == (200, {"id": 1})
+    assert by_query.status_code == 200

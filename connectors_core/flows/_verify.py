@@ -66,7 +66,8 @@ async def verified_account(
     account: dict[str, str] = {}
     async with ctx.http() as http:
         if connector.verify is not None:
-            account.update(await _request(connector, candidate, http))
+            base = ctx.settings.connector_setting(connector.id, "api_base_url")
+            account.update(await _request(connector, candidate, http, base))
         try:
             result = hooks.verify_connection(
                 connector=connector, connection=candidate, http=http, settings=ctx.settings
@@ -102,9 +103,16 @@ async def verified_account(
 
 
 async def _request(
-    connector: Connector, candidate: StoredConnection, http: httpx2.AsyncClient
+    connector: Connector,
+    candidate: StoredConnection,
+    http: httpx2.AsyncClient,
+    base_url: str | None,
 ) -> dict[str, str]:
-    """The manifest's verify request, sent with the candidate's credentials."""
+    """The manifest's verify request, sent with the candidate's credentials.
+
+    ``base_url`` (``CONNECTORS_<ID>_API_BASE_URL``) replaces ``api.baseUrl``:
+    a staging API, a proxy, the contract suite's provider.
+    """
     import httpx2
 
     from .._fields import TemplateError, resolve_url
@@ -115,7 +123,7 @@ async def _request(
     assert verify is not None, "called only for a connector with verify"
     assert api is not None, "validation requires api with verify"
     try:
-        url = resolve_url(api.base_url.rstrip("/") + verify.path, candidate.config)
+        url = resolve_url((base_url or api.base_url).rstrip("/") + verify.path, candidate.config)
     except TemplateError as exc:
         if exc.field_id is None:
             raise _unreadable(connector, f"the verify URL cannot be built: {exc.message}") from None

@@ -118,6 +118,8 @@ def integrations_test_client(
                 f"{prefix}TOKEN_URL": f"{handle.url}/api/oauth/token",
                 f"{prefix}REVOCATION_URL": f"{handle.url}/api/oauth/revoke",
                 f"{prefix}API_URL": handle.url,
+                # The connector's own API (its verify request): the provider's canned one.
+                f"{prefix}API_BASE_URL": f"{handle.url}/connector-api",
             }
         )
     settings = Settings(public_url=origin, database_url="memory://", environ=environ)
@@ -197,6 +199,11 @@ class ConnectorContract:
                 body[item.name] = own_client.get(item.name) or sample_value(item)
                 if item.secret:
                     secret_values.append(body[item.name])
+            # What the connector's API accepts when the verify request presents it.
+            accepted = oauth_provider.provider.api_credentials
+            accepted.update(body[i.name] for i in flow.credential_inputs(connector))
+            if "username" in body:
+                accepted.add(f"{body['username']}:{body.get('password', '')}")
             continues = flow.continues_at_provider(connector)
             response = client.post(
                 f"/api/integrations/{connector.id}/connect",

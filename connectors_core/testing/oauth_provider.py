@@ -289,6 +289,12 @@ class OAuthProvider:
         """The ``grant_type`` (``""`` if none) of every token request, failed ones included."""
         self.revocations: list[str] = []
         """The token of every revocation request answered with 200, in order."""
+        self.api_credentials: set[str] = set()
+        """Credentials (an API key, ``user:password``) the connector API at ``/connector-api``
+        accepts besides the access tokens this provider issued (see :meth:`answer_api`)."""
+        self.api_requests: list[tuple[str, str]] = []
+        """``(method, path)`` of every request to ``/connector-api``, in order."""
+        self._api_answers: dict[tuple[str, str], tuple[int, Any]] = {}
         self._lock = threading.Lock()
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
@@ -308,8 +314,53 @@ class OAuthProvider:
                 Route("/api/oauth/token", self._token, methods=["POST"]),
                 Route("/api/oauth/revoke", self._revoke, methods=["POST"]),
                 Route("/oauth/status", self._status, methods=["GET"]),
+                Route(
+                    "/connector-api/{path:path}",
+                    self._connector_api,
+                    methods=["GET", "HEAD", "POST"],
+                ),
             ]
         )
+
+    def answer_api(
+        self, path: str, body: Any = None, *, status: int = 200, method: str = "GET"
+    ) -> None:
+        """Answer ``method /connector-api<path>`` with ``status`` and JSON ``body``.
+
+        The connector's own API, for its ``verify`` request and account lookups:
+        point the connector's ``CONNECTORS_<ID>_API_BASE_URL`` at
+        ``<provider URL>/connector-api``. A request is answered only when it
+        carries a credential: a bearer access token this provider issued, or
+        one of :attr:`api_credentials` (in any header or the query, or as
+        Basic ``user:password``); else 401. A path without an answer is 200 ``{}``.
+        """
+        with self._lock:
+            self._api_answers[(method.upper(), "/" + path.lstrip("/"))] = (status, body)
+
+    def _api_credential(self, request: Request) -> bool:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        with self._lock:
+            if scheme.lower() == "bearer":
+                token = self._tokens.get(value)
+                if token is not None and token.kind == "access" and self._active(token):
+                    return True
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError, binascii.Error, UnicodeDecodeError):
+                    if base64.b64decode(value).decode() in self.api_credentials:
+                        return True
+            offered = {v.partition(" ")[2] or v for v in request.headers.values()}
+            offered |= set(request.query_params.values())
+            return bool(offered & self.api_credentials)
+
+    async def _connector_api(self, request: Request) -> Response:
+        path = "/" + request.path_params["path"]
+        with self._lock:
+            self.api_requests.append((request.method, path))
+            answer = self._api_answers.get((request.method, path), (200, {}))
+        if not self._api_credential(request):
+            return _json({"error": "invalid_token"}, 401, _INVALID_TOKEN)
+        status, body = answer
+        return JSONResponse({} if body is None else body, status, headers=_NO_STORE)
 
     def now(self) -> float:
         """The provider's clock: the real time plus `clock_offset`."""
