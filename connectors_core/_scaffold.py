@@ -132,7 +132,9 @@ def _placeholder(connector_id: str, auth: dict[str, Any]) -> Any:
     )
 
 
-def scaffold(connector_id: str, auth: str, parent: Path, core_version: str) -> Path:
+def scaffold(
+    connector_id: str, auth: str, parent: Path, core_version: str, *, pkce: bool = True
+) -> Path:
     """Write a new connector package for ``connector_id`` into ``parent/<id>``.
 
     :raises ConnectorsError: for a malformed id, an unknown auth type, or an
@@ -165,6 +167,14 @@ def scaffold(connector_id: str, auth: str, parent: Path, core_version: str) -> P
         "auth": auth,
     }
     manifest_auth, setup = flow.scaffold(connector_id, values["name"])
+    if not pkce:
+        import attrs
+
+        from ._manifest import AUTH_CLASSES
+
+        if "pkce" not in {a.name for a in attrs.fields(AUTH_CLASSES[auth])}:
+            raise ConnectorsError(f"--no-pkce applies to auth types with PKCE, not {auth!r}")
+        manifest_auth = {**manifest_auth, "pkce": False}
     values["setup"] = setup
     auth_source = textwrap.indent(_python(manifest_auth), "    ").lstrip()
     if flow.needs_client(_placeholder(connector_id, manifest_auth)):

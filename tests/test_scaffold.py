@@ -67,12 +67,13 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("auth", ["oauth", "api-key", "basic", "none"])
+@pytest.mark.parametrize("auth", ["oauth", "oauth --no-pkce", "api-key", "basic", "none"])
 def test_scaffold_installs_appears_and_passes_its_own_tests(
     venv: Venv, tmp_path: Path, auth: str
 ) -> None:
-    connector_id = f"scaffolded-{auth.replace('-', '')}"
-    run(venv.bin("connectors"), "new", connector_id, "--auth", auth, "--dir", tmp_path)
+    kind, *options = auth.split()
+    connector_id = f"scaffolded-{kind.replace('-', '')}{'-nopkce' if options else ''}"
+    run(venv.bin("connectors"), "new", connector_id, "--auth", kind, *options, "--dir", tmp_path)
     folder = tmp_path / connector_id
     venv.pip("install", "--no-deps", "--no-build-isolation", "--editable", folder)
 
@@ -83,3 +84,13 @@ def test_scaffold_installs_appears_and_passes_its_own_tests(
     assert "failed" not in tests.stdout
     assert "error" not in tests.stdout.lower()
     venv.pip("uninstall", "--yes", f"connectors-{connector_id}")
+
+
+def test_no_pkce_applies_to_oauth_only(tmp_path: Path) -> None:
+    from connectors_core import ConnectorsError
+    from connectors_core._scaffold import scaffold
+
+    folder = scaffold("acme-np", "oauth", tmp_path, "0.1", pkce=False)
+    assert '"pkce": False' in (folder / "connectors_acme_np" / "__init__.py").read_text()
+    with pytest.raises(ConnectorsError, match="--no-pkce applies to auth types with PKCE"):
+        scaffold("acme-key", "api-key", tmp_path, "0.1", pkce=False)

@@ -30,7 +30,13 @@ from ..flows import FLOWS
     show_default=True,
     help="Where to create the ID folder.",
 )
-def new(connector_id: str, auth: str, parent: Path) -> None:
+@click.option(
+    "--pkce/--no-pkce",
+    default=True,
+    show_default=True,
+    help="OAuth: use PKCE (turn it off only for a provider that cannot take it).",
+)
+def new(connector_id: str, auth: str, parent: Path, pkce: bool) -> None:
     """Create a pip-installable connector package in a new folder named ID."""
     registry = _discovery.discover()
     if connector_id in registry:
@@ -38,7 +44,7 @@ def new(connector_id: str, auth: str, parent: Path) -> None:
             f"a connector with id {connector_id!r} is already installed, "
             f"provided by {registry.provider(connector_id)}; choose another id"
         )
-    folder = scaffold(connector_id, auth, parent, __version__.rsplit(".", 1)[0])
+    folder = scaffold(connector_id, auth, parent, __version__.rsplit(".", 1)[0], pkce=pkce)
     click.echo(f"created {folder}")
     click.echo("next:")
     click.echo(f"  pip install -e '{folder}[test]'")
