@@ -279,6 +279,55 @@ class Connections:
             if connector.connection is not None
         }
 
+    async def verify(self, tenant: str, connector_id: str) -> dict[str, Any]:
+        """Prove the stored credentials still work, and record when (or why not).
+
+        Runs the connector's ``verify`` request and ``verify_connection`` hook
+        with the stored credentials (an OAuth token refreshed first if due).
+        The result is kept with the connection: ``verifiedAt`` in its status
+        when it passed, ``verificationError`` (the reason) when it failed.
+
+        :returns: the status JSON after the check.
+        :raises NotConnectedError: nothing is connected.
+        :raises IntegrationError: the verification's reason (``invalid_credentials``,
+            ``provider_unavailable``...), recorded first.
+        """
+        from ..flows._verify import verified_account
+
+        connector = self.connector(connector_id)
+        connection = await self.store.get(tenant, connector.id)
+        if connection is None:
+            raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
+        if connection.tokens is not None:
+            await self.get_access_token(tenant, connector.id)  # refreshed if due
+            connection = await self._usable(tenant, connector.id)
+        failure: IntegrationError | None = None
+        found: dict[str, str] = {}
+        try:
+            found = await verified_account(
+                self, connector, connection, await self.plugin_hooks(connector)
+            )
+        except IntegrationError as exc:
+            failure = exc
+        # Recorded on the row as it is now (a refresh may have saved meanwhile).
+        async with self.store.lease(tenant, connector.id) as lease:
+            current = lease.connection
+            if current is not None:
+                if failure is None:
+                    current = attrs.evolve(
+                        current,
+                        verified_at=self._clock(),
+                        verify_reason=None,
+                        account={**current.account, **found},
+                    )
+                else:
+                    current = attrs.evolve(current, verify_reason=failure.reason)
+                await lease.save(current)
+        if failure is not None:
+            log.info("verifying %s for tenant %s: %s", connector.id, tenant, failure.reason)
+            raise failure
+        return await self.status(tenant, connector.id)
+
     async def disconnect(self, tenant: str, connector_id: str) -> bool:
         """Revoke at the provider where possible, then delete local secrets.
 
@@ -446,4 +495,8 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
     if summary.config:
         details["config"] = dict(summary.config)
     details["connectedAt"] = int(summary.created_at)
+    if summary.verified_at is not None and summary.verify_reason is None:
+        details["verifiedAt"] = int(summary.verified_at)
+    if summary.verify_reason is not None:
+        details["verificationError"] = summary.verify_reason
     return {"connected": True, "status": details}

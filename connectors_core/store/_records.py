@@ -76,6 +76,10 @@ class StoredConnection:
     """The HTTP Basic username (secret too: many APIs put a key there)."""
     password: str | None = attrs.field(default=None, repr=False)
     """The HTTP Basic password."""
+    verified_at: float | None = None
+    """When the credentials were last proven to work (UNIX time), if ever."""
+    verify_reason: str | None = None
+    """The reason code of the last verification, when it failed (None when it passed)."""
 
 
 @attrs.frozen
@@ -112,6 +116,10 @@ class ConnectionSummary:
     created_at: float
     config: Mapping[str, Any] = attrs.field(factory=dict)
     """The connection's non-secret field values."""
+    verified_at: float | None = None
+    """When the credentials were last proven to work, if ever."""
+    verify_reason: str | None = None
+    """Why the last verification failed, if it did."""
 
     @classmethod
     def of(cls, connection: StoredConnection) -> ConnectionSummary:
@@ -124,4 +132,6 @@ class ConnectionSummary:
             key_hint=key_hint(connection.api_key) if connection.api_key else None,
             created_at=connection.created_at,
             config=connection.config,
+            verified_at=connection.verified_at,
+            verify_reason=connection.verify_reason,
         )

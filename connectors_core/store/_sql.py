@@ -65,6 +65,8 @@ def _summary(row: Any) -> ConnectionSummary:
         key_hint=row.key_hint,
         created_at=row.created_at,
         config=json.loads(row.config),
+        verified_at=row.verified_at,
+        verify_reason=row.verify_reason,
     )
 
 
@@ -113,6 +115,8 @@ class SQLStore(Store):
         )
         self._select_one = sa.select(connections).where(key)
         summary_columns = (
+            connections.c.verified_at,
+            connections.c.verify_reason,
             connections.c.state,
             connections.c.account,
             connections.c.scopes,
@@ -302,6 +306,8 @@ class SQLStore(Store):
             "username": self._encrypt(connection, "username", connection.username),
             "password": self._encrypt(connection, "password", connection.password),
             "updated_at": connection.updated_at or time.time(),
+            "verified_at": connection.verified_at,
+            "verify_reason": connection.verify_reason,
         }
 
     def _connection(self, row: Any) -> StoredConnection:
@@ -333,6 +339,8 @@ class SQLStore(Store):
             created_at=row.created_at,
             updated_at=row.updated_at,
             version=row.version,
+            verified_at=row.verified_at,
+            verify_reason=row.verify_reason,
             config=json.loads(row.config),
             secrets=json.loads(secrets) if secrets is not None else {},
             username=plain("username"),

@@ -36,6 +36,9 @@ connections = sa.Table(
     sa.Column("secrets", sa.Text),
     sa.Column("username", sa.Text),
     sa.Column("password", sa.Text),
+    # The last verification: when it passed, or the reason it failed.
+    sa.Column("verified_at", sa.Float),
+    sa.Column("verify_reason", sa.String(64)),
 )
 
 oauth_states = sa.Table(

@@ -8,6 +8,7 @@ connector that declares ``connection`` paths::
     GET  /api/integrations/{id}/callback     the OAuth redirect URI
     GET  /api/integrations/{id}/status       {"connected": true, "status": {...}} or an error reason
     POST /api/integrations/{id}/disconnect   revoke and forget (CSRF-protected, idempotent)
+    POST /api/integrations/{id}/test         verify the stored credentials (CSRF-protected)
     GET  /api/integrations/csrf              the CSRF token of this browser session
     GET  /api/integrations/openapi.json      the OpenAPI document of these routes
 
@@ -82,6 +83,7 @@ _NAVIGATIONS = {
     "integrations:submit",
     "integrations:callback",
     "integrations:disconnect",
+    "integrations:test",
 }
 
 
@@ -355,6 +357,14 @@ class _App:
             return self._return(connector.id, result="disconnected")
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
+    async def test(self, request: Request) -> Response:
+        connector, tenant = await self._context(request)
+        await self._fields(request, {})
+        status = await self.connections.verify(tenant, connector.id)
+        if _wants_html(request):
+            return self._return(connector.id, result="verified")
+        return JSONResponse(status)
+
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(_openapi.document(self.registry))
 
@@ -410,6 +420,7 @@ ROUTES: list[tuple[str, str, str, Endpoint]] = [
     ("integrations:callback", "GET", f"{_ONE}/callback", lambda a: a.callback),
     ("integrations:status", "GET", f"{_ONE}/status", lambda a: a.status),
     ("integrations:disconnect", "POST", f"{_ONE}/disconnect", lambda a: a.disconnect),
+    ("integrations:test", "POST", f"{_ONE}/test", lambda a: a.test),
 ]
 """(name, method, path, endpoint) of every route, in matching order."""
 

@@ -211,6 +211,19 @@ def document(registry: Registry) -> dict[str, Any]:
                     "responses": {"200": _json(_STATUS, "The status"), **_errors(401, 404)},
                 }
             },
+            "/api/integrations/{connector_id}/test": {
+                "post": {
+                    "operationId": "test",
+                    "summary": "Verify the stored credentials with the provider; records when",
+                    "parameters": [connector, csrf],
+                    "requestBody": _body({}, {}),
+                    "responses": {
+                        "200": _json(_STATUS, "The status, with verifiedAt"),
+                        "303": {"description": "Back to the Integrations page"},
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
+                    },
+                }
+            },
             "/api/integrations/{connector_id}/disconnect": {
                 "post": {
                     "operationId": "disconnect",

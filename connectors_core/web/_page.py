@@ -35,6 +35,7 @@ STATIC = Path(__file__).parent / "static"
 _RESULTS = {
     "connected": "{name} is connected.",
     "disconnected": "{name} is disconnected.",
+    "verified": "{name} answered: the connection works.",
 }
 INLINE_INPUTS = 2
 """A card shows its connect form inline up to this many inputs; beyond, Connect opens it."""

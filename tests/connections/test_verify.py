@@ -267,3 +267,77 @@ def test_over_http_a_refused_key_is_a_422_beside_the_key_and_a_browser_sees_the_
     assert page.status_code == 422
     assert 'id="connect-api_key-error"' in page.text
     assert "wrong-key-0123456789abcdef" not in page.text
+
+
+def test_verifying_a_stored_connection_records_when_it_passed(api: tuple[Api, str]) -> None:
+    fake, url = api
+    clock = [1_800_000_000.0]
+    connections = service(connector("acme", KEY_AUTH, url))
+    connections._clock = lambda: clock[0]
+    anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
+    assert "verifiedAt" not in anyio.run(connections.status, "t1", "acme")["status"]
+    clock[0] += 60
+    status = anyio.run(connections.verify, "t1", "acme")
+    assert status["status"]["verifiedAt"] == 1_800_000_060
+    assert fake.calls == 2  # once before storing, once on demand
+
+
+def test_a_failed_verification_is_recorded_with_its_reason(api: tuple[Api, str]) -> None:
+    fake, url = api
+    connections = service(connector("acme", KEY_AUTH, url))
+    anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
+    fake.fail = 503
+    with pytest.raises(ProviderUnavailableError):
+        anyio.run(connections.verify, "t1", "acme")
+    status = anyio.run(connections.status, "t1", "acme")
+    assert status["connected"] is True  # a transient failure leaves the connection
+    assert status["status"]["verificationError"] == "provider_unavailable"
+    fake.fail = None
+    status = anyio.run(connections.verify, "t1", "acme")
+    assert "verificationError" not in status["status"]
+    assert "verifiedAt" in status["status"]
+
+
+def test_verifying_nothing_connected_says_so(api: tuple[Api, str]) -> None:
+    from connectors_core import NotConnectedError
+
+    _fake, url = api
+    connections = service(connector("acme", KEY_AUTH, url))
+    with pytest.raises(NotConnectedError):
+        anyio.run(connections.verify, "t1", "acme")
+
+
+def test_the_test_route_is_csrf_protected_and_verifies(api: tuple[Api, str]) -> None:
+    from starlette.testclient import TestClient
+
+    from connectors_core.store import generate_key
+    from connectors_core.web import create_app
+
+    fake, url = api
+    registry = Registry()
+    registry.register(connector("acme", KEY_AUTH, url))
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_PUBLIC_URL": "http://testserver",
+            "CONNECTORS_DATABASE_URL": "memory://",
+            "CONNECTORS_SECRET_KEYS": generate_key(),
+        }
+    )
+    connections = Connections(registry, MemoryStore(), settings)
+    anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
+    app = create_app(connections=connections, authenticator=lambda request: "t1")
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
+        forged = client.post("/api/integrations/acme/test")
+        token = client.get("/api/integrations/csrf").json()["csrfToken"]
+        checked = client.post("/api/integrations/acme/test", headers={"X-CSRF-Token": token})
+        fake.fail = 503
+        failed = client.post(
+            "/api/integrations/acme/test",
+            data={"csrf_token": token},
+            headers={"Accept": "text/html"},
+        )
+    assert forged.status_code == 403
+    assert checked.status_code == 200
+    assert "verifiedAt" in checked.json()["status"]
+    assert failed.status_code == 303
+    assert failed.headers["location"] == ("/integrations?connector=acme&error=provider_unavailable")

@@ -147,6 +147,7 @@ def test_documented_bodies_are_accepted_with_exactly_their_fields(
     documented = bodies(document)
     assert {(path, method) for path, method, _, _, _ in documented} == {
         ("/api/integrations/{connector_id}/connect", "POST"),
+        ("/api/integrations/{connector_id}/test", "POST"),
         ("/api/integrations/{connector_id}/disconnect", "POST"),
     }
     connectable = {c.id for c in harness.connections.registry if c.connection is not None}
