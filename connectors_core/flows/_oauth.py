@@ -352,7 +352,12 @@ class OAuthFlow(Flow):
             created_at=now,
             updated_at=now,
         )
-        found = await verified_account(ctx, connector, candidate, hooks)
+        try:
+            found = await verified_account(ctx, connector, candidate, hooks)
+        except IntegrationError:
+            # Nothing is stored: the tokens just granted must not stay valid either.
+            await self.disconnect(ctx, connector, candidate)
+            raise
         if found:
             candidate = attrs.evolve(candidate, account={**candidate.account, **found})
         stored = await ctx.store.put(candidate)

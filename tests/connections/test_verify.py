@@ -192,6 +192,7 @@ def test_an_oauth_connection_is_verified_after_the_exchange() -> None:
                 "type": "oauth",
                 "authorizeUrl": f"{url}/oauth/authorize",
                 "tokenUrl": f"{url}/api/oauth/token",
+                "revocationUrl": f"{url}/api/oauth/revoke",
                 "scopes": ["read"],
             },
             api={"baseUrl": url},
@@ -219,10 +220,13 @@ def test_an_oauth_connection_is_verified_after_the_exchange() -> None:
 
         provider.fail_next("status", 503)
         connections, params = connect()
+        revoked = len(provider.revocations)
         with pytest.raises(IntegrationError) as info:
             anyio.run(connections.finish_oauth, "oauthy", "t1", "session", params)
         assert info.value.reason == "provider_unavailable"
         assert anyio.run(connections.store.get, "t1", "oauthy") is None
+        # The tokens the exchange granted were revoked, not left valid and unknown.
+        assert len(provider.revocations) == revoked + 2
 
 
 def test_over_http_a_refused_key_is_a_422_beside_the_key_and_a_browser_sees_the_form(
