@@ -41,6 +41,12 @@ INLINE_INPUTS = 2
 """A card shows its connect form inline up to this many inputs; beyond, Connect opens it."""
 
 
+def _check_failed(connector: Connector, state: dict[str, Any]) -> str | None:
+    """The page's message for a failed on-demand check of a connection, if one failed."""
+    reason = (state.get("status") or {}).get("verificationError")
+    return Reason.of(reason).message.format(name=connector.name) if reason else None
+
+
 class IntegrationsPage:
     """Renders ``/integrations`` for one registry and its connections."""
 
@@ -122,6 +128,7 @@ class IntegrationsPage:
             "inputs": inputs if len(inputs) <= INLINE_INPUTS else (),
             "continues": flow.continues_at_provider(connector),
             "configured": flow.configured(connector, settings),
+            "check_failed": _check_failed(connector, state),
             "connectable": connectable,
             "state": state,
             "search": " ".join(

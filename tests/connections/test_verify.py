@@ -345,3 +345,35 @@ def test_the_test_route_is_csrf_protected_and_verifies(api: tuple[Api, str]) -> 
     assert "verifiedAt" in checked.json()["status"]
     assert failed.status_code == 303
     assert failed.headers["location"] == ("/integrations?connector=acme&error=provider_unavailable")
+
+
+def test_the_page_offers_a_test_and_shows_a_failed_check(api: tuple[Api, str]) -> None:
+    from starlette.testclient import TestClient
+
+    from connectors_core.store import generate_key
+    from connectors_core.web import create_app
+
+    fake, url = api
+    registry = Registry()
+    registry.register(connector("acme", KEY_AUTH, url))
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_PUBLIC_URL": "http://testserver",
+            "CONNECTORS_DATABASE_URL": "memory://",
+            "CONNECTORS_SECRET_KEYS": generate_key(),
+        }
+    )
+    connections = Connections(registry, MemoryStore(), settings)
+    anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
+    app = create_app(connections=connections, authenticator=lambda request: "t1")
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
+        page = client.get("/integrations").text
+        assert 'action="/api/integrations/acme/test"' in page
+        assert "The last check failed" not in page
+        fake.fail = 503
+        token = client.get("/api/integrations/csrf").json()["csrfToken"]
+        client.post("/api/integrations/acme/test", headers={"X-CSRF-Token": token})
+        page = client.get("/integrations").text
+        notice = client.get("/integrations?connector=acme&result=verified").text
+    assert "The last check failed: Acme could not be reached. Try again in a moment." in page
+    assert "Acme answered: the connection works." in notice
