@@ -26,7 +26,6 @@ from .._exceptions import (
     IntegrationError,
     InvalidFieldsError,
     NeedsReauthError,
-    ProviderUnavailableError,
     SecretError,
 )
 from .._manifest import Connector, Grant, OAuth
@@ -372,37 +371,28 @@ class OAuthFlow(Flow):
         response: TokenResponse,
     ) -> dict[str, str]:
         """Who the connection belongs to: from the plugin's hook, else the token response."""
-        import httpx2
+        from ._http import provider_errors
+
+        def refused(status: int) -> IntegrationError:
+            message = f"the provider refused the account lookup (HTTP {status})"
+            return _failed(connector, "exchange_failed", message)
 
         account = _account_from(response.raw)
         async with ctx.http() as http:
             try:
-                found = hooks.connection_account(
-                    connector=connector,
-                    access_token=response.tokens.access_token,
-                    token_response=response.raw,
-                    http=http,
-                    settings=ctx.settings,
-                )
-                if inspect.isawaitable(found):
-                    found = await found
+                with provider_errors(connector, refused):
+                    found = hooks.connection_account(
+                        connector=connector,
+                        access_token=response.tokens.access_token,
+                        token_response=response.raw,
+                        http=http,
+                        settings=ctx.settings,
+                    )
+                    if inspect.isawaitable(found):
+                        found = await found
                 found = {str(k): str(v) for k, v in dict(found or {}).items()}
-            except httpx2.TransportError as exc:
-                raise ProviderUnavailableError(
-                    f"the provider could not be reached ({type(exc).__name__})",
-                    connector_id=connector.id,
-                ) from None
-            except httpx2.HTTPStatusError as exc:
-                status = exc.response.status_code
-                if status >= 500 or status == 429:
-                    raise ProviderUnavailableError(
-                        f"the provider answered HTTP {status}", connector_id=connector.id
-                    ) from None
-                raise _failed(
-                    connector,
-                    "exchange_failed",
-                    f"the provider refused the account lookup (HTTP {status})",
-                ) from None
+            except IntegrationError:
+                raise
             except Exception as exc:  # noqa: BLE001 - a plugin's bug ends this flow, not the server
                 # The type only: a message may quote a response that carries a token.
                 log.warning(

@@ -61,33 +61,25 @@ async def verified_account(
         ``verification_failed`` (an answer that cannot be read).
     :raises ProviderUnavailableError: the provider could not answer; try again.
     """
-    import httpx2
+    from ._http import provider_errors
 
     account: dict[str, str] = {}
     async with ctx.http() as http:
         if connector.verify is not None:
             base = ctx.settings.connector_setting(connector.id, "api_base_url")
             account.update(await _request(connector, candidate, http, base))
+
+        def refused(status: int) -> IntegrationError:
+            message = f"the provider did not accept these credentials (HTTP {status})"
+            return _rejected(connector, message)
+
         try:
-            result = hooks.verify_connection(
-                connector=connector, connection=candidate, http=http, settings=ctx.settings
-            )
-            if inspect.isawaitable(result):
-                result = await result
-        except httpx2.TransportError as exc:
-            raise ProviderUnavailableError(
-                f"the provider could not be reached ({type(exc).__name__})",
-                connector_id=connector.id,
-            ) from None
-        except httpx2.HTTPStatusError as exc:
-            status = exc.response.status_code
-            if status >= 500 or status == 429:
-                raise ProviderUnavailableError(
-                    f"the provider answered HTTP {status}", connector_id=connector.id
-                ) from None
-            raise _rejected(
-                connector, f"the provider did not accept these credentials (HTTP {status})"
-            ) from None
+            with provider_errors(connector, refused):
+                result = hooks.verify_connection(
+                    connector=connector, connection=candidate, http=http, settings=ctx.settings
+                )
+                if inspect.isawaitable(result):
+                    result = await result
         except IntegrationError:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug ends this flow, not the server

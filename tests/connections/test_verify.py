@@ -377,3 +377,27 @@ def test_the_page_offers_a_test_and_shows_a_failed_check(api: tuple[Api, str]) -
         notice = client.get("/integrations?connector=acme&result=verified").text
     assert "The last check failed: Acme could not be reached. Try again in a moment." in page
     assert "Acme answered: the connection works." in notice
+
+
+@pytest.mark.parametrize(("status", "reason"), [(401, "invalid_credentials"), (503, None)])
+def test_an_http_error_the_hook_raises_means_refused_or_try_again(
+    api: tuple[Api, str], monkeypatch: pytest.MonkeyPatch, status: int, reason: str | None
+) -> None:
+    _fake, url = api
+    connections = service(connector("acme", KEY_AUTH, url))
+
+    class Hooks:
+        def verify_connection(self, **_: Any) -> None:
+            request = httpx2.Request("GET", "https://api.acme.example/whoami")
+            response = httpx2.Response(status, request=request)
+            raise httpx2.HTTPStatusError("refused", request=request, response=response)
+
+    async def plugin_hooks(_connector: Any) -> Hooks:
+        return Hooks()
+
+    monkeypatch.setattr(connections, "plugin_hooks", plugin_hooks)
+    expected = ProviderUnavailableError if reason is None else InvalidFieldsError
+    with pytest.raises(expected) as info:
+        anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
+    assert info.value.reason == (reason or "provider_unavailable")
+    assert anyio.run(connections.store.get, "t1", "acme") is None
