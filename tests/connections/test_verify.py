@@ -86,6 +86,26 @@ def service(*connectors: Any, environ: dict[str, str] | None = None) -> Connecti
     return Connections(registry, MemoryStore(), settings)
 
 
+def web_app(url: str, *, connected: bool) -> tuple[Any, Connections]:
+    """The routes for an API-key connector verified at ``url``, tenant ``t1``."""
+    from connectors_core.store import generate_key
+    from connectors_core.web import create_app
+
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_PUBLIC_URL": "http://testserver",
+            "CONNECTORS_DATABASE_URL": "memory://",
+            "CONNECTORS_SECRET_KEYS": generate_key(),
+        }
+    )
+    registry = Registry()
+    registry.register(connector("acme", KEY_AUTH, url))
+    connections = Connections(registry, MemoryStore(), settings)
+    if connected:
+        anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
+    return create_app(connections=connections, authenticator=lambda request: "t1"), connections
+
+
 KEY_AUTH = {
     "type": "api-key",
     "description": "Key.",
@@ -234,23 +254,8 @@ def test_over_http_a_refused_key_is_a_422_beside_the_key_and_a_browser_sees_the_
 ) -> None:
     from starlette.testclient import TestClient
 
-    from connectors_core.store import generate_key
-    from connectors_core.web import create_app
-
     _fake, url = api
-    registry = Registry()
-    registry.register(connector("acme", KEY_AUTH, url))
-    settings = Settings.from_env(
-        {
-            "CONNECTORS_PUBLIC_URL": "http://testserver",
-            "CONNECTORS_DATABASE_URL": "memory://",
-            "CONNECTORS_SECRET_KEYS": generate_key(),
-        }
-    )
-    app = create_app(
-        connections=Connections(registry, MemoryStore(), settings),
-        authenticator=lambda request: "t1",
-    )
+    app, _connections = web_app(url, connected=False)
     with TestClient(app, base_url="http://testserver") as client:
         token = client.get("/api/integrations/csrf").json()["csrfToken"]
         refused = client.post(
@@ -314,22 +319,8 @@ def test_verifying_nothing_connected_says_so(api: tuple[Api, str]) -> None:
 def test_the_test_route_is_csrf_protected_and_verifies(api: tuple[Api, str]) -> None:
     from starlette.testclient import TestClient
 
-    from connectors_core.store import generate_key
-    from connectors_core.web import create_app
-
     fake, url = api
-    registry = Registry()
-    registry.register(connector("acme", KEY_AUTH, url))
-    settings = Settings.from_env(
-        {
-            "CONNECTORS_PUBLIC_URL": "http://testserver",
-            "CONNECTORS_DATABASE_URL": "memory://",
-            "CONNECTORS_SECRET_KEYS": generate_key(),
-        }
-    )
-    connections = Connections(registry, MemoryStore(), settings)
-    anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
-    app = create_app(connections=connections, authenticator=lambda request: "t1")
+    app, _connections = web_app(url, connected=True)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
         forged = client.post("/api/integrations/acme/test")
         token = client.get("/api/integrations/csrf").json()["csrfToken"]
@@ -350,22 +341,8 @@ def test_the_test_route_is_csrf_protected_and_verifies(api: tuple[Api, str]) -> 
 def test_the_page_offers_a_test_and_shows_a_failed_check(api: tuple[Api, str]) -> None:
     from starlette.testclient import TestClient
 
-    from connectors_core.store import generate_key
-    from connectors_core.web import create_app
-
     fake, url = api
-    registry = Registry()
-    registry.register(connector("acme", KEY_AUTH, url))
-    settings = Settings.from_env(
-        {
-            "CONNECTORS_PUBLIC_URL": "http://testserver",
-            "CONNECTORS_DATABASE_URL": "memory://",
-            "CONNECTORS_SECRET_KEYS": generate_key(),
-        }
-    )
-    connections = Connections(registry, MemoryStore(), settings)
-    anyio.run(connections.connect_api_key, "t1", "acme", GOOD_KEY)
-    app = create_app(connections=connections, authenticator=lambda request: "t1")
+    app, _connections = web_app(url, connected=True)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
         page = client.get("/integrations").text
         assert 'action="/api/integrations/acme/test"' in page
