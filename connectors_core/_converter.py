@@ -14,7 +14,7 @@ import difflib
 import enum
 import ipaddress
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 from urllib.parse import urlsplit
 
@@ -316,6 +316,12 @@ def _query_param(value: str) -> None:
 def _value_prefix(value: str) -> None:
     if not 1 <= len(value) <= 32 or not all(" " <= c <= "~" for c in value):
         raise _Invalid(f"must be 1 to 32 visible ASCII characters or spaces, got {value!r}")
+
+
+@_schema(maxLength=32, pattern=r"^[ -~]{0,32}(?![\s\S])")
+def _token_prefix(value: str) -> None:
+    if len(value) > 32 or not all(" " <= c <= "~" for c in value):
+        raise _Invalid(f"must be at most 32 visible ASCII characters or spaces, got {value!r}")
 
 
 def _fill(template: str) -> str:
@@ -637,6 +643,8 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         ),
         "refresh_margin_seconds": _checked(_opt_int, _margin),
         "issuer": _checked(_opt_str, _endpoint_url),
+        "header_name": _checked(str, _header_name),
+        "value_prefix": _checked(str, _token_prefix),
     },
     Api: {"base_url": _checked(str, _endpoint_template)},
     Verify: {
@@ -644,6 +652,8 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         "method": _checked(str, _method),
         "expect": _checked(tuple[int, ...], _statuses),
         "account": _checked(dict[str, str], _account_paths),
+        "base_url": _checked(_opt_str, _endpoint_template),
+        "keep": _checked(tuple[str, ...], _each(_dotted), _unique(what="path")),
     },
     TokenResponsePaths: {
         "access_token_path": _checked(str, _dotted),
@@ -738,17 +748,46 @@ def _field_rules(field: Field) -> Iterator[tuple[str, str]]:
 
 def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
     """Every ``{placeholder}`` of the connector's URLs and parameters names a non-secret
-    field, and every value kept from the token response gets a name of its own."""
+    field or a value known by then, and every kept value gets a name of its own.
+
+    Values become known in order: fields when the user connects, then what the
+    token response keeps (for the refresh, revocation and verify requests),
+    then what the verify answer keeps (for the API itself).
+    """
     fields = {field.id: field for field in connector.fields}
-    if connector.api is not None:
-        yield from _placeholder_problems(connector.api.base_url, ".api.baseUrl", fields)
-    if connector.verify is not None:
-        if connector.api is None:
-            yield ".verify", "needs api.baseUrl: its path is relative to the API's base URL"
-        yield from _placeholder_problems(connector.verify.path, ".verify.path", fields)
     auth = connector.auth
+    paths = auth.token_response if isinstance(auth, OAuth) else None
+    token_kept = yield from _kept_names(
+        paths.keep if paths else (), ".auth.tokenResponse.keep", fields, {}
+    )
+    verify_kept = yield from _kept_names(
+        connector.verify.keep if connector.verify else (), ".verify.keep", fields, token_kept
+    )
+    if connector.api is not None:
+        yield from _placeholder_problems(
+            connector.api.base_url, ".api.baseUrl", fields, {**token_kept, **verify_kept}
+        )
+    if connector.verify is not None:
+        verify = connector.verify
+        if connector.api is None and verify.base_url is None:
+            yield ".verify", "needs api.baseUrl or its own baseUrl: its path is relative to one"
+        for subpath, template in (
+            (".verify.baseUrl", verify.base_url),
+            (".verify.path", verify.path),
+        ):
+            if template is not None:
+                yield from _placeholder_problems(
+                    template, subpath, fields, token_kept, later=verify_kept
+                )
     if not isinstance(auth, OAuth):  # the only auth type with URLs of its own
         return
+
+    def known_by(attribute: str) -> tuple[Mapping[str, str], Mapping[str, str]]:
+        """What is known when the request ``attribute`` belongs to is made, and what later."""
+        if attribute in ("revocation_url", "refresh_params"):
+            return token_kept, verify_kept
+        return {}, {**token_kept, **verify_kept}
+
     for attribute in ("authorize_url", "token_url", "revocation_url"):
         template = getattr(auth, attribute)
         if template is None:
@@ -762,34 +801,65 @@ def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
                 "https://{shop}.example.com/...",
             )
             continue
-        yield from _placeholder_problems(template, f".auth.{_camel(attribute)}", fields)
+        yield from _placeholder_problems(
+            template, f".auth.{_camel(attribute)}", fields, *known_by(attribute)
+        )
     for attribute in ("authorize_params", "token_params", "refresh_params"):
         for param, value in getattr(auth, attribute).items():
             try:
                 yield from _placeholder_problems(
-                    value, f".auth.{_camel(attribute)}.{param}", fields
+                    value, f".auth.{_camel(attribute)}.{param}", fields, *known_by(attribute)
                 )
             except Placeholder as exc:
                 yield f".auth.{_camel(attribute)}.{param}", str(exc)
-    kept = auth.token_response.keep if auth.token_response else ()
-    for index, path in enumerate(kept):
+
+
+def _kept_names(
+    paths: tuple[str, ...], subpath: str, fields: dict[str, Field], taken: Mapping[str, str]
+) -> Generator[tuple[str, str], None, dict[str, str]]:
+    """The names values kept from ``paths`` get (dots become underscores), by name.
+
+    Yields a problem for each name that is not field id-like, or is a field's
+    id or a name ``taken`` already; returns the good names and where each is kept.
+    """
+    names: dict[str, str] = {}
+    for index, path in enumerate(paths):
         name = path.replace(".", "_")
+        where = f"{subpath}[{index}]"
         if not FIELD_ID.fullmatch(name) or name in fields:
             yield (
-                f".auth.tokenResponse.keep[{index}]",
+                where,
                 f"keeps the value as {name!r}, which must be a field id-like name "
                 "(lowercase, digits, underscores) and not a field's id",
             )
+        elif name in taken or name in names:
+            yield where, f"keeps the value as {name!r}, a name {taken.get(name, subpath)} keeps"
+        else:
+            names[name] = subpath
+    return names
 
 
 def _placeholder_problems(
-    template: str, subpath: str, fields: dict[str, Field]
+    template: str,
+    subpath: str,
+    fields: dict[str, Field],
+    kept: Mapping[str, str],
+    later: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, str]]:
-    """Every placeholder of ``template`` names a non-secret field."""
+    """Every placeholder of ``template`` names a non-secret field or a name in ``kept``.
+
+    ``kept`` and ``later`` map the names of kept values to where they are kept:
+    known when this template is filled, and known only after it.
+    """
     for name in dict.fromkeys(placeholders(template)):
         field = fields.get(name)
-        if field is None:
-            hint = _did_you_mean(name, list(fields)) if fields else ""
+        if field is None and name in kept:
+            continue
+        if field is None and later and name in later:
+            yield subpath, f"{{{name}}} is kept by {later[name]}, which is not known yet here"
+        elif field is None:
+            known = [*fields, *kept]
+            hint = _did_you_mean(name, known) if known else ""
             yield subpath, f"unknown placeholder {{{name}}}: no field has this id{hint}"
         elif field.type is FieldType.SECRET:
             yield subpath, f"{{{name}}} is a secret field, and secrets never go into a request"
@@ -808,8 +878,10 @@ _noted(
     "apply to text-like fields; the default passes the field's rules"
 )(_field_rules)
 _noted(
-    "every {placeholder} in a URL names a field of this connector that is not a secret, "
-    "and no placeholder is the whole host of an OAuth URL"
+    "every {placeholder} in a URL or parameter names a field of this connector that is not "
+    "a secret, or a value kept before the request is made (tokenResponse.keep for the "
+    "refresh, revocation and verify requests; verify.keep too for api.baseUrl); kept names "
+    "are unique; no placeholder is the whole host of an OAuth URL"
 )(_template_rules)
 _noted("authorizeUrl is required for the authorization_code grant, absent for client_credentials")(
     _oauth_rules
@@ -864,6 +936,7 @@ _OMIT_DEFAULT = {
     (Verify, "method"),
     (Verify, "expect"),
     (Verify, "account"),
+    (Verify, "keep"),
     (Field, "choices"),
     *(
         (OAuth, name)
@@ -875,6 +948,8 @@ _OMIT_DEFAULT = {
             "token_params",
             "refresh_params",
             "token_request_format",
+            "header_name",
+            "value_prefix",
         )
     ),
     *((TokenResponsePaths, a.name) for a in attrs.fields(TokenResponsePaths)),

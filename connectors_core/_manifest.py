@@ -224,6 +224,15 @@ class OAuth:
     issuer: str | None = None
     """The provider's issuer identifier: a callback must carry it as ``iss`` (RFC 9207)."""
 
+    header_name: str = "Authorization"
+    """The header the access token is sent in to the provider's API (wire: ``headerName``),
+    such as Shopify's ``X-Shopify-Access-Token``."""
+
+    value_prefix: str = "Bearer "
+    """Put before the access token in that header (wire: ``valuePrefix``): ``"Bearer "``
+    (RFC 6750) unless the provider wants another scheme (Mailchimp's ``"OAuth "``), or
+    ``""`` for the bare token."""
+
 
 Auth = NoAuth | ApiKeyAuth | BasicAuth | OAuth
 """How a connector authenticates, tagged by ``type`` on the wire."""
@@ -342,7 +351,8 @@ class Verify:
     """The request that proves the credentials work, made before anything is stored."""
 
     path: str
-    """Relative to ``api.baseUrl``, starting with ``/``; may use ``{field}`` placeholders."""
+    """Relative to ``baseUrl`` (or else ``api.baseUrl``), starting with ``/``; may use
+    ``{field}`` placeholders and values kept from the token response."""
 
     method: str = "GET"
     """``GET``, ``HEAD`` or ``POST`` (a POST sends no body)."""
@@ -353,6 +363,16 @@ class Verify:
     account: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     """Status fields taken from the JSON answer: ``{"organizationId": "org.id"}`` (dotted
     paths); shown in the connection's status."""
+
+    base_url: str | None = None
+    """Where the verify request goes instead of ``api.baseUrl`` (wire: ``baseUrl``), for a
+    provider that answers "who is this" on another host (Mailchimp's
+    ``https://login.mailchimp.com``); templated like ``api.baseUrl``."""
+
+    keep: tuple[str, ...] = ()
+    """Dotted paths in the JSON answer whose values become non-secret connection config,
+    named like ``tokenResponse.keep`` (``dc``, or ``team_id`` for ``team.id``) and usable in
+    ``api.baseUrl``: Mailchimp's data centre."""
 
 
 @attrs.frozen
@@ -419,7 +439,8 @@ class Connector:
     """Where the connector's API lives."""
 
     verify: Verify | None = None
-    """The request that proves new credentials work; needs ``api``."""
+    """The request that proves new credentials work; needs ``api`` unless it has its own
+    ``baseUrl``."""
 
     def to_wire(self) -> dict[str, Any]:
         """Return this manifest in the camelCase wire format (JSON-ready)."""
@@ -472,7 +493,12 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "verify": ("verify", _optional(Verify)),
     },
     Api: {"baseUrl": ("base_url", None)},
-    Verify: {"expect": ("expect", tuple), "account": ("account", dict)},
+    Verify: {
+        "expect": ("expect", tuple),
+        "account": ("account", dict),
+        "baseUrl": ("base_url", None),
+        "keep": ("keep", tuple),
+    },
     ApiKeyAuth: {
         "headerName": ("header_name", None),
         "queryParam": ("query_param", None),
@@ -497,6 +523,8 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "tokenRequestFormat": ("token_request_format", TokenRequestFormat),
         "tokenResponse": ("token_response", _optional(TokenResponsePaths)),
         "refreshMarginSeconds": ("refresh_margin_seconds", None),
+        "headerName": ("header_name", None),
+        "valuePrefix": ("value_prefix", None),
     },
     TokenResponsePaths: {
         "accessTokenPath": ("access_token_path", None),

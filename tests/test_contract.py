@@ -130,7 +130,7 @@ def test_values_kept_from_the_token_response_show_in_the_status() -> None:
 
 
 def test_the_cookbook_has_the_providers_it_promises() -> None:
-    assert {"Slack", "Shopify", "Salesforce", "Google"} <= set(COOKBOOK)
+    assert {"Slack", "Shopify", "Salesforce", "Google", "Mailchimp"} <= set(COOKBOOK)
 
 
 @pytest.mark.parametrize("title", sorted(COOKBOOK))

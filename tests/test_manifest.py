@@ -452,6 +452,8 @@ INVALID: list[tuple[str, Any, str]] = [
         "$.auth.tokenResponse.keep[0]: keeps the value as 'Instance-URL'",
     ),
     ("auth.refreshMarginSeconds", -1, "$.auth.refreshMarginSeconds: must be between 0"),
+    ("auth.headerName", "X Token", "$.auth.headerName: must be a valid HTTP header name"),
+    ("auth.valuePrefix", "Bearer\n", "$.auth.valuePrefix: must be at most 32 visible ASCII"),
     ("auth.issuer", "http://accounts.example.com", "$.auth.issuer: must use https"),
     (
         "connection.startPath",
@@ -500,6 +502,9 @@ VALID_EDGES: list[tuple[str, Any]] = [
     ("auth", {"type": "basic", "description": "d", "passwordRequired": False}),
     ("auth", {"type": "api-key", "description": "d", "queryParam": "api_key"}),
     ("auth", {"type": "api-key", "description": "d", "headerName": "A", "valuePrefix": "Bearer "}),
+    ("auth.valuePrefix", ""),
+    ("auth.valuePrefix", "OAuth "),
+    ("auth.headerName", "X-Shopify-Access-Token"),
     (
         "auth",
         {
@@ -634,3 +639,47 @@ def test_manifests_without_the_new_fields_read_back_as_before() -> None:
     # The wire form of a manifest that uses none of them has none of them.
     assert set(to_wire(define_connector(wire()))) == set(wire())
     assert "grant" not in to_wire(define_connector(wire()))["auth"]
+
+
+def kept_wire(**verify: Any) -> dict[str, Any]:
+    """A manifest whose API address comes from a value its verify answer keeps."""
+    return {
+        **wire(),
+        "api": {"baseUrl": "https://{dc}.api.example.com/3.0"},
+        "verify": {"baseUrl": "https://login.example.com", "path": "/metadata", **verify},
+    }
+
+
+def test_a_value_kept_from_the_verify_answer_may_fill_the_api_base_url() -> None:
+    connector = define_connector(kept_wire(keep=["dc"]))
+    assert connector.verify is not None
+    assert (connector.verify.base_url, connector.verify.keep) == (
+        "https://login.example.com",
+        ("dc",),
+    )
+    assert define_connector(to_wire(connector)) == connector
+
+
+def test_a_kept_value_is_not_known_before_the_request_that_keeps_it() -> None:
+    assert problems(kept_wire(keep=["dc"], path="/{dc}/metadata")) == [
+        "$.verify.path: {dc} is kept by .verify.keep, which is not known yet here"
+    ]
+    assert problems(kept_wire()) == [
+        "$.api.baseUrl: unknown placeholder {dc}: no field has this id"
+    ]
+
+
+def test_two_kept_values_may_not_share_a_name() -> None:
+    data = kept_wire(keep=["dc"])
+    data["auth"] = {**data["auth"], "tokenResponse": {"keep": ["dc"]}}
+    assert problems(data) == [
+        "$.verify.keep[0]: keeps the value as 'dc', a name .auth.tokenResponse.keep keeps"
+    ]
+
+
+def test_verify_needs_a_base_url_of_its_own_or_the_apis() -> None:
+    data = {**wire(), "verify": {"path": "/me"}}
+    assert problems(data) == [
+        "$.verify: needs api.baseUrl or its own baseUrl: its path is relative to one"
+    ]
+    define_connector({**data, "verify": {"baseUrl": "https://login.example.com", "path": "/me"}})

@@ -325,6 +325,8 @@ class OAuthClient:
             client_id=self._credentials.client_id,
             client_secret=self._credentials.client_secret,
             token_endpoint_auth_method=method,
+            # Authlib authenticates at the revocation endpoint on its own setting.
+            revocation_endpoint_auth_method=method,
             scope=self.auth.scope_separator.join(self.auth.scopes),
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256" if self.auth.pkce else None,

@@ -292,7 +292,7 @@ class Connections:
         :raises IntegrationError: the verification's reason (``invalid_credentials``,
             ``provider_unavailable``...), recorded first.
         """
-        from ..flows._verify import verified_account
+        from ..flows._verify import Verified, verified_account
 
         connector = self.connector(connector_id)
         connection = await self.store.get(tenant, connector.id)
@@ -302,7 +302,7 @@ class Connections:
             await self.get_access_token(tenant, connector.id)  # refreshed if due
             connection = await self._usable(tenant, connector.id)
         failure: IntegrationError | None = None
-        found: dict[str, str] = {}
+        found = Verified()
         try:
             found = await verified_account(
                 self, connector, connection, await self.plugin_hooks(connector)
@@ -318,7 +318,8 @@ class Connections:
                         current,
                         verified_at=self._clock(),
                         verify_reason=None,
-                        account={**current.account, **found},
+                        account={**current.account, **found.account},
+                        config={**current.config, **found.kept},
                     )
                 else:
                     current = attrs.evolve(current, verify_reason=failure.reason)

@@ -357,8 +357,11 @@ class OAuthFlow(Flow):
             # Nothing is stored: the tokens just granted must not stay valid either.
             await self.disconnect(ctx, connector, candidate)
             raise
-        if found:
-            candidate = attrs.evolve(candidate, account={**candidate.account, **found})
+        candidate = attrs.evolve(
+            candidate,
+            account={**candidate.account, **found.account},
+            config={**candidate.config, **found.kept},
+        )
         stored = await ctx.store.put(candidate)
         log.info("connected %s for tenant %s", connector.id, tenant)
         return stored
@@ -485,4 +488,5 @@ class OAuthFlow(Flow):
         self, connector: Connector, connection: StoredConnection, request: httpx2.Request
     ) -> None:
         if connection.tokens is not None:
-            request.headers["Authorization"] = f"Bearer {connection.tokens.access_token}"
+            auth = _auth(connector)
+            request.headers[auth.header_name] = auth.value_prefix + connection.tokens.access_token

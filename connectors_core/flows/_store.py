@@ -44,6 +44,9 @@ async def store_new(
         **credentials,
     )
     found = await verified_account(ctx, connector, connection, await ctx.plugin_hooks(connector))
-    if found:
-        connection = attrs.evolve(connection, account={**connection.account, **found})
+    connection = attrs.evolve(
+        connection,
+        account={**connection.account, **found.account},
+        config={**connection.config, **found.kept},
+    )
     return await ctx.store.put(connection)

@@ -63,9 +63,20 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
     Each client's quirks are what that connector's manifest declares
     (:func:`~connectors_core.testing.oauth_provider.quirks_for`): the provider
     enforces them, so a manifest that does not match its connector's real
-    provider fails here the way it would there.
+    provider fails here the way it would there. A connector's ``verify``
+    request (on a literal path) is answered with every value it reads
+    (:func:`~connectors_core.testing.oauth_provider.verify_answer`) until a
+    test gives another answer with ``handle.provider.answer_api``.
     """
-    from .oauth_provider import ALL_GRANTS, Client, OAuthProvider, quirks_for, running
+    from .._fields import placeholders
+    from .oauth_provider import (
+        ALL_GRANTS,
+        Client,
+        OAuthProvider,
+        quirks_for,
+        running,
+        verify_answer,
+    )
 
     secret = "test-secret-" + secrets.token_urlsafe(12)
     handle = ProviderHandle(None, "", secret)
@@ -86,6 +97,14 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
             )
         )
     provider = OAuthProvider(clients=clients)
+    for connector in registry:
+        verify = connector.verify
+        if verify is not None and not list(placeholders(verify.path)):
+            # The connector's API answers its verify request with every value it reads,
+            # until the test gives another answer (answer_api).
+            provider.answer_api(
+                verify.path, verify_answer(connector), status=verify.expect[0], method=verify.method
+            )
     with running(provider) as url:
         yield attrs.evolve(handle, provider=provider, url=url)
 
@@ -120,6 +139,7 @@ def integrations_test_client(
                 f"{prefix}API_URL": handle.url,
                 # The connector's own API (its verify request): the provider's canned one.
                 f"{prefix}API_BASE_URL": f"{handle.url}/connector-api",
+                f"{prefix}VERIFY_BASE_URL": f"{handle.url}/connector-api",
             }
         )
     settings = Settings(public_url=origin, database_url="memory://", environ=environ)

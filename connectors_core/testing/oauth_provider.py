@@ -69,6 +69,7 @@ __all__ = [
     "Quirks",
     "quirks_for",
     "running",
+    "verify_answer",
 ]
 
 _ENDPOINTS = frozenset({"token", "revoke", "status"})
@@ -140,6 +141,11 @@ class Quirks:
     """Values added at the top level of every token response (Salesforce's ``instance_url``)."""
     issuer: str | None = None
     """Add ``iss`` with this value to every authorization response (RFC 9207)."""
+    api_token_header: str = "Authorization"
+    """The header the connector API at ``/connector-api`` takes this client's access tokens in."""
+    api_token_prefix: str = "Bearer "
+    """What comes before the access token in that header (``"OAuth "``; ``""`` for none);
+    a scheme ending in a space is compared without regard to case, as HTTP does."""
 
     def __attrs_post_init__(self) -> None:
         if not self.scope_separator:
@@ -338,12 +344,13 @@ class OAuthProvider:
             self._api_answers[(method.upper(), "/" + path.lstrip("/"))] = (status, body)
 
     def _api_credential(self, request: Request) -> bool:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
         with self._lock:
-            if scheme.lower() == "bearer":
-                token = self._tokens.get(value)
-                if token is not None and token.kind == "access" and self._active(token):
+            for client in self._clients.values():
+                if self._bearer(request, client) is not None:
                     return True
+            if self._bearer(request, _DEFAULT_CLIENT) is not None:
+                return False  # an unknown token, presented the standard way
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() == "basic":
                 with contextlib.suppress(ValueError, binascii.Error, UnicodeDecodeError):
                     if base64.b64decode(value).decode() in self.api_credentials:
@@ -351,6 +358,21 @@ class OAuthProvider:
             offered = {v.partition(" ")[2] or v for v in request.headers.values()}
             offered |= set(request.query_params.values())
             return bool(offered & self.api_credentials)
+
+    def _bearer(self, request: Request, client: Client) -> _Token | None:
+        """An active access token of ``client`` in the header, after the prefix, it declares."""
+        header = request.headers.get(client.quirks.api_token_header)
+        prefix = client.quirks.api_token_prefix
+        if header is None or len(header) <= len(prefix):
+            return None
+        given, value = header[: len(prefix)], header[len(prefix) :]
+        same = given.lower() == prefix.lower() if prefix.endswith(" ") else given == prefix
+        token = self._tokens.get(value) if same else None
+        if token is None or token.kind != "access" or not self._active(token):
+            return None
+        if client.client_id and token.client_id != client.client_id:
+            return None
+        return token
 
     async def _connector_api(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]
@@ -968,6 +990,8 @@ def quirks_for(connector: Any) -> Quirks:
         ),
         extra_response=_kept_values(paths.keep if paths else ()),
         issuer=auth.issuer,
+        api_token_header=auth.header_name,
+        api_token_prefix=auth.value_prefix,
     )
 
 
@@ -981,3 +1005,15 @@ def _kept_values(paths: Sequence[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[last] = f"contract-{last}"
     return extra
+
+
+def verify_answer(connector: Any) -> dict[str, Any]:
+    """A JSON answer to the connector's verify request with every value it reads.
+
+    Each account field and kept value is ``contract-<last part of its path>``
+    (``org.id`` -> ``{"org": {"id": "contract-id"}}``).
+    """
+    verify = connector.verify
+    if verify is None:
+        return {}
+    return _kept_values([*verify.account.values(), *verify.keep])
