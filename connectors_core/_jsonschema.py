@@ -18,7 +18,7 @@ from typing import Any, Union, get_args, get_origin
 
 import attrs
 
-from . import _converter
+from . import _checks, _class_rules, _converter
 from ._manifest import Auth, Connector
 from ._version import __version__
 
@@ -82,7 +82,7 @@ def _class_schema(cls: type, definitions: dict[str, Any]) -> dict[str, Any]:
         properties["type"] = {"const": tag}
         required.append("type")
     for field in attrs.fields(cls):
-        wire = _converter._camel(field.name)
+        wire = _checks.camel(field.name)
         schema = _type_schema(field.type, definitions)
         hook = rules.get(field.name)
         if hook is not None:
@@ -101,8 +101,8 @@ def _class_schema(cls: type, definitions: dict[str, Any]) -> dict[str, Any]:
         "required": required,
         "additionalProperties": False,
     }
-    result.update(_converter.CLASS_SCHEMA.get(cls, {}))
-    for rule in _converter._CLASS_RULES.get(cls, ()):
+    result.update(_class_rules.CLASS_SCHEMA.get(cls, {}))
+    for rule in _class_rules.CLASS_RULES.get(cls, ()):
         note = getattr(rule, "json_schema_note", None)
         if note:
             notes.append(note)

@@ -140,9 +140,9 @@ def scaffold(
     :raises ConnectorsError: for a malformed id, an unknown auth type, or an
         existing folder.
     """
-    from ._converter import _ID_MAX, _KEBAB
+    from ._checks import ID_MAX, KEBAB
 
-    if len(connector_id) > _ID_MAX or not _KEBAB.fullmatch(connector_id):
+    if len(connector_id) > ID_MAX or not KEBAB.fullmatch(connector_id):
         raise ConnectorsError(
             f"{connector_id!r} is not a valid connector id: use kebab-case (lowercase letters "
             f"and digits in words joined by single hyphens, starting with a letter), "

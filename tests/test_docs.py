@@ -163,7 +163,7 @@ def test_the_connection_field_reference_lists_every_attribute() -> None:
 
 
 def test_every_auth_field_is_documented() -> None:
-    from connectors_core._converter import _camel
+    from connectors_core._checks import camel as _camel
     from connectors_core._manifest import AUTH_CLASSES, TokenResponsePaths
 
     text = (DOCS / "manifest.md").read_text(encoding="utf-8")

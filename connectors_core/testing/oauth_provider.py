@@ -48,18 +48,31 @@ import re
 import secrets
 import threading
 import time
-import types
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from ._quirks import Quirks, quirks_for, verify_answer
+from ._wire import (
+    NO_STORE,
+    OAuthError,
+    basic_credentials,
+    error_page,
+    json_body,
+    page,
+    read_body,
+    read_form,
+    redirect,
+    valid_form,
+)
 
 __all__ = [
     "ALL_GRANTS",
@@ -77,84 +90,12 @@ _ENDPOINTS = frozenset({"token", "revoke", "status"})
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _FAULT_ERRORS = {429: "too_many_requests", 503: "temporarily_unavailable"}
-_SANDBOX_LABEL = "Sandbox OAuth provider — not a real service"
-_BODY_KINDS = {"application/x-www-form-urlencoded": "form", "application/json": "json"}
-_CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-_TOKEN_FIELDS = ("access_token", "token_type", "expires_in", "refresh_token", "scope")
 
 
 ALL_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
 """Every grant type the provider implements."""
-
-
-def _one_of(*values: object) -> Callable[[Any, Any, Any], Any]:
-    return attrs.validators.in_(values)
-
-
-def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    # A read-only copy; being unhashable, these mappings are left out of the hash.
-    return types.MappingProxyType(dict(value))
-
-
-@attrs.frozen
-class Quirks:
-    """How the provider departs from its defaults for one client, like a real provider.
-
-    The defaults are today's strict, standard behaviour. Each departure is
-    enforced as strictly: a client that does not follow it is refused.
-    """
-
-    client_auth: Literal["client_secret_basic", "client_secret_post", "none"] | None = attrs.field(
-        default=None, validator=_one_of(None, *_CLIENT_AUTH_METHODS)
-    )
-    """The only client authentication accepted at the token and revocation endpoints
-    (``none``: a public client that sends its ``client_id`` in the form and no secret);
-    None accepts Basic or the form. Another method is ``invalid_client``, a 401 with
-    ``WWW-Authenticate`` when it was Basic, a 400 otherwise."""
-    scope_separator: str = " "
-    """What separates scopes in requests and in the response's ``scope``, such as ``","``."""
-    pkce: bool = True
-    """Whether PKCE (S256) is required; when False a ``code_challenge`` is ignored and
-    no ``code_verifier`` is needed, as for providers that do not support it."""
-    authorize_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, hash=False)
-    """Parameters the authorization request must carry with exactly these values,
-    such as ``{"access_type": "offline", "prompt": "consent"}``."""
-    token_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, hash=False)
-    """Parameters the code exchange must carry with exactly these values."""
-    refresh_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, hash=False)
-    """Parameters the refresh request must carry with exactly these values."""
-    token_request_format: Literal["form", "json"] = attrs.field(
-        default="form", validator=_one_of("form", "json")
-    )
-    """The only body the token endpoint accepts: a form or a JSON object of strings."""
-    nest_tokens_under: str | None = None
-    """Put the token fields of the token response in an object under this key, next to
-    ``"ok": true`` (Slack's ``authed_user``)."""
-    expires_in_unit: Literal["seconds", "milliseconds"] = attrs.field(
-        default="seconds", validator=_one_of("seconds", "milliseconds")
-    )
-    """The unit of the response's ``expires_in``; the real lifetime is the same."""
-    extra_response: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen, hash=False)
-    """Values added at the top level of every token response (Salesforce's ``instance_url``)."""
-    issuer: str | None = None
-    """Add ``iss`` with this value to every authorization response (RFC 9207)."""
-    api_token_header: str = "Authorization"
-    """The header the connector API at ``/connector-api`` takes this client's access tokens in."""
-    api_token_prefix: str = "Bearer "
-    """What comes before the access token in that header (``"OAuth "``; ``""`` for none);
-    a scheme ending in a space is compared without regard to case, as HTTP does."""
-
-    def __attrs_post_init__(self) -> None:
-        if not self.scope_separator:
-            raise ValueError("scope_separator must not be empty")
-        # Nested tokens leave the top level free, as Slack's bot token beside the user's.
-        nest = self.nest_tokens_under
-        reserved = {"ok", nest} if nest else set(_TOKEN_FIELDS)
-        if clash := sorted(reserved & set(self.extra_response)):
-            raise ValueError(f"extra_response may not set {', '.join(clash)}")
 
 
 @attrs.frozen
@@ -223,24 +164,6 @@ class _Fault:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     delay: float = 0.0
     change: Callable[[dict[str, Any]], Any] | None = None
-
-
-class _OAuthError(Exception):
-    """An OAuth error response (RFC 6749 §5.2)."""
-
-    def __init__(self, error: str, description: str | None = None, status: int = 0) -> None:
-        super().__init__(error)
-        self.error = error
-        self.description = description
-        self.status = status or (401 if error == "invalid_client" else 400)
-
-    def response(self) -> Response:
-        body = {"error": self.error}
-        if self.description:
-            body["error_description"] = self.description
-        if self.status == 401:
-            return _json(body, 401, {"WWW-Authenticate": 'Basic realm="oauth"'})
-        return _json(body, self.status)
 
 
 class OAuthProvider:
@@ -380,9 +303,9 @@ class OAuthProvider:
             self.api_requests.append((request.method, path))
             answer = self._api_answers.get((request.method, path), (200, {}))
         if not self._api_credential(request):
-            return _json({"error": "invalid_token"}, 401, _INVALID_TOKEN)
+            return json_body({"error": "invalid_token"}, 401, _INVALID_TOKEN)
         status, body = answer
-        return JSONResponse({} if body is None else body, status, headers=_NO_STORE)
+        return JSONResponse({} if body is None else body, status, headers=NO_STORE)
 
     def now(self) -> float:
         """The provider's clock: the real time plus `clock_offset`."""
@@ -426,7 +349,7 @@ class OAuthProvider:
         else:
             raw = json.dumps(body).encode()
             kind = content_type or "application/json"
-        all_headers = {**_NO_STORE, "content-type": kind, **(headers or {})}
+        all_headers = {**NO_STORE, "content-type": kind, **(headers or {})}
         self._queue(endpoint, _Fault("canned", status=status, body=raw, headers=all_headers), count)
 
     def delay_next(self, endpoint: str, seconds: float, count: int = 1) -> None:
@@ -509,19 +432,19 @@ class OAuthProvider:
         client_ids = params.get("client_id", [])
         client = self._clients.get(client_ids[0]) if len(client_ids) == 1 else None
         if client is None:
-            return _error_page("Unknown or missing client_id.")
+            return error_page("Unknown or missing client_id.")
         redirect_uris = params.get("redirect_uri", [])
         if len(redirect_uris) != 1 or redirect_uris[0] not in client.redirect_uris:
             # Redirecting to an unregistered URI would make this an open redirector.
-            return _error_page("The redirect_uri is not registered for this client.")
+            return error_page("The redirect_uri is not registered for this client.")
         redirect_uri = redirect_uris[0]
         states = params.get("state", [])
         state = states[0] if len(states) == 1 and states[0] else None
         try:
             authorization = _check_authorization(client, redirect_uri, state, params)
-        except _OAuthError as error:
+        except OAuthError as error:
             details = {"error": error.error, "error_description": error.description}
-            return _redirect(redirect_uri, 302, **details, state=state, iss=client.quirks.issuer)
+            return redirect(redirect_uri, 302, **details, state=state, iss=client.quirks.issuer)
         if self.interactive:
             request_id = secrets.token_urlsafe(24)
             with self._lock:
@@ -532,14 +455,14 @@ class OAuthProvider:
         return self._decide(authorization, approve=not deny, status=302)
 
     async def _decision(self, request: Request) -> Response:
-        form = await _read_form(request) or {}
+        form = await read_form(request) or {}
         decision = form.get("decision")
         if decision not in ("approve", "deny"):
-            return _error_page("The decision must be approve or deny.")
+            return error_page("The decision must be approve or deny.")
         with self._lock:
             authorization = self._pending.pop(form.get("request", ""), None)
         if authorization is None:
-            return _error_page("Unknown or already decided authorization request.")
+            return error_page("Unknown or already decided authorization request.")
         # 303 so that the browser follows the POST with a GET.
         return self._decide(authorization, approve=decision == "approve", status=303)
 
@@ -547,13 +470,13 @@ class OAuthProvider:
         uri, state = authorization.redirect_uri, authorization.state
         iss = self._clients[authorization.client_id].quirks.issuer
         if not approve:
-            return _redirect(uri, status, error="access_denied", state=state, iss=iss)
+            return redirect(uri, status, error="access_denied", state=state, iss=iss)
         code = secrets.token_urlsafe(32)
         with self._lock:
             self._codes[code] = _Code(
                 authorization, secrets.token_hex(8), self.now() + self.code_lifetime
             )
-        return _redirect(uri, status, code=code, state=state, iss=iss)
+        return redirect(uri, status, code=code, state=state, iss=iss)
 
     def _consent_page(
         self, request: Request, client: Client, authorization: _Authorization, request_id: str
@@ -569,12 +492,12 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
 <button type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>"""
-        return _page(body, 200)
+        return page(body, 200)
 
     # -- token, revocation and status endpoints ------------------------------------
 
     async def _token(self, request: Request) -> Response:
-        kind, form = await _read_body(request)
+        kind, form = await read_body(request)
         # The body format is the client's: that of the client the request names.
         expected = self._named_client(request, form).quirks.token_request_format
         if kind != expected:
@@ -585,13 +508,13 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         if isinstance(fault, Response):
             return fault
         try:
-            form = _valid_form(form, expected)
+            form = valid_form(form, expected)
             client = self._authenticate(request, form)
             grant_type = form.get("grant_type")
             if not grant_type:
-                raise _OAuthError("invalid_request", "grant_type is required")
+                raise OAuthError("invalid_request", "grant_type is required")
             if grant_type in ALL_GRANTS and grant_type not in client.grants:
-                raise _OAuthError("unauthorized_client", f"this client may not use {grant_type}")
+                raise OAuthError("unauthorized_client", f"this client may not use {grant_type}")
             if grant_type == "authorization_code":
                 body = self._exchange_code(client, form)
             elif grant_type == "refresh_token":
@@ -599,12 +522,12 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             elif grant_type == "client_credentials":
                 body = self._client_credentials(client, form)
             else:
-                raise _OAuthError("unsupported_grant_type")
-        except _OAuthError as error:
+                raise OAuthError("unsupported_grant_type")
+        except OAuthError as error:
             return error.response()
         if fault is not None and fault.change is not None:
-            return Response(json.dumps(fault.change(body)), 200, _NO_STORE, "application/json")
-        return _json(body)
+            return Response(json.dumps(fault.change(body)), 200, NO_STORE, "application/json")
+        return json_body(body)
 
     def _exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, object]:
         pkce = client.quirks.pkce
@@ -613,23 +536,23 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         # Without PKCE, a code_verifier is ignored: no challenge was kept to check it against.
         (verifier,) = _require(form, "code_verifier") if pkce else ("",)
         if pkce and not _VERIFIER.fullmatch(verifier):
-            raise _OAuthError("invalid_request", "code_verifier is malformed (RFC 7636 §4.1)")
+            raise OAuthError("invalid_request", "code_verifier is malformed (RFC 7636 §4.1)")
         with self._lock:
             code = self._codes.get(value)
             if code is None:
-                raise _OAuthError("invalid_grant", "unknown authorization code")
+                raise OAuthError("invalid_grant", "unknown authorization code")
             if code.used:
                 self._revoke_family(code.family)
-                raise _OAuthError("invalid_grant", "authorization code already used")
+                raise OAuthError("invalid_grant", "authorization code already used")
             authorization = code.authorization
             if authorization.client_id != client.client_id:
-                raise _OAuthError("invalid_grant", "authorization code issued to another client")
+                raise OAuthError("invalid_grant", "authorization code issued to another client")
             if self.now() >= code.expires_at:
-                raise _OAuthError("invalid_grant", "authorization code expired")
+                raise OAuthError("invalid_grant", "authorization code expired")
             if redirect_uri != authorization.redirect_uri:
-                raise _OAuthError("invalid_grant", "redirect_uri differs from the authorization")
+                raise OAuthError("invalid_grant", "redirect_uri differs from the authorization")
             if pkce and not hmac.compare_digest(_s256(verifier), authorization.code_challenge):
-                raise _OAuthError("invalid_grant", "code_verifier does not match code_challenge")
+                raise OAuthError("invalid_grant", "code_verifier does not match code_challenge")
             code.used = True
             scopes = authorization.scopes
             return self._issue(client, code.family, scopes, scopes)
@@ -638,12 +561,10 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         """RFC 6749 §4.4: an access token for the client itself, never a refresh token."""
         for name in ("code", "redirect_uri", "refresh_token", "code_verifier"):
             if name in form:
-                raise _OAuthError(
-                    "invalid_request", f"{name} is not a client credentials parameter"
-                )
+                raise OAuthError("invalid_request", f"{name} is not a client credentials parameter")
         requested = _parse_scope(client, form["scope"]) if "scope" in form else client.scopes
         if not set(requested) <= set(client.scopes):
-            raise _OAuthError("invalid_scope", "the client may not request that scope")
+            raise OAuthError("invalid_scope", "the client may not request that scope")
         with self._lock:
             family = secrets.token_urlsafe(8)
             return self._issue(client, family, (), requested, refresh=False)
@@ -655,15 +576,15 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         with self._lock:
             token = self._tokens.get(value)
             if token is None or token.kind != "refresh" or token.client_id != client.client_id:
-                raise _OAuthError("invalid_grant", "unknown refresh token")
+                raise OAuthError("invalid_grant", "unknown refresh token")
             if token.revoked:
-                raise _OAuthError("invalid_grant", "refresh token revoked")
+                raise OAuthError("invalid_grant", "refresh token revoked")
             if token.used:
                 # Either the client or an attacker holds a stolen copy: stop both.
                 self._revoke_family(token.family)
-                raise _OAuthError("invalid_grant", "refresh token reused; its grant is revoked")
+                raise OAuthError("invalid_grant", "refresh token reused; its grant is revoked")
             if requested is not None and not set(requested) <= set(token.scopes):
-                raise _OAuthError("invalid_scope", "a refresh may only narrow the scope")
+                raise OAuthError("invalid_scope", "a refresh may only narrow the scope")
             scopes = requested or token.scopes
             if not self.rotate_refresh_tokens:
                 return self._issue(client, token.family, token.scopes, scopes, refresh=False)
@@ -672,26 +593,26 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             return self._issue(client, token.family, token.scopes, scopes)
 
     async def _revoke(self, request: Request) -> Response:
-        form = await _read_form(request)
+        form = await read_form(request)
         if isinstance(fault := await self._inject("revoke"), Response):
             return fault
         try:
-            form = _valid_form(form)
+            form = valid_form(form)
             client = self._authenticate(request, form)
             (value,) = _require(form, "token")
-        except _OAuthError as error:
+        except OAuthError as error:
             return error.response()
         # token_type_hint is optional and one table holds both kinds, so it is not needed.
         with self._lock:
             token = self._tokens.get(value)
             if token is not None and token.client_id != client.client_id:
-                return _OAuthError("unauthorized_client", "issued to another client").response()
+                return OAuthError("unauthorized_client", "issued to another client").response()
             self.revocations.append(value)
             if token is not None and token.kind == "refresh":
                 self._revoke_family(token.family)
             elif token is not None:
                 token.revoked = True
-        return Response(status_code=200, headers=_NO_STORE)
+        return Response(status_code=200, headers=NO_STORE)
 
     async def _status(self, request: Request) -> Response:
         if isinstance(fault := await self._inject("status"), Response):
@@ -700,8 +621,8 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         with self._lock:
             token = self._tokens.get(value) if scheme.lower() == "bearer" else None
             if token is None or token.kind != "access" or not self._active(token):
-                return _json({"error": "invalid_token"}, 401, _INVALID_TOKEN)
-            return _json(
+                return json_body({"error": "invalid_token"}, 401, _INVALID_TOKEN)
+            return json_body(
                 {
                     "userId": self.account.user_id,
                     "organizationId": self.account.organization_id,
@@ -715,10 +636,10 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         secret: str | None
         if header is not None:
             if "client_secret" in form:
-                raise _OAuthError("invalid_request", "use one client authentication method")
-            client_id, secret = _basic_credentials(header)
+                raise OAuthError("invalid_request", "use one client authentication method")
+            client_id, secret = basic_credentials(header)
             if form.get("client_id", client_id) != client_id:
-                raise _OAuthError("invalid_client")
+                raise OAuthError("invalid_client")
             method = "client_secret_basic"
         else:
             client_id, secret = form.get("client_id", ""), form.get("client_secret")
@@ -728,7 +649,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         if expected is not None and method != expected:
             # RFC 6749 §5.2: a 401 with WWW-Authenticate only answers an attempt with Basic.
             description = f"this client authenticates with {expected}, not {method}"
-            raise _OAuthError("invalid_client", description, 401 if header else 400)
+            raise OAuthError("invalid_client", description, 401 if header else 400)
         if client is not None and expected == "none":
             return client
         if (
@@ -736,15 +657,15 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             or secret is None
             or not hmac.compare_digest(secret.encode(), client.client_secret.encode())
         ):
-            raise _OAuthError("invalid_client")
+            raise OAuthError("invalid_client")
         return client
 
     def _named_client(self, request: Request, form: Mapping[str, str] | None) -> Client:
         """The client a request names, by Basic or ``client_id``, or a default one."""
         client_id = (form or {}).get("client_id", "")
         if header := request.headers.get("authorization"):
-            with contextlib.suppress(_OAuthError):
-                client_id, _ = _basic_credentials(header)
+            with contextlib.suppress(OAuthError):
+                client_id, _ = basic_credentials(header)
         return self._clients.get(client_id) or _DEFAULT_CLIENT
 
     async def _inject(self, endpoint: str) -> Response | _Fault | None:
@@ -761,7 +682,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
                 await asyncio.sleep(min(remaining, 0.05))
             if fault.kind == "delay":
                 return None
-            return _json({"error": "temporarily_unavailable"}, 504)
+            return json_body({"error": "temporarily_unavailable"}, 504)
         if fault.kind == "canned":
             return Response(fault.body, fault.status, dict(fault.headers))
         if fault.kind == "tamper":
@@ -769,7 +690,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         status = fault.status
         error = _FAULT_ERRORS.get(status, "server_error" if status >= 500 else "invalid_request")
         body = {"error": error, "error_description": "injected failure"}
-        return _json(body, status, {"Retry-After": "1"} if status == 429 else None)
+        return json_body(body, status, {"Retry-After": "1"} if status == 429 else None)
 
 
 def _check_authorization(
@@ -777,28 +698,28 @@ def _check_authorization(
 ) -> _Authorization:
     """Validate an authorization request whose client and redirect URI are known good."""
     if any(len(values) > 1 for values in params.values()):
-        raise _OAuthError("invalid_request", "a parameter appears more than once")
+        raise OAuthError("invalid_request", "a parameter appears more than once")
     single = {name: values[0] for name, values in params.items()}
     if state is None:
-        raise _OAuthError("invalid_request", "state is required")
+        raise OAuthError("invalid_request", "state is required")
     response_type = single.get("response_type")
     if not response_type:
-        raise _OAuthError("invalid_request", "response_type is required")
+        raise OAuthError("invalid_request", "response_type is required")
     if response_type != "code":
-        raise _OAuthError("unsupported_response_type")
+        raise OAuthError("unsupported_response_type")
     _require_values(single, client.quirks.authorize_params)
     challenge = ""  # a provider without PKCE ignores a challenge, as GitHub long did
     if client.quirks.pkce:
         challenge = single.get("code_challenge", "")
         if not challenge:
-            raise _OAuthError("invalid_request", "code_challenge is required")
+            raise OAuthError("invalid_request", "code_challenge is required")
         if single.get("code_challenge_method") != "S256":
-            raise _OAuthError("invalid_request", "code_challenge_method must be S256")
+            raise OAuthError("invalid_request", "code_challenge_method must be S256")
         if not _CHALLENGE.fullmatch(challenge):
-            raise _OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 digest")
+            raise OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 digest")
     scopes = _parse_scope(client, single["scope"]) if "scope" in single else client.scopes
     if not set(scopes) <= set(client.scopes):
-        raise _OAuthError("invalid_scope", "a requested scope is not allowed for this client")
+        raise OAuthError("invalid_scope", "a requested scope is not allowed for this client")
     return _Authorization(client.client_id, redirect_uri, state, challenge, scopes)
 
 
@@ -808,7 +729,7 @@ def _parse_scope(client: Client, value: str) -> tuple[str, ...]:
     # A scope token cannot hold a space (RFC 6749 §3.3), so spaces under "," are refused.
     if not all(_SCOPE_TOKEN.fullmatch(part) for part in parts):
         kind = "space" if separator == " " else repr(separator)
-        raise _OAuthError("invalid_scope", f"scope must be {kind}-separated scope tokens")
+        raise OAuthError("invalid_scope", f"scope must be {kind}-separated scope tokens")
     return tuple(dict.fromkeys(parts))
 
 
@@ -816,119 +737,21 @@ def _require_values(given: Mapping[str, str], required: Mapping[str, str]) -> No
     """Require each of `required` in `given` with exactly its value."""
     for name, value in required.items():
         if name not in given:
-            raise _OAuthError("invalid_request", f"{name}={value} is required")
+            raise OAuthError("invalid_request", f"{name}={value} is required")
         if given[name] != value:
-            raise _OAuthError("invalid_request", f"{name} must be {value!r}")
+            raise OAuthError("invalid_request", f"{name} must be {value!r}")
 
 
 def _require(form: Mapping[str, str], *names: str) -> list[str]:
     missing = [name for name in names if not form.get(name)]
     if missing:
-        raise _OAuthError("invalid_request", f"missing {', '.join(missing)}")
+        raise OAuthError("invalid_request", f"missing {', '.join(missing)}")
     return [form[name] for name in names]
 
 
 def _s256(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def _basic_credentials(header: str) -> tuple[str, str]:
-    """Client id and secret from HTTP Basic, form-decoded as RFC 6749 §2.3.1 requires."""
-    scheme, _, encoded = header.partition(" ")
-    try:
-        if scheme.lower() != "basic":
-            raise ValueError(scheme)
-        client_id, separator, secret = (
-            base64.b64decode(encoded, validate=True).decode().partition(":")
-        )
-    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
-        raise _OAuthError("invalid_client") from None
-    if not separator:
-        raise _OAuthError("invalid_client")
-    return unquote_plus(client_id), unquote_plus(secret)
-
-
-async def _read_form(request: Request) -> dict[str, str] | None:
-    """The form body, or None when it is not a form or repeats a parameter (RFC 6749 §3.2)."""
-    kind, form = await _read_body(request)
-    return form if kind == "form" else None
-
-
-async def _read_body(request: Request) -> tuple[str, dict[str, str] | None]:
-    """The kind of body (``form``, ``json`` or ``""``) and its parameters.
-
-    The parameters are None unless the body is a form or a JSON object of
-    strings that gives each parameter once.
-    """
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    kind = _BODY_KINDS.get(content_type, "")
-    if not kind:
-        return kind, None
-    try:
-        text = (await request.body()).decode()
-    except UnicodeDecodeError:
-        return kind, None
-    pairs = parse_qsl(text, keep_blank_values=True) if kind == "form" else _json_pairs(text)
-    if pairs is None:
-        return kind, None
-    form = dict(pairs)
-    return kind, form if len(form) == len(pairs) else None
-
-
-class _Members(list[tuple[str, Any]]):
-    """The members of a JSON object in order, repeated names kept."""
-
-
-def _json_pairs(text: str) -> list[tuple[str, str]] | None:
-    """The members of a JSON object whose values are all strings, or None."""
-    try:
-        value = json.loads(text, object_pairs_hook=_Members)
-    except ValueError:
-        return None
-    if not isinstance(value, _Members) or not all(isinstance(v, str) for _, v in value):
-        return None
-    return list(value)
-
-
-def _valid_form(form: dict[str, str] | None, kind: str = "form") -> dict[str, str]:
-    if form is None:
-        body = "a JSON object of strings" if kind == "json" else "a form"
-        raise _OAuthError("invalid_request", f"the body must be {body}, each parameter once")
-    return form
-
-
-def _json(
-    body: Mapping[str, object], status: int = 200, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(dict(body), status, headers={**_NO_STORE, **(headers or {})})
-
-
-def _redirect(uri: str, status: int, **params: str | None) -> Response:
-    """Redirect to `uri` with `params` added to the query it already has."""
-    parts = urlsplit(uri)
-    added = urlencode({name: value for name, value in params.items() if value is not None})
-    query = f"{parts.query}&{added}" if parts.query else added
-    return RedirectResponse(urlunsplit(parts._replace(query=query)), status, headers=_NO_STORE)
-
-
-def _page(body: str, status: int) -> HTMLResponse:
-    document = (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_SANDBOX_LABEL}</title></head><body>\n"
-        f"<p><strong>{_SANDBOX_LABEL}</strong></p>{body}\n</body></html>\n"
-    )
-    # The consent page must not be framed: that would allow clickjacking the Approve button.
-    headers = {
-        **_NO_STORE,
-        "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    }
-    return HTMLResponse(document, status, headers=headers)
-
-
-def _error_page(message: str) -> HTMLResponse:
-    return _page(f"\n<p>{html.escape(message)}</p>", 400)
 
 
 @contextlib.contextmanager
@@ -956,64 +779,3 @@ def running(provider: OAuthProvider, host: str = "127.0.0.1") -> Iterator[str]:
         server.should_exit = True
         provider._stopping.set()
         thread.join(timeout=10)
-
-
-def quirks_for(connector: Any) -> Quirks:
-    """The quirks the provider enforces for a connector: exactly what its manifest declares.
-
-    So a connector whose manifest says ``clientAuth: client_secret_post`` meets
-    a provider that refuses Basic, one that says ``scopeSeparator: ","`` meets
-    one that refuses spaces, and so on (the contract suite's provider).
-    """
-    from .._manifest import ExpiresInUnit, OAuth
-
-    auth = connector.auth
-    if not isinstance(auth, OAuth):
-        return Quirks()
-    paths = auth.token_response
-    nested = None
-    if paths is not None and "." in paths.access_token_path:
-        nested = paths.access_token_path.rpartition(".")[0]
-    return Quirks(
-        client_auth=auth.client_auth.value,
-        scope_separator=auth.scope_separator,
-        pkce=auth.pkce,
-        authorize_params={k: v for k, v in auth.authorize_params.items() if "{" not in v},
-        token_params={k: v for k, v in auth.token_params.items() if "{" not in v},
-        refresh_params={k: v for k, v in auth.refresh_params.items() if "{" not in v},
-        token_request_format=auth.token_request_format.value,
-        nest_tokens_under=nested,
-        expires_in_unit=(
-            "milliseconds"
-            if paths is not None and paths.expires_in_unit is ExpiresInUnit.MILLISECONDS
-            else "seconds"
-        ),
-        extra_response=_kept_values(paths.keep if paths else ()),
-        issuer=auth.issuer,
-        api_token_header=auth.header_name,
-        api_token_prefix=auth.value_prefix,
-    )
-
-
-def _kept_values(paths: Sequence[str]) -> dict[str, Any]:
-    """A token response's extra values at each dotted path (``team.id`` -> ``{"team": {"id"}}``)."""
-    extra: dict[str, Any] = {}
-    for path in paths:
-        *parents, last = path.split(".")
-        node = extra
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = f"contract-{last}"
-    return extra
-
-
-def verify_answer(connector: Any) -> dict[str, Any]:
-    """A JSON answer to the connector's verify request with every value it reads.
-
-    Each account field and kept value is ``contract-<last part of its path>``
-    (``org.id`` -> ``{"org": {"id": "contract-id"}}``).
-    """
-    verify = connector.verify
-    if verify is None:
-        return {}
-    return _kept_values([*verify.account.values(), *verify.keep])

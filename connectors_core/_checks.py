@@ -1,0 +1,428 @@
+"""The checks of single manifest values, each with the JSON Schema that says the same.
+
+A check takes a structured value and raises :class:`Invalid` (with a
+``subpath`` below the value, for an item of an array or a key of a map);
+:func:`schema` attaches to it the JSON Schema fragment that expresses it, so
+:mod:`connectors_core._jsonschema` publishes exactly what
+:func:`~connectors_core.define_connector` enforces. The converter
+(:mod:`connectors_core._converter`) applies them field by field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._fields import FIELD_ID, Placeholder, placeholders
+
+KEBAB = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+ID_MAX = 64
+LINE_MAX = 200
+TEXT_MAX = 2000
+QUERY_PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
+VALUE_MAX = 2048
+
+
+class Invalid(ValueError):
+    """A rule violation found by a structure hook.
+
+    ``subpath`` locates it below the field the hook was structuring, such as
+    ``[2].id`` for a duplicate capability id.
+    """
+
+    def __init__(self, message: str, subpath: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.subpath = subpath
+
+
+def camel(name: str) -> str:
+    """The wire (camelCase) name of a Python (snake_case) attribute name."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def describe(value: object) -> str:
+    """Name a JSON value's type, with a short excerpt of it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {shown!r}"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """``; did you mean 'x'?`` for the closest of ``choices``, or nothing."""
+    if camel(word) in choices:
+        return f"; did you mean {camel(word)!r}?"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# --- rules ----------------------------------------------------------------
+# Each rule carries the JSON Schema fragment that expresses it (``json_schema``),
+# so the published schema is generated from the same rules that validate.
+# A rule JSON Schema cannot express exactly says so in ``json_schema_note``.
+
+Check = Callable[[Any], None]
+
+
+def schema(note: str | None = None, **fragment: Any) -> Callable[[Check], Check]:
+    def mark(check: Check) -> Check:
+        # Metadata on the function object itself: mypy cannot see such attributes.
+        check.json_schema = fragment  # type: ignore[attr-defined]
+        check.json_schema_note = note  # type: ignore[attr-defined]
+        return check
+
+    return mark
+
+
+@schema(minLength=1, pattern=r"\S")
+def nonblank(value: str) -> None:
+    if not value.strip():
+        raise Invalid("must not be empty")
+
+
+@schema(maxLength=LINE_MAX, pattern=r"^[^\r\n]*\S[^\r\n]*$")
+def one_line(value: str) -> None:
+    nonblank(value)
+    if "\n" in value or "\r" in value:
+        raise Invalid("must be a single line")
+    if len(value) > LINE_MAX:
+        raise Invalid(f"must be at most {LINE_MAX} characters, got {len(value)}")
+
+
+@schema(maxLength=ID_MAX, pattern="^" + KEBAB.pattern + "$")
+def kebab(value: str) -> None:
+    if len(value) > ID_MAX or not KEBAB.fullmatch(value):
+        raise Invalid(
+            f"must be kebab-case (lowercase letters and digits in words joined by single "
+            f"hyphens, starting with a letter, at most {ID_MAX} characters), got {value!r}"
+        )
+
+
+def host_is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_is_public(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        pass
+    # A name without a dot (``intranet``) or under a reserved suffix only
+    # resolves inside one network.
+    reserved = (".localhost", ".local", ".internal", ".test", ".invalid", ".example")
+    return "." in host and not host.endswith(reserved)
+
+
+def split_url(value: str) -> tuple[str, str]:
+    """Return (scheme, host) of an absolute URL, or raise Invalid."""
+    if any(ch.isspace() for ch in value):
+        raise Invalid(f"must be a URL without spaces, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - property access validates the port
+    except ValueError as exc:
+        raise Invalid(f"is not a valid URL ({exc}): {value!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise Invalid(f"must be an absolute http(s) URL, got {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid("must not contain credentials (user:password@)")
+    return parts.scheme, host
+
+
+@schema(
+    note="an approximation: the validator also checks that an IP address is public",
+    pattern=r"^https?://(?!(?:localhost|127\.|10\.|192\.168\.|0\.|\[)|[^/?#\s]*\.(?:localhost|local"
+    r"|internal|test|invalid|example)(?:[:/?#]|$))[^\s/?#@:]+\.[^\s/?#@:]+(?::\d+)?(?:[/?#]\S*)?$",
+)
+def public_url(value: str) -> None:
+    try:
+        _scheme, host = split_url(value)
+    except Invalid:
+        host = ""
+    if not host_is_public(host):
+        raise Invalid(
+            f"must be a public http(s) URL, got {value!r} "
+            "(a repository path or a local address will not open from a web page)"
+        )
+
+
+@schema(
+    pattern=r"^(?:https://[^\s/?#@]+|http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?)"
+    r"(?:[/?][^\s#]*)?$"
+)
+def endpoint_url(value: str) -> None:
+    scheme, host = split_url(value)
+    if scheme != "https" and not host_is_loopback(host):
+        raise Invalid(f"must use https (plain http is allowed on loopback only), got {value!r}")
+    if "#" in value:
+        raise Invalid("must not contain a fragment (#...)")
+
+
+@schema(pattern=r"^/(?!/)(?!.*://)[^\s\\]*$")
+def server_path(value: str) -> None:
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        raise Invalid(f"must be a server path starting with a single '/', got {value!r}")
+    if any(ch.isspace() for ch in value) or "://" in value:
+        raise Invalid(f"must be a plain server path, got {value!r}")
+
+
+@schema(pattern="^" + HEADER_TOKEN.pattern + "$")
+def header_name(value: str) -> None:
+    if not HEADER_TOKEN.fullmatch(value):
+        raise Invalid(f"must be a valid HTTP header name, got {value!r}")
+
+
+@schema(pattern="^" + EMAIL.pattern + "$")
+def email(value: str) -> None:
+    if not EMAIL.fullmatch(value):
+        raise Invalid(f"must be an e-mail address, got {value!r}")
+
+
+@schema(pattern=r"^\S+$")
+def scope(value: str) -> None:
+    if not value or any(ch.isspace() for ch in value):
+        raise Invalid(f"must be a non-empty scope without spaces, got {value!r}")
+
+
+@schema(maxLength=TEXT_MAX, pattern=r"\S")
+def text(value: str) -> None:
+    nonblank(value)
+    if len(value) > TEXT_MAX:
+        raise Invalid(f"must be at most {TEXT_MAX} characters, got {len(value)}")
+
+
+RESERVED_FIELD_IDS = (
+    "api_key",
+    "client_id",
+    "client_secret",
+    "csrf_token",
+    "password",
+    "username",
+)
+"""Field ids the connect form uses for its own inputs."""
+
+
+_NOT_RESERVED: dict[str, Any] = {"not": {"enum": list(RESERVED_FIELD_IDS)}}
+
+
+@schema(pattern="^" + FIELD_ID.pattern + "$", **_NOT_RESERVED)
+def field_id(value: str) -> None:
+    if not FIELD_ID.fullmatch(value):
+        raise Invalid(
+            "must be a field id (a lowercase letter, then up to 39 lowercase letters, digits "
+            f"or underscores), got {value!r}"
+        )
+    if value in RESERVED_FIELD_IDS:
+        raise Invalid(f"{value!r} is reserved for the connect form's own inputs")
+
+
+@schema(maxLength=500)
+def regex(value: str) -> None:
+    if len(value) > 500:
+        raise Invalid(f"must be at most 500 characters, got {len(value)}")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise Invalid(f"not a valid regular expression ({exc})") from None
+
+
+@schema(minimum=0, maximum=VALUE_MAX)
+def length(value: int) -> None:
+    if not 0 <= value <= VALUE_MAX:
+        raise Invalid(f"must be between 0 and {VALUE_MAX}, got {value}")
+
+
+@schema(pattern="^" + QUERY_PARAM.pattern + "$")
+def query_param(value: str) -> None:
+    if not QUERY_PARAM.fullmatch(value):
+        raise Invalid(
+            "must be a query parameter name (letters, digits, '_', '.', '~' or '-', "
+            f"at most 64), got {value!r}"
+        )
+
+
+@schema(maxLength=32, pattern=r"^[ -~]{1,32}(?![\s\S])")
+def value_prefix(value: str) -> None:
+    if not 1 <= len(value) <= 32 or not all(" " <= c <= "~" for c in value):
+        raise Invalid(f"must be 1 to 32 visible ASCII characters or spaces, got {value!r}")
+
+
+@schema(maxLength=32, pattern=r"^[ -~]{0,32}(?![\s\S])")
+def token_prefix(value: str) -> None:
+    if len(value) > 32 or not all(" " <= c <= "~" for c in value):
+        raise Invalid(f"must be at most 32 visible ASCII characters or spaces, got {value!r}")
+
+
+def fill(template: str) -> str:
+    """A template with each placeholder replaced by a plain sample value, for URL checks."""
+    try:
+        list(placeholders(template))
+    except Placeholder as exc:
+        raise Invalid(str(exc)) from None
+    return re.sub(r"\{[^{}]*\}", "x", template)
+
+
+@schema(
+    pattern=r"^(?:https://[^\s/?#@]+|http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?)"
+    r"(?:[/?][^\s#]*)?$"
+)
+def endpoint_template(value: str) -> None:
+    if "{" not in value and "}" not in value:
+        endpoint_url(value)
+        return
+    if not value.startswith(("https://", "http://")):
+        raise Invalid(f"must start with https:// (or http:// on loopback), got {value!r}")
+    endpoint_url(fill(value))
+
+
+PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
+PATH = re.compile(r"[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,9}")
+
+
+@schema(enum=[" ", ",", "+"])
+def separator(value: str) -> None:
+    if value not in (" ", ",", "+"):
+        raise Invalid(f'must be " ", "," or "+", got {value!r}')
+
+
+def params(*reserved: str) -> Check:
+    """A map of request parameters: plain names, one-line values, none the flow sets itself."""
+
+    def check(params: Mapping[str, str]) -> None:
+        for name, value in params.items():
+            if not PARAM.fullmatch(name):
+                raise Invalid(f"{name[:64]!r} is not a parameter name", f".{name[:64]}")
+            if name in reserved:
+                raise Invalid(
+                    f"the flow sets {name!r} itself; it cannot be declared here", f".{name}"
+                )
+            if not value or len(value) > 500 or "\n" in value or "\r" in value:
+                raise Invalid("must be one line of 1 to 500 characters", f".{name}")
+
+    return schema(
+        note=f"parameter names {', '.join(reserved)} are set by the flow and refused",
+        propertyNames={"pattern": "^" + PARAM.pattern + "$", "not": {"enum": list(reserved)}},
+        additionalProperties={"type": "string", "minLength": 1, "maxLength": 500},
+    )(check)
+
+
+@schema(pattern="^" + PATH.pattern + "$")
+def dotted(value: str) -> None:
+    if not PATH.fullmatch(value):
+        raise Invalid(f"must be a dotted path such as 'authed_user.access_token', got {value!r}")
+
+
+@schema(minimum=0, maximum=86400)
+def margin(value: int) -> None:
+    if not 0 <= value <= 86400:
+        raise Invalid(f"must be between 0 and 86400 seconds, got {value}")
+
+
+STATUS_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+
+
+@schema(enum=["GET", "HEAD", "POST"])
+def method(value: str) -> None:
+    if value not in ("GET", "HEAD", "POST"):
+        raise Invalid(f"must be GET, HEAD or POST, got {value!r}")
+
+
+@schema(pattern=r"^/(?!/)[^\s#]*$", maxLength=500)
+def api_path(value: str) -> None:
+    if not value.startswith("/") or value.startswith("//") or len(value) > 500:
+        raise Invalid(f"must be a path starting with a single '/', got {value[:60]!r}")
+    if any(ch.isspace() for ch in value) or "#" in value:
+        raise Invalid("must not contain spaces or a fragment")
+    try:
+        list(placeholders(value))
+    except Placeholder as exc:
+        raise Invalid(str(exc)) from None
+
+
+@schema(minItems=1, items={"minimum": 100, "maximum": 599}, uniqueItems=True)
+def statuses(values: tuple[int, ...]) -> None:
+    if not values:
+        raise Invalid("must list at least one status")
+    for index, value in enumerate(values):
+        if not 100 <= value <= 599:
+            raise Invalid(f"must be an HTTP status (100 to 599), got {value}", f"[{index}]")
+    if len(set(values)) != len(values):
+        raise Invalid("must not list a status twice")
+
+
+@schema(
+    propertyNames={"pattern": "^" + STATUS_FIELD.pattern + "$"},
+    additionalProperties={"type": "string", "pattern": "^" + PATH.pattern + "$"},
+)
+def account_paths(paths: Mapping[str, str]) -> None:
+    for name, path in paths.items():
+        if not STATUS_FIELD.fullmatch(name):
+            raise Invalid(f"{name[:40]!r} is not a status field name", f".{name[:40]}")
+        if not PATH.fullmatch(path):
+            raise Invalid(f"must be a dotted path such as 'org.id', got {path!r}", f".{name}")
+
+
+# --- checks of arrays ---------------------------------------------------------
+
+
+def each(*checks: Check) -> Check:
+    """Apply checks to every item of a tuple, reporting the item's index."""
+
+    def check(items: tuple[Any, ...]) -> None:
+        for index, item in enumerate(items):
+            try:
+                for inner in checks:
+                    inner(item)
+            except Invalid as exc:
+                raise Invalid(exc.message, f"[{index}]{exc.subpath}") from None
+
+    items: dict[str, Any] = {}
+    for inner in checks:
+        items.update(inner.json_schema)  # type: ignore[attr-defined]  # set by schema()
+    return schema(items=items)(check)
+
+
+def unique(key: Callable[[Any], str] = str, subpath: str = "", what: str = "value") -> Check:
+    def check(items: tuple[Any, ...]) -> None:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            k = key(item)
+            if k in seen:
+                raise Invalid(
+                    f"duplicate {what} {k!r} (already at index {seen[k]})", f"[{index}]{subpath}"
+                )
+            seen[k] = index
+
+    if subpath:
+        return schema(note=f"each {what} must be unique (not expressible in JSON Schema)")(check)
+    return schema(uniqueItems=True)(check)
+
+
+@schema(minItems=1)
+def nonempty(items: tuple[Any, ...]) -> None:
+    if not items:
+        raise Invalid("must list at least one item")
