@@ -363,15 +363,95 @@ def api_path(value: str) -> None:
         raise Invalid(str(exc)) from None
 
 
+def _statuses(values: tuple[int, ...], low: int, high: int) -> None:
+    for index, value in enumerate(values):
+        if not low <= value <= high:
+            raise Invalid(f"must be an HTTP status ({low} to {high}), got {value}", f"[{index}]")
+    if len(set(values)) != len(values):
+        raise Invalid("must not list a status twice")
+
+
 @schema(minItems=1, items={"minimum": 100, "maximum": 599}, uniqueItems=True)
 def statuses(values: tuple[int, ...]) -> None:
     if not values:
         raise Invalid("must list at least one status")
-    for index, value in enumerate(values):
-        if not 100 <= value <= 599:
-            raise Invalid(f"must be an HTTP status (100 to 599), got {value}", f"[{index}]")
-    if len(set(values)) != len(values):
-        raise Invalid("must not list a status twice")
+    _statuses(values, 100, 599)
+
+
+@schema(items={"minimum": 400, "maximum": 599}, uniqueItems=True)
+def error_statuses(values: tuple[int, ...]) -> None:
+    _statuses(values, 400, 599)
+
+
+# Headers the client sets itself, or that carry credentials: never constant ones.
+_OWN_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+)
+_HEADER_VALUE = re.compile(r"[ -~]{1,500}")
+
+
+def _any_case(word: str) -> str:
+    """A regular expression matching ``word`` in any case, without flags (for JSON Schema)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+@schema(
+    propertyNames={
+        "pattern": "^" + HEADER_TOKEN.pattern + "$",
+        "not": {"pattern": "^(?:" + "|".join(_any_case(n) for n in _OWN_HEADERS) + ")$"},
+    },
+    additionalProperties={"type": "string", "pattern": "^" + _HEADER_VALUE.pattern + "$"},
+)
+def constant_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not HEADER_TOKEN.fullmatch(name):
+            raise Invalid(f"{name[:64]!r} is not an HTTP header name", f".{name[:64]}")
+        if name.lower() in _OWN_HEADERS:
+            raise Invalid(
+                f"{name!r} is set by the client or carries credentials; it cannot be a "
+                "constant header",
+                f".{name}",
+            )
+        if not _HEADER_VALUE.fullmatch(value):
+            raise Invalid("must be 1 to 500 visible ASCII characters or spaces", f".{name}")
+        try:
+            list(placeholders(value))
+        except Placeholder as exc:
+            raise Invalid(str(exc), f".{name}") from None
+
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+HOST_PATTERN = re.compile(rf"(?:(?:\*\.)?{_LABEL}(?:\.{_LABEL})+|localhost)(?::[0-9]{{1,5}})?")
+"""A host a request may go to: a name of two labels at least (``*.`` for its subdomains,
+so never a whole top-level domain), or localhost; either with a port."""
+
+
+@schema(pattern="^" + HOST_PATTERN.pattern + "$")
+def host_pattern(value: str) -> None:
+    if not HOST_PATTERN.fullmatch(value):
+        raise Invalid(
+            "must be a lowercase host name of two labels at least, '*.' and such a domain "
+            f"for its subdomains, or either with ':port', got {value!r}"
+        )
+
+
+@schema(minimum=1, maximum=10)
+def attempts(value: int) -> None:
+    if not 1 <= value <= 10:
+        raise Invalid(f"must be between 1 and 10, got {value}")
+
+
+@schema(minimum=0, maximum=3600)
+def wait_seconds(value: int) -> None:
+    if not 0 <= value <= 3600:
+        raise Invalid(f"must be between 0 and 3600 seconds, got {value}")
 
 
 @schema(

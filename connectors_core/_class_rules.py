@@ -86,6 +86,10 @@ def _template_rules(connector: Connector) -> Iterator[tuple[str, str]]:
         yield from _placeholder_problems(
             connector.api.base_url, ".api.baseUrl", fields, {**token_kept, **verify_kept}
         )
+        for name, value in connector.api.headers.items():
+            yield from _placeholder_problems(
+                value, f".api.headers.{name}", fields, {**token_kept, **verify_kept}
+            )
     if connector.verify is not None:
         verify = connector.verify
         if connector.api is None and verify.base_url is None:
@@ -217,6 +221,33 @@ CLASS_SCHEMA: dict[type, dict[str, Any]] = {
 """JSON Schema keywords of a whole object, for the rules that span its fields."""
 
 
+def _api_rules(connector: Connector) -> Iterator[tuple[str, str]]:
+    """A constant header never replaces the credential; a status is retried or refused."""
+    api = connector.api
+    if api is None:
+        return
+    credential = getattr(connector.auth, "header_name", None)
+    for name in api.headers:
+        if credential is not None and name.lower() == credential.lower():
+            yield (
+                f".api.headers.{name}",
+                f"{name!r} carries the connection's credentials (auth.headerName); "
+                "it cannot be a constant header",
+            )
+    for status in sorted(set(api.retry.statuses) & set(api.token_expired_statuses)):
+        yield (
+            ".api.retry.statuses",
+            f"{status} is in tokenExpiredStatuses too: an answer is either tried again "
+            "or means the credentials were refused",
+        )
+
+
+_noted(
+    "api.headers never name auth.headerName; no status is both in api.retry.statuses "
+    "and api.tokenExpiredStatuses"
+)(_api_rules)
+
+
 def _connection_rules(connector: Connector) -> Iterator[tuple[str, str]]:
     """The paths a manifest declares are the paths connectors-core serves for it."""
     connection = connector.connection
@@ -245,5 +276,5 @@ CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
     ApiKeyAuth: (_api_key_rules,),
     OAuth: (_oauth_rules,),
     Field: (_field_rules,),
-    Connector: (_template_rules, _connection_rules),
+    Connector: (_template_rules, _api_rules, _connection_rules),
 }

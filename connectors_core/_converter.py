@@ -42,6 +42,7 @@ from ._manifest import (
     NoAuth,
     OAuth,
     Publisher,
+    Retry,
     SetupStep,
     TokenResponsePaths,
     Verify,
@@ -244,7 +245,22 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         "header_name": _checked(str, checks.header_name),
         "value_prefix": _checked(str, checks.token_prefix),
     },
-    Api: {"base_url": _checked(str, checks.endpoint_template)},
+    Api: {
+        "base_url": _checked(str, checks.endpoint_template),
+        "headers": _checked(dict[str, str], checks.constant_headers),
+        "allowed_hosts": _checked(
+            tuple[str, ...], checks.each(checks.host_pattern), checks.unique(what="host")
+        ),
+        "token_expired_statuses": _checked(tuple[int, ...], checks.error_statuses),
+    },
+    Retry: {
+        "statuses": _checked(tuple[int, ...], checks.error_statuses),
+        "retry_after_headers": _checked(
+            tuple[str, ...], checks.each(checks.header_name), checks.unique(what="header")
+        ),
+        "max_attempts": _checked(int, checks.attempts),
+        "max_wait_seconds": _checked(int, checks.wait_seconds),
+    },
     Verify: {
         "path": _checked(str, checks.api_path),
         "method": _checked(str, checks.method),
@@ -302,6 +318,8 @@ _OMIT_DEFAULT = {
     (Verify, "expect"),
     (Verify, "account"),
     (Verify, "keep"),
+    *((Api, name) for name in ("headers", "allowed_hosts", "retry", "token_expired_statuses")),
+    *((Retry, a.name) for a in attrs.fields(Retry)),
     (Field, "choices"),
     *(
         (OAuth, name)
@@ -383,12 +401,11 @@ converter.register_unstructure_hook_func(
     _is_homogeneous_tuple, lambda items: [converter.unstructure(item) for item in items]
 )
 converter.register_structure_hook(Auth, _structure_auth)
+# Leaves first: a class's unstructure function is generated with the hooks its
+# attributes' classes have at that moment.
 for _cls in (
-    NoAuth,
-    ApiKeyAuth,
-    BasicAuth,
-    OAuth,
     TokenResponsePaths,
+    Retry,
     Api,
     Verify,
     Field,
@@ -396,6 +413,10 @@ for _cls in (
     SetupStep,
     Publisher,
     Connection,
+    NoAuth,
+    ApiKeyAuth,
+    BasicAuth,
+    OAuth,
     Connector,
 ):
     _register_class(_cls)

@@ -32,6 +32,7 @@ __all__ = [
     "NoAuth",
     "OAuth",
     "Publisher",
+    "Retry",
     "SetupStep",
     "Status",
     "TokenRequestFormat",
@@ -338,12 +339,48 @@ class Publisher:
 
 
 @attrs.frozen(kw_only=True)
+class Retry:
+    """When and how long the authenticated client waits and tries a request again."""
+
+    statuses: tuple[int, ...] = (429, 500, 502, 503, 504)
+    """The answers worth another attempt: rate limits and transient server errors."""
+
+    retry_after_headers: tuple[str, ...] = ("Retry-After",)
+    """Headers that say when to try again (wire: ``retryAfterHeaders``): seconds or an
+    HTTP date (``Retry-After``), or a reset time as UNIX seconds or milliseconds
+    (``X-RateLimit-Reset``); the longest wait any of them asks for is taken."""
+
+    max_attempts: int = 3
+    """Attempts in all, the first included (wire: ``maxAttempts``; 1 to 10; 1: never again)."""
+
+    max_wait_seconds: int = 60
+    """The longest single wait (wire: ``maxWaitSeconds``): an answer that asks for more
+    is returned as it is instead of waited for."""
+
+
+@attrs.frozen(kw_only=True)
 class Api:
-    """Where the connector's API lives, for verification (and the authenticated client)."""
+    """Where the connector's API lives, and how the authenticated client calls it."""
 
     base_url: str
     """The API's base URL (wire: ``baseUrl``): https, or http on loopback; may use
     ``{field}`` placeholders, and values kept from the token response."""
+
+    headers: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Headers sent with every request, such as an API version (``{"Notion-Version":
+    "2022-06-28"}``); values may use ``{field}`` placeholders. Never a credential."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    """Hosts a request may go to besides the base URL's (wire: ``allowedHosts``):
+    ``files.example.com``, ``*.example.com`` (its subdomains), ``host:port``."""
+
+    retry: Retry = attrs.field(factory=Retry)
+    """When the client tries a request again (idempotent methods only, unless asked)."""
+
+    token_expired_statuses: tuple[int, ...] = (401,)
+    """Answers that mean the credentials were refused (wire: ``tokenExpiredStatuses``):
+    a token is refreshed and the request sent once more; credentials that cannot be
+    renewed, or are refused again, leave the connection ``needs_reauth``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -492,7 +529,19 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "api": ("api", _optional(Api)),
         "verify": ("verify", _optional(Verify)),
     },
-    Api: {"baseUrl": ("base_url", None)},
+    Api: {
+        "baseUrl": ("base_url", None),
+        "headers": ("headers", dict),
+        "allowedHosts": ("allowed_hosts", tuple),
+        "retry": ("retry", lambda value: _from_trusted(Retry, value)),
+        "tokenExpiredStatuses": ("token_expired_statuses", tuple),
+    },
+    Retry: {
+        "statuses": ("statuses", tuple),
+        "retryAfterHeaders": ("retry_after_headers", tuple),
+        "maxAttempts": ("max_attempts", None),
+        "maxWaitSeconds": ("max_wait_seconds", None),
+    },
     Verify: {
         "expect": ("expect", tuple),
         "account": ("account", dict),

@@ -135,6 +135,48 @@ def test_trusted_wire_builds_what_the_converter_builds() -> None:
     variants.append(
         {
             **wire(),
+            "auth": {
+                "type": "oauth",
+                "authorizeUrl": "https://a.example.com/authorize",
+                "tokenUrl": "https://a.example.com/token",
+                "scopes": ["a", "b"],
+                "pkce": False,
+                "clientAuth": "client_secret_post",
+                "scopeSeparator": ",",
+                "authorizeParams": {"prompt": "consent"},
+                "tokenParams": {"audience": "x"},
+                "refreshParams": {"audience": "y"},
+                "tokenRequestFormat": "json",
+                "tokenResponse": {
+                    "accessTokenPath": "user.token",
+                    "expiresInUnit": "milliseconds",
+                    "keep": ["team.id"],
+                },
+                "refreshMarginSeconds": 30,
+                "issuer": "https://a.example.com",
+                "headerName": "X-Token",
+                "valuePrefix": "",
+            },
+            "api": {
+                "baseUrl": "https://{dc}.api.example.com",
+                "headers": {"X-Version": "2", "X-Team": "{team_id}"},
+                "allowedHosts": ["*.files.example.com"],
+                "retry": {"statuses": [429], "retryAfterHeaders": ["X-Reset"], "maxAttempts": 2},
+                "tokenExpiredStatuses": [401, 403],
+            },
+            "verify": {
+                "baseUrl": "https://login.example.com",
+                "path": "/me",
+                "method": "POST",
+                "expect": [200, 201],
+                "account": {"userId": "user.id"},
+                "keep": ["dc"],
+            },
+        }
+    )
+    variants.append(
+        {
+            **wire(),
             "publisher": {"name": "P"},
             "connection": {"startPath": "/api/integrations/google-ads/connect"},
         }

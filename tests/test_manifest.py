@@ -453,6 +453,52 @@ INVALID: list[tuple[str, Any, str]] = [
     ),
     ("auth.refreshMarginSeconds", -1, "$.auth.refreshMarginSeconds: must be between 0"),
     ("auth.headerName", "X Token", "$.auth.headerName: must be a valid HTTP header name"),
+    ("api", {"baseUrl": "http://api.example.com"}, "$.api.baseUrl: must use https"),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "headers": {"Authorization": "x"}},
+        "$.api.headers.Authorization: 'Authorization' is set by the client or carries",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "headers": {"X-V": "a\nb"}},
+        "$.api.headers.X-V: must be 1 to 500 visible ASCII",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "headers": {"X-Team": "{team}"}},
+        "$.api.headers.X-Team: unknown placeholder {team}",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "allowedHosts": ["*.com"]},
+        "$.api.allowedHosts[0]: must be a lowercase host name of two labels",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "allowedHosts": ["https://a.example.com"]},
+        "$.api.allowedHosts[0]: must be a lowercase host name",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "retry": {"maxAttempts": 0}},
+        "$.api.retry.maxAttempts: must be between 1 and 10",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "retry": {"statuses": [200]}},
+        "$.api.retry.statuses[0]: must be an HTTP status (400 to 599)",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "retry": {"maxWaitSeconds": 7200}},
+        "$.api.retry.maxWaitSeconds: must be between 0 and 3600",
+    ),
+    (
+        "api",
+        {"baseUrl": "https://a.example.com", "tokenExpiredStatuses": [401, 429]},
+        "$.api.retry.statuses: 429 is in tokenExpiredStatuses too",
+    ),
     ("auth.valuePrefix", "Bearer\n", "$.auth.valuePrefix: must be at most 32 visible ASCII"),
     ("auth.issuer", "http://accounts.example.com", "$.auth.issuer: must use https"),
     (
@@ -505,6 +551,21 @@ VALID_EDGES: list[tuple[str, Any]] = [
     ("auth.valuePrefix", ""),
     ("auth.valuePrefix", "OAuth "),
     ("auth.headerName", "X-Shopify-Access-Token"),
+    (
+        "api",
+        {
+            "baseUrl": "https://api.example.com/v2",
+            "headers": {"Notion-Version": "2022-06-28"},
+            "allowedHosts": ["*.files.example.com", "cdn.example.net:8443", "localhost:9000"],
+            "retry": {
+                "statuses": [429, 503],
+                "retryAfterHeaders": ["Retry-After", "X-RateLimit-Reset"],
+                "maxAttempts": 5,
+                "maxWaitSeconds": 0,
+            },
+            "tokenExpiredStatuses": [],
+        },
+    ),
     (
         "auth",
         {
@@ -683,3 +744,51 @@ def test_verify_needs_a_base_url_of_its_own_or_the_apis() -> None:
         "$.verify: needs api.baseUrl or its own baseUrl: its path is relative to one"
     ]
     define_connector({**data, "verify": {"baseUrl": "https://login.example.com", "path": "/me"}})
+
+
+def test_api_defaults_are_left_out_of_the_wire_form_and_read_back() -> None:
+    connector = define_connector({**wire(), "api": {"baseUrl": "https://api.example.com"}})
+    assert connector.api is not None
+    assert connector.api.retry.max_attempts == 3
+    assert connector.api.token_expired_statuses == (401,)
+    assert to_wire(connector)["api"] == {"baseUrl": "https://api.example.com"}
+
+
+def test_a_constant_header_may_not_carry_the_credential() -> None:
+    data = {
+        **wire(),
+        "auth": {"type": "api-key", "description": "K.", "headerName": "X-Api-Key"},
+        "api": {"baseUrl": "https://api.example.com", "headers": {"x-api-key": "fixed"}},
+    }
+    assert problems(data) == [
+        "$.api.headers.x-api-key: 'x-api-key' carries the connection's credentials "
+        "(auth.headerName); it cannot be a constant header"
+    ]
+
+
+def test_a_header_may_use_a_field_and_a_kept_value() -> None:
+    data = {
+        **kept_wire(keep=["dc"]),
+        "fields": [{"id": "team", "label": "Team"}],
+    }
+    data["api"] = {**data["api"], "headers": {"X-Team": "{team}", "X-Dc": "{dc}"}}
+    connector = define_connector(data)
+    assert connector.api is not None
+    assert dict(connector.api.headers) == {"X-Team": "{team}", "X-Dc": "{dc}"}
+
+
+def test_nested_parts_are_camel_case_on_the_wire() -> None:
+    data = {
+        **wire(),
+        "auth": {
+            **wire()["auth"],
+            "tokenResponse": {"accessTokenPath": "user.token", "expiresInUnit": "milliseconds"},
+        },
+        "api": {"baseUrl": "https://api.example.com", "retry": {"maxWaitSeconds": 5}},
+    }
+    out = to_wire(define_connector(data))
+    assert out["auth"]["tokenResponse"] == {
+        "accessTokenPath": "user.token",
+        "expiresInUnit": "milliseconds",
+    }
+    assert out["api"] == {"baseUrl": "https://api.example.com", "retry": {"maxWaitSeconds": 5}}
