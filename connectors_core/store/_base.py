@@ -95,6 +95,15 @@ class Store(abc.ABC):
         """The summaries of all of a tenant's connections, by connector id (one read)."""
 
     @abc.abstractmethod
+    async def list(
+        self, *, tenant: str | None = None, connector_id: str | None = None
+    ) -> list[ConnectionSummary]:
+        """Every connection's summary, of one tenant and/or connector if given.
+
+        Ordered by tenant, then connector id; no secret is decrypted.
+        """
+
+    @abc.abstractmethod
     async def put(self, connection: StoredConnection) -> StoredConnection:
         """Create or overwrite a connection; return it with its new version."""
 

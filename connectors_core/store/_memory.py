@@ -81,6 +81,17 @@ class MemoryStore(Store):
             mine = [c for (owner, _), c in self._connections.items() if owner == tenant]
         return {c.connector_id: ConnectionSummary.of(c) for c in mine}
 
+    async def list(
+        self, *, tenant: str | None = None, connector_id: str | None = None
+    ) -> list[ConnectionSummary]:
+        with self._lock:
+            found = [
+                c
+                for (owner, connector), c in sorted(self._connections.items())
+                if tenant in (None, owner) and connector_id in (None, connector)
+            ]
+        return [ConnectionSummary.of(c) for c in found]
+
     async def put(self, connection: StoredConnection) -> StoredConnection:
         key = (connection.tenant, connection.connector_id)
         with self._lock:

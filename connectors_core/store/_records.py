@@ -80,6 +80,14 @@ class StoredConnection:
     """When the credentials were last proven to work (UNIX time), if ever."""
     verify_reason: str | None = None
     """The reason code of the last verification, when it failed (None when it passed)."""
+    last_refreshed_at: float | None = None
+    """When its tokens were last renewed (UNIX time), if ever."""
+    last_error: str | None = None
+    """The reason code of the last failed renewal; None once one succeeds."""
+    state_reason: str | None = None
+    """Why the state is what it is: for ``needs_reauth``, such as ``invalid_grant``."""
+    requested_scopes: tuple[str, ...] = ()
+    """The scopes asked for when it was connected (empty where unknown)."""
 
 
 @attrs.frozen
@@ -107,7 +115,7 @@ def key_hint(api_key: str) -> str:
 
 @attrs.frozen
 class ConnectionSummary:
-    """What a status check needs, and no secret: read without decrypting anything."""
+    """What a status check or a listing needs, and no secret: read without decrypting."""
 
     state: ConnectionState
     account: Mapping[str, str]
@@ -120,6 +128,24 @@ class ConnectionSummary:
     """When the credentials were last proven to work, if ever."""
     verify_reason: str | None = None
     """Why the last verification failed, if it did."""
+    tenant: str = ""
+    """The tenant it belongs to."""
+    connector_id: str = ""
+    """The connector it connects."""
+    updated_at: float = 0.0
+    """When its credentials were last written."""
+    expires_at: float | None = None
+    """When its access token expires (UNIX time), if it has one that does."""
+    refreshable: bool = False
+    """Whether it holds a refresh token."""
+    last_refreshed_at: float | None = None
+    """When its tokens were last renewed, if ever."""
+    last_error: str | None = None
+    """The reason code of the last failed renewal, if the last one failed."""
+    state_reason: str | None = None
+    """Why the state is what it is (for ``needs_reauth``)."""
+    requested_scopes: tuple[str, ...] = ()
+    """The scopes asked for when it was connected (empty where unknown)."""
 
     @classmethod
     def of(cls, connection: StoredConnection) -> ConnectionSummary:
@@ -134,4 +160,13 @@ class ConnectionSummary:
             config=connection.config,
             verified_at=connection.verified_at,
             verify_reason=connection.verify_reason,
+            tenant=connection.tenant,
+            connector_id=connection.connector_id,
+            updated_at=connection.updated_at,
+            expires_at=tokens.expires_at if tokens else None,
+            refreshable=bool(tokens and tokens.refresh_token),
+            last_refreshed_at=connection.last_refreshed_at,
+            last_error=connection.last_error,
+            state_reason=connection.state_reason,
+            requested_scopes=connection.requested_scopes,
         )

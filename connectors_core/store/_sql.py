@@ -67,6 +67,15 @@ def _summary(row: Any) -> ConnectionSummary:
         config=json.loads(row.config),
         verified_at=row.verified_at,
         verify_reason=row.verify_reason,
+        tenant=row.tenant,
+        connector_id=row.connector_id,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        refreshable=bool(row.refreshable),
+        last_refreshed_at=row.last_refreshed_at,
+        last_error=row.last_error,
+        state_reason=row.state_reason,
+        requested_scopes=tuple(row.requested_scopes.split()),
     )
 
 
@@ -115,6 +124,8 @@ class SQLStore(Store):
         )
         self._select_one = sa.select(connections).where(key)
         summary_columns = (
+            connections.c.tenant,
+            connections.c.connector_id,
             connections.c.verified_at,
             connections.c.verify_reason,
             connections.c.state,
@@ -122,10 +133,19 @@ class SQLStore(Store):
             connections.c.scopes,
             connections.c.key_hint,
             connections.c.created_at,
+            connections.c.updated_at,
             connections.c.config,
+            connections.c.expires_at,
+            # Whether a refresh token is held, read without decrypting it.
+            connections.c.refresh_token.is_not(None).label("refreshable"),
+            connections.c.last_refreshed_at,
+            connections.c.last_error,
+            connections.c.state_reason,
+            connections.c.requested_scopes,
         )
+        self._summary_columns = summary_columns
         self._select_summary = sa.select(*summary_columns).where(key)
-        self._select_summaries = sa.select(connections.c.connector_id, *summary_columns).where(
+        self._select_summaries = sa.select(*summary_columns).where(
             connections.c.tenant == sa.bindparam("tenant")
         )
         self._select_state = sa.select(oauth_states).where(
@@ -308,6 +328,10 @@ class SQLStore(Store):
             "updated_at": connection.updated_at or time.time(),
             "verified_at": connection.verified_at,
             "verify_reason": connection.verify_reason,
+            "last_refreshed_at": connection.last_refreshed_at,
+            "last_error": connection.last_error,
+            "state_reason": connection.state_reason,
+            "requested_scopes": " ".join(connection.requested_scopes),
         }
 
     def _connection(self, row: Any) -> StoredConnection:
@@ -341,6 +365,10 @@ class SQLStore(Store):
             version=row.version,
             verified_at=row.verified_at,
             verify_reason=row.verify_reason,
+            last_refreshed_at=row.last_refreshed_at,
+            last_error=row.last_error,
+            state_reason=row.state_reason,
+            requested_scopes=tuple(row.requested_scopes.split()),
             config=json.loads(row.config),
             secrets=json.loads(secrets) if secrets is not None else {},
             username=plain("username"),
@@ -362,6 +390,18 @@ class SQLStore(Store):
     async def summaries(self, tenant: str) -> dict[str, ConnectionSummary]:
         rows = await self._read(self._select_summaries, all_rows=True, tenant=tenant)
         return {row.connector_id: _summary(row) for row in rows}
+
+    async def list(
+        self, *, tenant: str | None = None, connector_id: str | None = None
+    ) -> list[ConnectionSummary]:
+        statement = sa.select(*self._summary_columns).order_by(
+            connections.c.tenant, connections.c.connector_id
+        )
+        if tenant is not None:
+            statement = statement.where(connections.c.tenant == tenant)
+        if connector_id is not None:
+            statement = statement.where(connections.c.connector_id == connector_id)
+        return [_summary(row) for row in await self._read(statement, all_rows=True)]
 
     async def put(self, connection: StoredConnection) -> StoredConnection:
         values = self._values(connection)

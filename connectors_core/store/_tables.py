@@ -39,6 +39,12 @@ connections = sa.Table(
     # The last verification: when it passed, or the reason it failed.
     sa.Column("verified_at", sa.Float),
     sa.Column("verify_reason", sa.String(64)),
+    # Health: the last renewal, its last failure, why the state is what it is,
+    # and the scopes asked for at connect (a manifest asking for more needs the user).
+    sa.Column("last_refreshed_at", sa.Float),
+    sa.Column("last_error", sa.String(64)),
+    sa.Column("state_reason", sa.String(64)),
+    sa.Column("requested_scopes", sa.Text, nullable=False, server_default=""),
 )
 
 oauth_states = sa.Table(

@@ -66,10 +66,10 @@ def revision(url: str) -> str | None:
 
 def test_a_new_database_is_created_at_the_newest_revision(url: str) -> None:
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == head_revision() == "0005"
+    assert revision(url) == head_revision() == "0006"
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005"])
 def test_an_older_database_upgrades_without_losing_a_connection(
     url: str, start: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,7 +81,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
         monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
         result = CliRunner().invoke(cli, ["db", "upgrade"])
         assert result.exit_code == 0, result.stderr
-        assert result.stdout == f"upgraded the schema from {start} to revision 0005\n"
+        assert result.stdout == f"upgraded the schema from {start} to revision 0006\n"
     store = open_store(settings(url))  # ...an SQLite file is upgraded on start.
 
     async def read() -> tuple[str | None, dict[str, str]]:
@@ -92,7 +92,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
 
     assert anyio.run(read) == ("the-old-token", {"organizationId": "org-1"})
     anyio.run(store.close)
-    assert revision(url) == "0005"
+    assert revision(url) == "0006"
     engine = create_engine(url)
     inspector = sa.inspect(engine)
     indexes = {index["name"] for index in inspector.get_indexes("oauth_states")}
@@ -122,7 +122,7 @@ def test_a_0003_database_keeps_connections_and_pending_authorizations_without_fi
                 "expires": time.time() + 600,
             },
         )
-    assert upgrade(engine) == ("0003", "0005")
+    assert upgrade(engine) == ("0003", "0006")
     engine.dispose()
     store = open_store(settings(url))
 
@@ -134,6 +134,9 @@ def test_a_0003_database_keeps_connections_and_pending_authorizations_without_fi
         assert connection.account == {"organizationId": "org-1"}
         assert (connection.config, connection.secrets) == ({}, {})
         assert (connection.username, connection.password) == (None, None)
+        # Health not known yet: never renewed, no error, asked-for scopes unknown.
+        assert (connection.last_refreshed_at, connection.last_error) == (None, None)
+        assert (connection.state_reason, connection.requested_scopes) == (None, ())
         summary = await store.summary("t1", "evencio")
         assert summary is not None
         assert summary.config == {}
@@ -144,7 +147,7 @@ def test_a_0003_database_keeps_connections_and_pending_authorizations_without_fi
         await store.close()
 
     anyio.run(read)
-    assert revision(url) == "0005"
+    assert revision(url) == "0006"
 
 
 def test_the_upgraded_sqlite_file_leases_and_caps_pending_authorizations(tmp_path: Path) -> None:
@@ -177,7 +180,7 @@ def test_upgrade_is_idempotent(url: str, monkeypatch: pytest.MonkeyPatch) -> Non
     runner = CliRunner()
     runner.invoke(cli, ["db", "upgrade"])
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert result.stdout == "the schema is already at revision 0005\n"
+    assert result.stdout == "the schema is already at revision 0006\n"
 
 
 def test_a_newer_database_is_refused(url: str) -> None:
@@ -198,4 +201,4 @@ def test_a_database_made_before_migrations_is_adopted(tmp_path: Path) -> None:
     metadata.create_all(engine)
     engine.dispose()
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == "0005"
+    assert revision(url) == "0006"

@@ -241,6 +241,47 @@ async def test_summaries_are_one_tenant_s_connections_without_secrets(store: Sto
     assert await store.summaries("tenant-c") == {}
 
 
+async def test_health_round_trips_and_shows_in_the_summary(store: Store) -> None:
+    health: dict[str, Any] = {
+        "state": ConnectionState.NEEDS_REAUTH,
+        "last_refreshed_at": 12.5,
+        "last_error": "provider_unavailable",
+        "state_reason": "invalid_grant",
+        "requested_scopes": ("a", "b"),
+    }
+    await store.put(connection(**health))
+    stored = await store.get("t1", "evencio")
+    assert stored is not None
+    assert {name: getattr(stored, name) for name in health} == health
+    summary = await store.summary("t1", "evencio")
+    assert summary is not None
+    assert summary == ConnectionSummary.of(stored)
+    assert (summary.tenant, summary.connector_id, summary.expires_at) == ("t1", "evencio", EXPIRY)
+    assert summary.refreshable is True
+    await store.put(connection(tokens=TokenSet("only-an-access-token")))
+    plain = await store.summary("t1", "evencio")
+    assert plain is not None
+    assert (plain.refreshable, plain.expires_at, plain.last_error) == (False, None, None)
+
+
+async def test_list_filters_by_tenant_and_connector_in_a_stable_order(store: Store) -> None:
+    await store.put(connection("tenant-b"))
+    await store.put(connection("tenant-a", connector_id="zeta", tokens=None, api_key=SECRETS[2]))
+    await store.put(connection("tenant-a"))
+    everything = await store.list()
+    assert [(s.tenant, s.connector_id) for s in everything] == [
+        ("tenant-a", "evencio"),
+        ("tenant-a", "zeta"),
+        ("tenant-b", "evencio"),
+    ]
+    assert [s.tenant for s in await store.list(connector_id="evencio")] == ["tenant-a", "tenant-b"]
+    assert [s.connector_id for s in await store.list(tenant="tenant-a")] == ["evencio", "zeta"]
+    assert await store.list(tenant="tenant-a", connector_id="nope") == []
+    for summary in everything:
+        for secret in SECRETS:
+            assert secret not in repr(summary)
+
+
 async def test_delete_is_idempotent(store: Store) -> None:
     await store.put(connection())
     assert await store.delete("t1", "evencio") is True
