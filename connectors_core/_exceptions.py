@@ -246,9 +246,28 @@ class NotConnectedError(IntegrationError):
 
 
 class NeedsReauthError(IntegrationError):
-    """The provider rejected the grant (``invalid_grant``, 401); the user must reconnect."""
+    """The credentials no longer work and cannot be renewed; the user must connect again.
+
+    :ivar cause: why, as the status shows it: ``invalid_grant`` (the provider
+        refused to renew), ``revoked`` (its API refused renewed credentials),
+        ``invalid_credentials`` (its API refused credentials that cannot be
+        renewed), ``no_refresh_token``, ``client_rejected``, ``missing_values``,
+        ``scopes_missing``, or the reason a job gave
+        :meth:`~connectors_core.connections.Connections.mark_needs_reauth`.
+    """
 
     reason = "needs_reauth"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str = "invalid_grant",
+        reason: str | None = None,
+        connector_id: str | None = None,
+    ) -> None:
+        self.cause = cause
+        super().__init__(message, reason=reason, connector_id=connector_id)
 
 
 class ProviderUnavailableError(IntegrationError):

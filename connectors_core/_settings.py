@@ -78,6 +78,14 @@ class Settings:
     max_pending_per_session: int = 10
     """Pending OAuth authorizations one browser session may hold; older ones are dropped."""
 
+    refresh_idle: int = 14 * 86400
+    """Renew a refresh token unused this many seconds, before the provider lets it lapse
+    (``CONNECTORS_REFRESH_IDLE``; 0: never); done by :meth:`Connections.refresh_due`."""
+
+    refresh_interval: int = 0
+    """Seconds between the server's own runs of :meth:`Connections.refresh_due`
+    (``CONNECTORS_REFRESH_INTERVAL``; 0, the default: the server runs none, a cron may)."""
+
     connectors: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, repr=False)
     """Per-connector settings from the config file (``[connectors.<id>]`` tables)."""
 
@@ -122,8 +130,9 @@ class Settings:
     def check(self) -> None:
         """Raise ConfigurationError for a malformed setting."""
         for variable, key, _kind in _NUMBERS:
-            if getattr(self, key) < 0 or (key != "refresh_margin" and getattr(self, key) == 0):
-                raise ConfigurationError(variable, f"must be positive, got {getattr(self, key)!r}")
+            value = getattr(self, key)
+            if value < 0 or (key not in _ZERO_ALLOWED and value == 0):
+                raise ConfigurationError(variable, f"must be positive, got {value!r}")
         parts = urlsplit(self.public_url)
         if (
             parts.scheme not in ("http", "https")
@@ -149,6 +158,20 @@ class Settings:
         found = table.get(name.lower())
         return str(found) if found else None
 
+    def connector_number(self, connector_id: str, name: str) -> int | None:
+        """A whole, non-negative per-connector setting (``CONNECTORS_<ID>_<NAME>``), if set.
+
+        :raises ConfigurationError: when it is set to anything else.
+        """
+        value = self.connector_setting(connector_id, name)
+        if value is None:
+            return None
+        variable = env_prefix(connector_id) + name.upper()
+        number = _number(variable, value, int)
+        if number < 0:
+            raise ConfigurationError(variable, f"must not be negative, got {value!r}")
+        return int(number)
+
     def client_credentials(self, connector_id: str) -> ClientCredentials | None:
         """The OAuth client for ``connector_id``, or None when it is not configured."""
         client_id = self.connector_setting(connector_id, "client_id")
@@ -169,7 +192,10 @@ _NUMBERS: tuple[tuple[str, str, type[int] | type[float]], ...] = (
     ("CONNECTORS_DEFAULT_TOKEN_LIFETIME", "default_token_lifetime", int),
     ("CONNECTORS_PLUGIN_LOAD_TIMEOUT", "plugin_load_timeout", float),
     ("CONNECTORS_MAX_PENDING_PER_SESSION", "max_pending_per_session", int),
+    ("CONNECTORS_REFRESH_IDLE", "refresh_idle", int),
+    ("CONNECTORS_REFRESH_INTERVAL", "refresh_interval", int),
 )
+_ZERO_ALLOWED = {"refresh_margin", "refresh_idle", "refresh_interval"}
 
 
 def _number(variable: str, value: Any, kind: type[int] | type[float]) -> int | float:

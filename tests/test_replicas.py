@@ -236,4 +236,4 @@ def test_a_refresh_lost_after_rotation_is_reported_as_needs_reauth(cluster: Clus
     status = httpx2.get(
         f"{cluster.a}/api/integrations/acme-oauth/status", headers={"x-test-tenant": "tenant-a"}
     ).json()
-    assert status == {"connected": False, "error": "needs_reauth"}
+    assert status == {"connected": False, "error": "needs_reauth", "reason": "invalid_grant"}

@@ -403,7 +403,11 @@ class OAuthClient:
             :class:`ProviderUnavailableError`.
         """
         if not tokens.refresh_token:
-            raise NeedsReauthError("the connection has no refresh token")
+            raise NeedsReauthError(
+                "the connection has no refresh token",
+                cause="no_refresh_token",
+                connector_id=self.connector.id,
+            )
         async with self._client("refresh_token") as client:
             answer = await self._send(
                 client.refresh_token(

@@ -15,13 +15,12 @@ rejected the grant.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio
 import attrs
 import httpx2
 import pluggy
@@ -29,7 +28,6 @@ import pluggy
 from .._exceptions import (
     IntegrationError,
     InvalidFieldsError,
-    NeedsReauthError,
     NotConnectedError,
     SecretError,
 )
@@ -47,13 +45,14 @@ from ..store import (
 )
 from ._oauth import OAuthClient
 from ._plugins import plugin_hooks
+from ._tokens import TokenKeeper, missing_scopes
 
 __all__ = ["Connections", "session_hash"]
 
 log = logging.getLogger("connectors_core.connections")
 
 
-class Connections:
+class Connections(TokenKeeper):
     """Connect, check and disconnect connectors for tenants; hand out valid tokens.
 
     Each auth type's part is its flow (:mod:`connectors_core.flows`); this
@@ -80,7 +79,7 @@ class Connections:
         self.settings = settings
         self._transport = transport
         self._clock = clock
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks = weakref.WeakKeyDictionary()
 
     # --- what flows use ---------------------------------------------------------------
 
@@ -283,12 +282,15 @@ class Connections:
         """Prove the stored credentials still work, and record when (or why not).
 
         Runs the connector's ``verify`` request and ``verify_connection`` hook
-        with the stored credentials (an OAuth token refreshed first if due).
+        with the stored credentials (an OAuth token renewed first if due).
         The result is kept with the connection: ``verifiedAt`` in its status
-        when it passed, ``verificationError`` (the reason) when it failed.
+        when it passed, ``verificationError`` (the reason) when it failed. An
+        API key or Basic connection marked ``needs_reauth`` whose credentials
+        pass is connected again.
 
         :returns: the status JSON after the check.
         :raises NotConnectedError: nothing is connected.
+        :raises NeedsReauthError: OAuth tokens that need the user again.
         :raises IntegrationError: the verification's reason (``invalid_credentials``,
             ``provider_unavailable``...), recorded first.
         """
@@ -298,9 +300,8 @@ class Connections:
         connection = await self.store.get(tenant, connector.id)
         if connection is None:
             raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
-        if connection.tokens is not None:
-            await self.get_access_token(tenant, connector.id)  # refreshed if due
-            connection = await self._usable(tenant, connector.id)
+        if connection.tokens is not None or connection.state is ConnectionState.CONNECTED:
+            connection = await self._current(tenant, connector.id)
         failure: IntegrationError | None = None
         found = Verified()
         try:
@@ -309,7 +310,7 @@ class Connections:
             )
         except IntegrationError as exc:
             failure = exc
-        # Recorded on the row as it is now (a refresh may have saved meanwhile).
+        # Recorded on the row as it is now (a renewal may have saved meanwhile).
         async with self.store.lease(tenant, connector.id) as lease:
             current = lease.connection
             if current is not None:
@@ -321,6 +322,10 @@ class Connections:
                         account={**current.account, **found.account},
                         config={**current.config, **found.kept},
                     )
+                    if current.tokens is None:
+                        current = attrs.evolve(
+                            current, state=ConnectionState.CONNECTED, state_reason=None
+                        )
                 else:
                     current = attrs.evolve(current, verify_reason=failure.reason)
                 await lease.save(current)
@@ -355,142 +360,102 @@ class Connections:
         log.info("disconnected %s for tenant %s", connector.id, tenant)
         return deleted
 
-    # --- tokens for the host's jobs --------------------------------------------------
-
-    async def get_access_token(self, tenant: str, connector_id: str) -> str:
-        """A valid access token, refreshed shortly before it expires.
-
-        At most one refresh runs per connection at a time; callers waiting for
-        it get its result. A rotated refresh token is stored before the new
-        access token is returned.
-
-        :raises NotConnectedError: nothing is connected.
-        :raises NeedsReauthError: the provider rejected the grant; the connection
-            is marked and no further refresh is attempted until the user reconnects.
-        :raises ProviderUnavailableError: a transient failure; try again later.
-        """
-        connection = await self._usable(tenant, connector_id)
-        assert connection.tokens is not None
-        if not self._due(connection):
-            return connection.tokens.access_token
-        seen = connection.version
-        lock = self._locks.setdefault((tenant, connector_id), asyncio.Lock())
-        # Within this process, callers queue on a lock; across processes (replicas
-        # sharing a database), on the store's lease. Whoever gets the lease second
-        # finds the token its predecessor saved, and does not refresh again.
-        async with lock:
-            connection = await self._usable(tenant, connector_id)
-            assert connection.tokens is not None
-            if not self._due(connection) or self._fresh(connection, seen):
-                return connection.tokens.access_token
-            return await self._refresh(tenant, connector_id, seen)
-
-    def _due(self, connection: StoredConnection) -> bool:
-        """Whether the access token should be refreshed now.
-
-        The margin is the connector's ``refreshMarginSeconds`` or else the
-        server's ``refresh_margin``, but never more than half the token's
-        lifetime (from when it was stored to when it expires): a token that
-        lives 30 seconds is not refreshed again the moment it arrives. Tokens
-        stored without an expiry but with a refresh token are taken to live
-        ``default_token_lifetime``.
-        """
-        tokens = connection.tokens
-        assert tokens is not None
-        expires_at = tokens.expires_at
-        issued = connection.updated_at
-        if expires_at is None:
-            if not tokens.refresh_token:
-                return False
-            expires_at = issued + self.settings.default_token_lifetime
-        connector = self.registry.get(connection.connector_id)
-        declared = flow_for(connector).refresh_margin(connector)
-        margin = float(self.settings.refresh_margin if declared is None else declared)
-        if issued and expires_at > issued:
-            margin = min(margin, (expires_at - issued) / 2)
-        return expires_at - self._clock() <= margin
-
-    def _fresh(self, connection: StoredConnection, seen: int) -> bool:
-        """Someone else refreshed since ``seen``, and their token has not expired yet."""
-        tokens = connection.tokens
-        assert tokens is not None
-        if connection.version == seen:
-            return False
-        expires_at = tokens.expires_at
-        return expires_at is None or expires_at > self._clock()
+    # --- for the host's jobs ----------------------------------------------------------
 
     async def get_api_key(self, tenant: str, connector_id: str) -> str:
-        """The stored API key of an API-key connection (for the host's jobs)."""
-        connection = await self.store.get(tenant, connector_id)
-        if connection is None or connection.api_key is None:
+        """The stored API key of an API-key connection, as entered (without ``valuePrefix``).
+
+        Prefer :meth:`client`, which sends it the way the connector says.
+
+        :raises UnknownConnectorError: for an unknown connector id.
+        :raises IntegrationError: ``unsupported_auth`` for a connector that takes no API key.
+        :raises NotConnectedError: nothing is connected.
+        :raises NeedsReauthError: the key was refused; the user must enter a new one.
+        """
+        connector = self.registry.get(connector_id)
+        if "api_key" not in {i.name for i in flow_for(connector).credential_inputs(connector)}:
+            raise IntegrationError(
+                f"{connector.id!r} uses {flow_for(connector).label}, not an API key",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        connection = await self._usable(tenant, connector.id)
+        if connection.api_key is None:
             raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
         return connection.api_key
 
-    async def _usable(self, tenant: str, connector_id: str) -> StoredConnection:
-        return self._check(await self.store.get(tenant, connector_id), connector_id)
+    async def list(
+        self, *, tenant: str | None = None, connector_id: str | None = None
+    ) -> list[ConnectionSummary]:
+        """Every connection, of one tenant and/or one connector if given; no secret in them.
 
-    @staticmethod
-    def _check(connection: StoredConnection | None, connector_id: str) -> StoredConnection:
-        if connection is None or connection.tokens is None:
-            raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
-        if connection.state is ConnectionState.NEEDS_REAUTH:
-            raise NeedsReauthError(
-                f"{connector_id} must be connected again", connector_id=connector_id
-            )
-        return connection
+        Ordered by tenant, then connector id. :meth:`describe` turns one into JSON.
+        """
+        return await self.store.list(tenant=tenant, connector_id=connector_id)
 
-    async def _refresh(self, tenant: str, connector_id: str, seen: int) -> str:
-        connector = self.registry.get(connector_id)
-        flow = flow_for(connector)
-        failure: IntegrationError | None = None
-        async with self.store.lease(tenant, connector_id) as lease:
-            connection = self._check(lease.connection, connector_id)
-            assert connection.tokens is not None
-            if not self._due(connection) or self._fresh(connection, seen):
-                return connection.tokens.access_token
+    def describe(self, summary: ConnectionSummary) -> dict[str, Any]:
+        """``{"tenant", "connectorId", "connected", "status" | "error", ...}`` for one summary.
 
-            async def keep(rotated: str) -> None:
-                # The provider spent the old refresh token: store the new one
-                # whatever the rest of its answer turns out to be.
-                nonlocal connection
-                assert connection.tokens is not None
-                tokens = attrs.evolve(connection.tokens, refresh_token=rotated)
-                connection = await lease.save(attrs.evolve(connection, tokens=tokens))
+        The status JSON of the connection, with whose it is; a connection of a
+        connector no longer installed says ``unknown_connector``.
+        """
+        head = {"tenant": summary.tenant, "connectorId": summary.connector_id}
+        if summary.connector_id not in self.registry:
+            return {**head, "connected": False, "error": "unknown_connector"}
+        return {**head, **_status_json(self.registry.get(summary.connector_id), summary)}
 
-            # Shielded from the caller's cancellation (bounded by the HTTP timeout):
-            # once the provider may have rotated the refresh token, what it sent
-            # must be saved, or the next refresh would present a spent token.
-            with anyio.CancelScope(shield=True):
-                try:
-                    tokens = await flow.renew(self, connector, connection, on_rotated=keep)
-                except NeedsReauthError as exc:
-                    failure = exc
-                    await lease.save(
-                        attrs.evolve(
-                            connection, state=ConnectionState.NEEDS_REAUTH, updated_at=self._clock()
-                        )
-                    )
-                except IntegrationError as exc:
-                    # Leave the lease normally, so that what keep() saved is committed.
-                    failure = exc
-                else:
-                    # Saved (the new refresh token with it) before the caller sees the token.
-                    await lease.save(
-                        attrs.evolve(connection, tokens=tokens, updated_at=self._clock())
-                    )
-                    return tokens.access_token
-        assert failure is not None
-        if isinstance(failure, NeedsReauthError):
-            log.warning("%s for tenant %s needs re-authorization", connector.id, tenant)
-        raise failure
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, registry: Registry | None = None
+    ) -> Connections:
+        """The service as the server would build it: settings and store from the environment.
+
+        For a job or a cron outside the web process::
+
+            connections = Connections.from_env()
+            try:
+                report = await connections.refresh_due()
+            finally:
+                await connections.aclose()
+
+        :raises ConfigurationError: for a bad setting or a missing encryption key.
+        """
+        from ..store import open_store
+
+        settings = Settings.from_env(environ)
+        if registry is None:
+            from .._discovery import discover
+
+            registry = discover()
+        return cls(registry, open_store(settings), settings)
+
+    async def aclose(self) -> None:
+        """Release the store's connections and files."""
+        await self.store.close()
 
 
 def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dict[str, Any]:
-    """``{"connected": true, "status": {...}}`` or ``{"connected": false, "error": ...}``."""
+    """``{"connected": true, "status": {...}}`` or ``{"connected": false, "error": ...}``.
+
+    A connection that needs the user again says why: ``{"connected": false,
+    "error": "needs_reauth", "reason": "invalid_grant"}`` (``scopes_missing``
+    with ``missingScopes`` when the connector now asks for more).
+    """
     if summary is None:
         return {"connected": False, "error": "not_connected"}
     if summary.state is ConnectionState.NEEDS_REAUTH:
-        return {"connected": False, "error": "needs_reauth"}
+        return {
+            "connected": False,
+            "error": "needs_reauth",
+            "reason": summary.state_reason or "invalid_grant",
+        }
+    if missing := missing_scopes(connector, summary):
+        return {
+            "connected": False,
+            "error": "needs_reauth",
+            "reason": "scopes_missing",
+            "missingScopes": list(missing),
+        }
     details: dict[str, Any] = {**summary.account, "authType": connector.auth.type}
     details.update(flow_for(connector).status_details(connector, summary))
     if summary.config:
@@ -500,4 +465,8 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
         details["verifiedAt"] = int(summary.verified_at)
     if summary.verify_reason is not None:
         details["verificationError"] = summary.verify_reason
+    if summary.last_refreshed_at is not None:
+        details["lastRefreshedAt"] = int(summary.last_refreshed_at)
+    if summary.last_error is not None:
+        details["lastError"] = summary.last_error
     return {"connected": True, "status": details}

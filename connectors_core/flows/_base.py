@@ -308,6 +308,10 @@ class Flow(abc.ABC):
         """
         return None
 
+    def renewable(self, connector: Connector, connection: StoredConnection) -> bool:
+        """Whether the stored credentials can be renewed without the user (none by default)."""
+        return False
+
     async def renew(
         self,
         ctx: FlowContext,

@@ -238,6 +238,7 @@ class OAuthFlow(Flow):
             attrs.evolve(submission, config=kept, secrets={**submission.secrets, **own}),
             tokens=response.tokens,
             account=account,
+            requested_scopes=_auth(connector).scopes,
         )
         log.info("connected %s for tenant %s (client credentials)", connector.id, tenant)
         return stored
@@ -350,6 +351,7 @@ class OAuthFlow(Flow):
             secrets=dict(pending.secrets),
             created_at=now,
             updated_at=now,
+            requested_scopes=_auth(connector).scopes,
         )
         try:
             found = await verified_account(ctx, connector, candidate, hooks)
@@ -442,6 +444,13 @@ class OAuthFlow(Flow):
                     exc.reason,
                 )
 
+    def renewable(self, connector: Connector, connection: StoredConnection) -> bool:
+        """A refresh token, or a client-credentials grant that gets a new token itself."""
+        tokens = connection.tokens
+        if tokens is None:
+            return False
+        return bool(tokens.refresh_token) or _auth(connector).grant is Grant.CLIENT_CREDENTIALS
+
     async def renew(
         self,
         ctx: FlowContext,
@@ -469,6 +478,7 @@ class OAuthFlow(Flow):
         except InvalidFieldsError as exc:
             raise NeedsReauthError(
                 f"the connection lacks values {connector.id!r} now needs ({', '.join(exc.fields)})",
+                cause="missing_values",
                 connector_id=connector.id,
             ) from None
         if own is None:
@@ -480,7 +490,9 @@ class OAuthFlow(Flow):
             if exc.reason != "not_configured":
                 raise
             raise NeedsReauthError(
-                "the provider no longer accepts this connection's client", connector_id=connector.id
+                "the provider no longer accepts this connection's client",
+                cause="client_rejected",
+                connector_id=connector.id,
             ) from None
         return response.tokens
 

@@ -144,7 +144,7 @@ def test_a_refresh_ends_in_the_documented_outcome(harness: Harness, case: Case) 
     if outcome == "refreshed":
         assert anyio.run(connections.get_access_token, TENANT, ACME) == "abc"
         return
-    expected = {
+    expected: type[IntegrationError] = {
         "needs_reauth": NeedsReauthError,
         "provider_unavailable": ProviderUnavailableError,
     }.get(outcome, IntegrationError)

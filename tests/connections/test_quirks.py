@@ -196,9 +196,9 @@ def test_the_declared_refresh_margin_decides_when_a_token_is_due() -> None:
         tokens=TokenSet(access_token="a", refresh_token="r", expires_at=NOW + 1200),
         updated_at=NOW - 6000,
     )
-    assert service._due(connection)  # 20 minutes left: within the declared 30
+    assert service._token_due(connection)  # 20 minutes left: within the declared 30
     default = connections(manifest(), Provider())
-    assert not default._due(connection)  # the server's margin is one minute
+    assert not default._token_due(connection)  # the server's margin is one minute
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,11 @@ def test_invalid_grant_marks_needs_reauth_and_stops_refreshing(harness: Harness)
         token(connections)
     assert harness.provider.token_requests == ["authorization_code", "refresh_token"]
     with harness.browser(TENANT) as browser:
-        assert harness.status(browser, ACME) == {"connected": False, "error": "needs_reauth"}
+        assert harness.status(browser, ACME) == {
+            "connected": False,
+            "error": "needs_reauth",
+            "reason": "invalid_grant",
+        }
         # Reconnecting clears it.
         harness.connect(browser, ACME)
         assert harness.status(browser, ACME)["connected"] is True

@@ -1,0 +1,493 @@
+"""Keeping credentials alive: renewal when due, once at a time, and the connection's health.
+
+A renewal (an OAuth refresh, or a new client-credentials token) runs at most
+once at a time per connection: callers of one process queue on a lock, and
+processes sharing a database on the store's lease. Whoever gets there second
+finds the token its predecessor saved and does not renew again. A rotated
+refresh token is saved before anything else happens. The connection records
+how it went: ``last_refreshed_at`` and no ``last_error`` after a renewal;
+``last_error`` (the reason code) after a transient failure; ``needs_reauth``
+with its cause when the provider will not renew at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import anyio
+import attrs
+
+from .._exceptions import IntegrationError, NeedsReauthError, NotConnectedError
+from .._manifest import Connector
+from .._registry import Registry
+from .._settings import Settings
+from ..flows import flow_for
+from ..store import ConnectionState, ConnectionSummary, Store, StoredConnection
+
+if TYPE_CHECKING:
+    from ..flows import FlowContext
+
+__all__ = ["RefreshOutcome", "RefreshReport", "TokenKeeper", "missing_scopes"]
+
+log = logging.getLogger("connectors_core.connections")
+
+_CAUSE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def missing_scopes(
+    connector: Connector, summary: ConnectionSummary | StoredConnection
+) -> tuple[str, ...]:
+    """The scopes the connector asks for now that were not asked for when it was connected.
+
+    Compared with what was *asked*, not what the provider says it granted
+    (providers spell granted scopes their own way): a connector whose new
+    version needs a scope more needs the user to connect again.
+    """
+    asked = set(summary.requested_scopes)
+    if not asked:
+        return ()  # connected before the scopes were recorded: unknown
+    return tuple(s for s in flow_for(connector).scopes(connector) if s not in asked)
+
+
+@attrs.frozen
+class RefreshOutcome:
+    """What :meth:`TokenKeeper.refresh_due` did for one connection."""
+
+    tenant: str
+    connector_id: str
+    result: Literal["refreshed", "unchanged", "failed", "needs_reauth"]
+    """``refreshed``; ``unchanged`` (another process had just done it); ``failed``
+    (a transient failure, tried again next time); ``needs_reauth``."""
+    reason: str | None = None
+    """The reason code of a failure, or the cause of ``needs_reauth``."""
+
+
+@attrs.frozen
+class RefreshReport:
+    """Every connection :meth:`TokenKeeper.refresh_due` looked at, and what it did."""
+
+    outcomes: tuple[RefreshOutcome, ...] = ()
+
+    def count(self, result: str) -> int:
+        """How many outcomes had ``result``."""
+        return sum(1 for outcome in self.outcomes if outcome.result == result)
+
+
+class TokenKeeper:
+    """The part of :class:`~connectors_core.connections.Connections` that renews credentials."""
+
+    registry: Registry
+    store: Store
+    settings: Settings
+    _clock: Callable[[], float]
+
+    # The locks of one event loop (a lock belongs to the loop it is first used in;
+    # a sync client runs its own loop).
+    _locks: weakref.WeakKeyDictionary[
+        asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+    ]
+
+    def _lock(self, tenant: str, connector_id: str) -> asyncio.Lock:
+        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        return locks.setdefault((tenant, connector_id), asyncio.Lock())
+
+    # --- when -----------------------------------------------------------------------
+
+    def refresh_margin(self, connector: Connector) -> float:
+        """Seconds before expiry to renew ``connector``'s tokens.
+
+        ``CONNECTORS_<ID>_REFRESH_MARGIN``, else the manifest's
+        ``refreshMarginSeconds``, else ``CONNECTORS_REFRESH_MARGIN``.
+        """
+        configured = self.settings.connector_number(connector.id, "refresh_margin")
+        if configured is not None:
+            return float(configured)
+        declared = flow_for(connector).refresh_margin(connector)
+        return float(self.settings.refresh_margin if declared is None else declared)
+
+    def _due(
+        self,
+        connector: Connector,
+        expires_at: float | None,
+        issued: float,
+        refreshable: bool,
+        within: float = 0.0,
+    ) -> bool:
+        """Whether a token that expires at ``expires_at`` should be renewed now.
+
+        The margin is never more than half the token's lifetime (from when it
+        was issued to when it expires): a token that lives 30 seconds is not
+        renewed again the moment it arrives. A token without an expiry but
+        with a refresh token is taken to live ``default_token_lifetime``.
+        ``within`` adds seconds: what will be due by then (a cron's interval).
+        """
+        if expires_at is None:
+            if not refreshable:
+                return False
+            expires_at = issued + self.settings.default_token_lifetime
+        margin = self.refresh_margin(connector)
+        if issued and expires_at > issued:
+            margin = min(margin, (expires_at - issued) / 2)
+        return expires_at - self._clock() <= margin + within
+
+    def _token_due(self, connection: StoredConnection, within: float = 0.0) -> bool:
+        tokens = connection.tokens
+        if tokens is None:
+            return False
+        connector = self.registry.get(connection.connector_id)
+        return self._due(
+            connector, tokens.expires_at, connection.updated_at, bool(tokens.refresh_token), within
+        )
+
+    def _idle(self, last_refreshed_at: float | None, created_at: float, idle: float) -> bool:
+        """Whether a refresh token has gone unused ``idle`` seconds (0: never idle)."""
+        return idle > 0 and (last_refreshed_at or created_at) <= self._clock() - idle
+
+    # --- reading a usable connection --------------------------------------------------
+
+    async def _usable(self, tenant: str, connector_id: str) -> StoredConnection:
+        """The connection, which must be connected.
+
+        :raises UnknownConnectorError: for an unknown connector id.
+        :raises NotConnectedError: nothing is connected.
+        :raises NeedsReauthError: it needs the user again (its cause, or scopes missing).
+        """
+        connector = self.registry.get(connector_id)
+        return self._check(connector, await self.store.get(tenant, connector.id))
+
+    @staticmethod
+    def _check(connector: Connector, connection: StoredConnection | None) -> StoredConnection:
+        """``connection``, if it is connected (see :meth:`_usable`)."""
+        connector_id = connector.id
+        if connection is None:
+            raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
+        if connection.state is ConnectionState.NEEDS_REAUTH:
+            raise NeedsReauthError(
+                f"{connector_id} must be connected again",
+                cause=connection.state_reason or "invalid_grant",
+                connector_id=connector_id,
+            )
+        if missing := missing_scopes(connector, connection):
+            raise NeedsReauthError(
+                f"{connector_id} must be connected again to grant {', '.join(missing)}",
+                cause="scopes_missing",
+                connector_id=connector_id,
+            )
+        return connection
+
+    async def _current(self, tenant: str, connector_id: str) -> StoredConnection:
+        """The usable connection, its tokens renewed first if they are due."""
+        connection = await self._usable(tenant, connector_id)
+        if not self._token_due(connection):
+            return connection
+        connection, _renewed = await self._renewed(tenant, connector_id, seen=connection)
+        return connection
+
+    # --- renewing -------------------------------------------------------------------
+
+    def _settled(
+        self,
+        connection: StoredConnection,
+        seen: StoredConnection | None,
+        *,
+        rejected: bool,
+        within: float,
+        idle: float,
+    ) -> bool:
+        """Whether ``connection`` needs no renewal now (someone else may have just done it).
+
+        ``seen`` is the connection the caller read before it queued: tokens
+        that changed since were renewed (or reconnected) by someone else. A
+        token the provider ``rejected`` is renewed unless it changed already;
+        otherwise a token is renewed when it is due, or idle.
+        """
+        tokens = connection.tokens
+        if tokens is None:
+            return True
+        changed = (
+            seen is not None
+            and seen.tokens is not None
+            and tokens.access_token != seen.tokens.access_token
+        )
+        if rejected:
+            return changed
+        if changed and (tokens.expires_at is None or tokens.expires_at > self._clock()):
+            return True
+        refreshable = bool(tokens.refresh_token)
+        if refreshable and self._idle(connection.last_refreshed_at, connection.created_at, idle):
+            return False
+        return not self._token_due(connection, within)
+
+    async def _renewed(
+        self,
+        tenant: str,
+        connector_id: str,
+        *,
+        seen: StoredConnection | None = None,
+        rejected: bool = False,
+        within: float = 0.0,
+        idle: float = 0.0,
+    ) -> tuple[StoredConnection, bool]:
+        """Renew the tokens unless someone else did since ``seen``: the connection after,
+        and whether this call renewed them.
+
+        :raises NeedsReauthError: the provider refused; the connection is marked.
+        :raises ProviderUnavailableError: a transient failure, recorded as ``last_error``.
+        """
+        async with self._lock(tenant, connector_id):
+            connection = await self._usable(tenant, connector_id)
+            if self._settled(connection, seen, rejected=rejected, within=within, idle=idle):
+                return connection, False
+            return await self._refresh(
+                tenant, connector_id, seen, rejected=rejected, within=within, idle=idle
+            )
+
+    async def _refresh(
+        self,
+        tenant: str,
+        connector_id: str,
+        seen: StoredConnection | None,
+        *,
+        rejected: bool,
+        within: float,
+        idle: float,
+    ) -> tuple[StoredConnection, bool]:
+        connector = self.registry.get(connector_id)
+        flow = flow_for(connector)
+        failure: IntegrationError | None = None
+        async with self.store.lease(tenant, connector_id) as lease:
+            connection = self._check(connector, lease.connection)
+            if self._settled(connection, seen, rejected=rejected, within=within, idle=idle):
+                return connection, False
+
+            async def keep(rotated: str) -> None:
+                # The provider spent the old refresh token: store the new one
+                # whatever the rest of its answer turns out to be.
+                nonlocal connection
+                assert connection.tokens is not None
+                tokens = attrs.evolve(connection.tokens, refresh_token=rotated)
+                connection = await lease.save(attrs.evolve(connection, tokens=tokens))
+
+            # Shielded from the caller's cancellation (bounded by the HTTP timeout):
+            # once the provider may have rotated the refresh token, what it sent
+            # must be saved, or the next refresh would present a spent token.
+            with anyio.CancelScope(shield=True):
+                try:
+                    tokens = await flow.renew(
+                        cast("FlowContext", self), connector, connection, on_rotated=keep
+                    )
+                except NeedsReauthError as exc:
+                    failure = exc
+                    await lease.save(
+                        attrs.evolve(
+                            connection,
+                            state=ConnectionState.NEEDS_REAUTH,
+                            state_reason=exc.cause,
+                            last_error=exc.cause,
+                        )
+                    )
+                except IntegrationError as exc:
+                    # Recorded, and the lease left normally, so what keep() saved is committed.
+                    failure = exc
+                    await lease.save(attrs.evolve(connection, last_error=exc.reason))
+                else:
+                    now = self._clock()
+                    # Saved (the new refresh token with it) before the caller sees the token.
+                    saved = await lease.save(
+                        attrs.evolve(
+                            connection,
+                            tokens=tokens,
+                            updated_at=now,
+                            last_refreshed_at=now,
+                            last_error=None,
+                        )
+                    )
+                    return saved, True
+        assert failure is not None
+        if isinstance(failure, NeedsReauthError):
+            log.warning(
+                "%s for tenant %s needs the user again (%s)", connector_id, tenant, failure.cause
+            )
+        else:
+            log.info("renewing %s for tenant %s failed: %s", connector_id, tenant, failure.reason)
+        raise failure
+
+    # --- the public face --------------------------------------------------------------
+
+    async def get_access_token(self, tenant: str, connector_id: str) -> str:
+        """A valid access token, renewed shortly before it expires.
+
+        At most one renewal runs per connection at a time; callers waiting for
+        it get its result. A rotated refresh token is stored before the new
+        access token is returned.
+
+        :raises UnknownConnectorError: for an unknown connector id.
+        :raises IntegrationError: ``unsupported_auth`` for a connector without
+            OAuth tokens (use :meth:`get_api_key` or ``client()``).
+        :raises NotConnectedError: nothing is connected.
+        :raises NeedsReauthError: the provider rejected the grant; the connection
+            is marked and no further renewal is attempted until the user reconnects.
+        :raises ProviderUnavailableError: a transient failure; try again later.
+        """
+        connector = self.registry.get(connector_id)
+        connection = await self._current(tenant, connector.id)
+        if connection.tokens is None:
+            raise IntegrationError(
+                f"{connector.id!r} uses {flow_for(connector).label}, not OAuth tokens: "
+                "use get_api_key() or client()",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        return connection.tokens.access_token
+
+    async def refresh(self, tenant: str, connector_id: str) -> StoredConnection:
+        """Renew the tokens now, due or not (for an operator, ``connectors connections refresh``).
+
+        :raises IntegrationError: ``unsupported_auth`` when the credentials cannot
+            be renewed (an API key, Basic, or OAuth tokens without a refresh token).
+        :raises NeedsReauthError: the provider refused; the connection is marked.
+        :raises ProviderUnavailableError: a transient failure, recorded.
+        """
+        connector = self.registry.get(connector_id)
+        connection = await self._usable(tenant, connector.id)
+        if not flow_for(connector).renewable(connector, connection):
+            raise IntegrationError(
+                f"the credentials of {connector.id!r} for tenant {tenant!r} cannot be renewed "
+                "without the user",
+                reason="unsupported_auth",
+                connector_id=connector.id,
+            )
+        # Renewed unless someone else renewed since it was read: that is as good.
+        async with self._lock(tenant, connector.id):
+            renewed, _by_us = await self._refresh(
+                tenant, connector.id, connection, rejected=True, within=0.0, idle=0.0
+            )
+        return renewed
+
+    async def refresh_due(
+        self,
+        *,
+        tenant: str | None = None,
+        connector_id: str | None = None,
+        within: float = 0.0,
+        idle: float | None = None,
+        concurrency: int = 4,
+    ) -> RefreshReport:
+        """Renew every connection whose tokens are due, or whose refresh token is idle.
+
+        For a cron job or the server's own loop (``CONNECTORS_REFRESH_INTERVAL``):
+        tokens that expire within their margin (plus ``within`` seconds, a
+        cron's interval) are renewed, and so are refresh tokens unused for
+        ``idle`` seconds (default ``CONNECTORS_REFRESH_IDLE``), before a
+        provider lets them lapse. Each renewal holds the connection's lease,
+        so replicas running this at the same moment renew each token once.
+        Connections of connectors no longer installed are left alone.
+
+        :returns: what was done for each connection looked at.
+        """
+        idle = float(self.settings.refresh_idle if idle is None else idle)
+        candidates = [
+            summary
+            for summary in await self.store.list(tenant=tenant, connector_id=connector_id)
+            if self._wants_renewal(summary, within, idle)
+        ]
+        limiter = anyio.Semaphore(max(1, concurrency))
+        outcomes: list[RefreshOutcome] = []
+
+        async def renew(summary: ConnectionSummary) -> None:
+            async with limiter:
+                outcomes.append(await self._renew_one(summary, within, idle))
+
+        async with anyio.create_task_group() as group:
+            for summary in candidates:
+                group.start_soon(renew, summary)
+        order = {(s.tenant, s.connector_id): i for i, s in enumerate(candidates)}
+        outcomes.sort(key=lambda o: order[(o.tenant, o.connector_id)])
+        return RefreshReport(tuple(outcomes))
+
+    def _wants_renewal(self, summary: ConnectionSummary, within: float, idle: float) -> bool:
+        if (
+            summary.state is not ConnectionState.CONNECTED
+            or summary.connector_id not in self.registry
+        ):
+            return False
+        connector = self.registry.get(summary.connector_id)
+        if summary.expires_at is None and not summary.refreshable:
+            return False  # no token that expires, and none to renew it with
+        if summary.refreshable and self._idle(summary.last_refreshed_at, summary.created_at, idle):
+            return True
+        return self._due(
+            connector, summary.expires_at, summary.updated_at, summary.refreshable, within
+        )
+
+    async def _renew_one(
+        self, summary: ConnectionSummary, within: float, idle: float
+    ) -> RefreshOutcome:
+        tenant, connector_id = summary.tenant, summary.connector_id
+        try:
+            _after, renewed = await self._renewed(tenant, connector_id, within=within, idle=idle)
+        except NeedsReauthError as exc:
+            return RefreshOutcome(tenant, connector_id, "needs_reauth", exc.cause)
+        except IntegrationError as exc:
+            return RefreshOutcome(tenant, connector_id, "failed", exc.reason)
+        return RefreshOutcome(tenant, connector_id, "refreshed" if renewed else "unchanged")
+
+    async def mark_needs_reauth(
+        self, tenant: str, connector_id: str, reason: str = "revoked"
+    ) -> bool:
+        """Record that the connection's credentials are dead: the user must connect again.
+
+        For a job that learns it from the provider in a way connectors-core
+        cannot see (an error in a response body, a webhook saying the app was
+        uninstalled). The status then says ``needs_reauth`` with ``reason``, and
+        no token is handed out or renewed until the user connects again.
+
+        :param reason: a short code, such as ``revoked`` or ``uninstalled``
+            (lowercase letters, digits and underscores, at most 64).
+        :returns: whether the connection changed (False: it was marked already).
+        :raises UnknownConnectorError: for an unknown connector id.
+        :raises NotConnectedError: nothing is connected.
+        :raises ValueError: for a malformed reason.
+        """
+        if not _CAUSE.fullmatch(reason):
+            raise ValueError(f"a reason is a short code such as 'revoked', got {reason!r}")
+        connector = self.registry.get(connector_id)
+        return await self._mark(tenant, connector.id, reason)
+
+    async def _mark(
+        self, tenant: str, connector_id: str, reason: str, *, only_if: str | None = None
+    ) -> bool:
+        """Mark the connection; with ``only_if``, only while its credentials are still those."""
+        async with self.store.lease(tenant, connector_id) as lease:
+            connection = lease.connection
+            if connection is None:
+                raise NotConnectedError(
+                    f"{connector_id} is not connected", connector_id=connector_id
+                )
+            if connection.state is ConnectionState.NEEDS_REAUTH:
+                return False
+            if only_if is not None and _credential_of(connection) != only_if:
+                return False  # reconnected or renewed meanwhile: not the credentials refused
+            await lease.save(
+                attrs.evolve(connection, state=ConnectionState.NEEDS_REAUTH, state_reason=reason)
+            )
+        log.warning("%s for tenant %s needs the user again (%s)", connector_id, tenant, reason)
+        return True
+
+
+def _credential_of(connection: StoredConnection) -> str:
+    """What identifies the credentials a request was sent with (compared, never shown)."""
+    import hashlib
+
+    parts: Iterable[Any] = (
+        connection.tokens.access_token if connection.tokens else None,
+        connection.api_key,
+        connection.username,
+        connection.password,
+    )
+    return hashlib.sha256(repr(tuple(parts)).encode()).hexdigest()
