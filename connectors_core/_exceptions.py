@@ -17,7 +17,8 @@
           ├── NotConnectedError       nothing is connected for this tenant and connector
           ├── NeedsReauthError        the provider rejected the grant; the user must reconnect
           ├── ProviderUnavailableError a transient provider failure; retry later
-          └── LeaseLostError          a refresh outlived its lease; another holder took over
+          ├── LeaseLostError          a refresh outlived its lease; another holder took over
+          └── HostNotAllowedError     a request the connection's credentials may not go with
 
 Each exception carries structured fields (the connector id, the providers, the
 field paths, the failed plugins) so that a host application can react to it
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectorsError",
     "DiscoveryError",
     "DuplicateConnectorError",
+    "HostNotAllowedError",
     "IntegrationError",
     "LeaseLostError",
     "ManifestError",
@@ -283,3 +285,27 @@ class LeaseLostError(IntegrationError):
     """
 
     reason = "lease_lost"
+
+
+class HostNotAllowedError(IntegrationError):
+    """A request through a connection's client was refused before it was sent.
+
+    Its host is not the connector's ``api.baseUrl`` host nor one of its
+    ``api.allowedHosts`` (a redirect included), or it is plain http beyond
+    loopback: the connection's credentials never go there.
+
+    :ivar host: the host (and port) refused, or the scheme.
+    """
+
+    reason = "host_not_allowed"
+
+    def __init__(self, host: str, what: str, *, connector_id: str | None = None) -> None:
+        self.host = host
+        if what == "host":
+            message = (
+                f"a request to {host} was refused: {connector_id} sends its credentials only "
+                "to its api.baseUrl host and api.allowedHosts"
+            )
+        else:
+            message = f"a request to {host} over {what} was refused: credentials go over https"
+        super().__init__(message, connector_id=connector_id)

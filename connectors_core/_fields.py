@@ -34,6 +34,7 @@ __all__ = [
     "check_default",
     "check_value",
     "check_values",
+    "fill_text",
     "placeholders",
     "resolve_url",
 ]
@@ -490,6 +491,29 @@ def resolve_url(template: str, values: Mapping[str, str | int | bool]) -> str:
     )
     _check_resolved(resolved, scheme, netloc, expected_host, port, names)
     return resolved
+
+
+def fill_text(template: str, values: Mapping[str, str | int | bool]) -> str:
+    """Fill each ``{id}`` of a header value; the result must still be one header value.
+
+    :raises TemplateError: naming the field whose value has no place in a
+        header (a line break, a control character, a character beyond ASCII,
+        or a result longer than 2048), or None for the template itself.
+    """
+    try:
+        list(placeholders(template))
+    except Placeholder as exc:
+        raise TemplateError(None, str(exc)) from None
+
+    def text(name: str, value: str) -> str:
+        if not all(" " <= c <= "~" for c in value):
+            raise TemplateError(name, "cannot be put in an HTTP header")
+        return value
+
+    filled = _fill(template, values, text)
+    if len(filled) > 2048:
+        raise TemplateError(None, "is too long for an HTTP header")
+    return filled
 
 
 def _fill_authority(

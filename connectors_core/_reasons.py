@@ -45,6 +45,8 @@ class Reason(enum.StrEnum):
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PLUGIN_UNAVAILABLE = "plugin_unavailable"
     LEASE_LOST = "lease_lost"
+    NO_API = "no_api"
+    HOST_NOT_ALLOWED = "host_not_allowed"
     INTEGRATION_ERROR = "integration_error"
 
     @property
@@ -221,6 +223,17 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
         503,
         "{name} is busy. Try again in a moment.",
         "a refresh outlived its lease and another holder took over (SQLite)",
+    ),
+    Reason.NO_API: (
+        409,
+        "{name} has no API to call.",
+        "`client()` of a connector that declares no `api.baseUrl`",
+    ),
+    Reason.HOST_NOT_ALLOWED: (
+        400,
+        "{name} may not send its credentials there.",
+        "a request through `client()` to a host outside `api.baseUrl`'s and `api.allowedHosts` "
+        "(a redirect included), or over plain http beyond loopback; nothing was sent",
     ),
     Reason.INTEGRATION_ERROR: (
         400,

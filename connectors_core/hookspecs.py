@@ -34,8 +34,10 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "parse_token_response",
+    "prepare_request",
     "prepare_token_request",
     "provide_connector",
+    "sandbox_api",
     "verify_connection",
 ]
 
@@ -178,4 +180,44 @@ def verify_connection(
     :return: a mapping of account fields (the credentials work, and this is
         whose they are), True (they work), False (they do not:
         ``invalid_credentials``), or None to leave the decision to the manifest.
+    """
+
+
+@hookspec(firstresult=True)
+def prepare_request(connector: Connector, connection: Any, request: Any) -> Any | None:
+    """Sign or adjust a request to the connector's API, after its credentials are on it.
+
+    Called on the plugin that provides ``connector`` for every attempt of
+    every request sent through ``Connections.client`` (so a signature over a
+    timestamp is fresh on a retry), with the request about to be sent. For
+    what a manifest cannot say: an HMAC signature, a per-connection header,
+    a body checksum. May be a coroutine. A hook that raises fails that
+    request with ``plugin_unavailable``; nothing is sent.
+
+    :param connector: the connector whose API is called.
+    :param connection: the connection the request is sent for (a
+        :class:`~connectors_core.store.StoredConnection`: its ``config`` and
+        ``secrets``; never log them).
+    :param request: the ``httpx2.Request`` about to be sent, credentials on it;
+        change it in place. Never log it.
+    :return: a new ``httpx2.Request`` to send instead, or None to send ``request``.
+    """
+
+
+@hookspec(firstresult=True)
+def sandbox_api(connector: Connector) -> Any | None:
+    """Provide an ASGI application that stands in for the connector's API.
+
+    Called on the plugin that provides ``connector`` when the sandbox
+    (``connectors serve --demo``) or the contract suite starts its local
+    provider. The app is served behind that provider, which answers 401
+    itself to any request without a credential it issued and tells the app
+    who is calling in ``X-Sandbox-User-Id``, ``X-Sandbox-Organization-Id``
+    and ``X-Sandbox-Scopes`` headers; the connector's
+    ``CONNECTORS_<ID>_API_BASE_URL`` points at it, so its ``verify``
+    request, its account lookups and a job's ``Connections.client`` reach
+    it. Serve a small, deterministic set of sample data.
+
+    :param connector: the connector whose API is wanted.
+    :return: an ASGI application (a Starlette app, say), or None for none.
     """

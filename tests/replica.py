@@ -2,8 +2,10 @@
 
 ``python -m uvicorn --factory tests.replica:create`` serves the routes;
 ``python -m tests.replica tokens N`` asks for an access token N times at once,
-as a host's job would, and prints the tokens as JSON. Both are configured by
-the environment (``CONNECTORS_*`` and ``REPLICA_PROVIDER_URL``).
+as a host's job would, and prints the tokens as JSON; ``python -m
+tests.replica requests N`` sends N requests at once through the connection's
+client and prints their statuses. All are configured by the environment
+(``CONNECTORS_*`` and ``REPLICA_PROVIDER_URL``).
 """
 
 from __future__ import annotations
@@ -43,5 +45,23 @@ async def tokens(count: int) -> list[str]:
     return [r if isinstance(r, str) else f"{type(r).__name__}: {r}" for r in results]
 
 
+async def requests(count: int) -> list[str]:
+    import httpx2
+
+    service = connections()
+    try:
+        async with service.client("tenant-a", "acme-oauth") as http:
+            results = await asyncio.gather(
+                *(http.get("/things") for _ in range(count)), return_exceptions=True
+            )
+    finally:
+        await service.aclose()
+    return [
+        str(r.status_code) if isinstance(r, httpx2.Response) else f"{type(r).__name__}: {r}"
+        for r in results
+    ]
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(tokens(int(sys.argv[2])))))
+    job = {"tokens": tokens, "requests": requests}[sys.argv[1]]
+    print(json.dumps(asyncio.run(job(int(sys.argv[2])))))

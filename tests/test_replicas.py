@@ -58,6 +58,7 @@ class Cluster:
             "CONNECTORS_ACME_OAUTH_CLIENT_ID": "acme-client",
             "CONNECTORS_ACME_OAUTH_CLIENT_SECRET": ACME_SECRET,
             "REPLICA_PROVIDER_URL": self.provider_url,
+            "CONNECTORS_ACME_OAUTH_API_BASE_URL": f"{self.provider_url}/connector-api",
         }
 
     def serve(self, port: int) -> str:
@@ -93,9 +94,9 @@ class Cluster:
                 assert time.monotonic() < deadline, "the replica did not start"
                 time.sleep(0.1)
 
-    def job(self, count: int) -> subprocess.Popen[str]:
+    def job(self, count: int, kind: str = "tokens") -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.replica", "tokens", str(count)],
+            [sys.executable, "-m", "tests.replica", kind, str(count)],
             env=self.env(),
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -176,6 +177,22 @@ def test_concurrent_refreshes_across_replicas_hit_the_provider_once(cluster: Clu
     assert len(tokens) == 100
     assert len(set(tokens)) == 1
     assert cluster.provider.is_active(tokens[0])
+
+
+def test_requests_from_two_replicas_with_an_expired_token_renew_it_once(cluster: Cluster) -> None:
+    connect(cluster)
+    cluster.expire()
+    (access, _refresh) = cluster.provider.issued
+    with httpx2.Client() as http:  # and the provider no longer takes it either
+        http.post(
+            f"{cluster.provider_url}/api/oauth/revoke",
+            data={"token": access},
+            auth=("acme-client", ACME_SECRET),
+        ).raise_for_status()
+    jobs = [cluster.job(50, "requests"), cluster.job(50, "requests")]
+    statuses = results(jobs[0]) + results(jobs[1])
+    assert statuses == ["200"] * 100
+    assert cluster.provider.token_requests.count("refresh_token") == 1
 
 
 def test_short_lived_tokens_are_refreshed_once_not_once_per_call(cluster: Cluster) -> None:

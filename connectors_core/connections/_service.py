@@ -19,6 +19,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import attrs
@@ -361,6 +362,77 @@ class Connections(TokenKeeper):
         return deleted
 
     # --- for the host's jobs ----------------------------------------------------------
+
+    def client(
+        self,
+        tenant: str,
+        connector_id: str,
+        *,
+        retry_unsafe: bool = False,
+        timeout: float | None = None,
+    ) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
+        """An ``httpx2.AsyncClient`` on the connector's API, with the connection's credentials::
+
+            async with connections.client(tenant, "evencio") as http:
+                response = await http.get("/v1/events", params={"limit": 50})
+
+        Relative URLs are resolved against ``api.baseUrl`` (its placeholders
+        filled from the connection), with ``api.headers`` on every request.
+        Each request gets the credentials the connector's flow sends (a
+        token renewed shortly before it expires), on a copy: what the job,
+        its logs and its exceptions see carries none. A token-expired status
+        renews the token once and sends the request once more; an idempotent
+        request is tried again on ``api.retry.statuses`` and transport
+        errors (``retry_unsafe=True``, or ``extensions={RETRY: True}`` on one
+        request, for a POST or PATCH that is safe to repeat).
+
+        :raises UnknownConnectorError: for an unknown connector id.
+        :raises NotConnectedError: nothing is connected (on entering).
+        :raises NeedsReauthError: on entering, or from a request the provider
+            refused for good; the connection is then marked.
+        :raises HostNotAllowedError: from a request to a host outside
+            ``api.baseUrl``'s and ``api.allowedHosts``; nothing was sent.
+        :raises IntegrationError: ``no_api`` when the connector declares no
+            ``api.baseUrl``.
+        """
+        from ._client import open_client
+
+        return open_client(
+            self,
+            tenant,
+            connector_id,
+            retry_unsafe=retry_unsafe,
+            timeout=timeout,
+            transport=self._transport,
+        )
+
+    def sync_client(
+        self,
+        tenant: str,
+        connector_id: str,
+        *,
+        retry_unsafe: bool = False,
+        timeout: float | None = None,
+    ) -> AbstractContextManager[httpx2.Client]:
+        """The synchronous twin of :meth:`client`, for jobs that are not async::
+
+            with connections.sync_client(tenant, "evencio") as http:
+                events = http.get("/v1/events").json()
+
+        It runs an event loop of its own in a thread for as long as it is
+        open, and reads each response whole before returning it. Do not
+        call it from an event loop's thread.
+        """
+        from ._client import open_sync_client
+
+        return open_sync_client(
+            self,
+            tenant,
+            connector_id,
+            retry_unsafe=retry_unsafe,
+            timeout=timeout,
+            transport=self._transport,
+        )
 
     async def get_api_key(self, tenant: str, connector_id: str) -> str:
         """The stored API key of an API-key connection, as entered (without ``valuePrefix``).

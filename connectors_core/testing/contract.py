@@ -35,6 +35,7 @@ __all__ = [
     "ConnectorContract",
     "ProviderHandle",
     "integrations_test_client",
+    "mount_sandbox_apis",
     "sample_value",
     "start_provider",
 ]
@@ -50,6 +51,8 @@ class ProviderHandle:
     url: str
     client_secret: str = attrs.field(repr=False)
     client_id: str = CLIENT_ID
+    apis: frozenset[str] = frozenset()
+    """The connectors whose plugin's ``sandbox_api`` app the provider serves."""
 
     def client_id_for(self, connector_id: str) -> str:
         """The id of the client registered for ``connector_id`` (its quirks are its own)."""
@@ -105,8 +108,27 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
             provider.answer_api(
                 verify.path, verify_answer(connector), status=verify.expect[0], method=verify.method
             )
+    apis = frozenset(mount_sandbox_apis(provider, registry))
     with running(provider) as url:
-        yield attrs.evolve(handle, provider=provider, url=url)
+        yield attrs.evolve(handle, provider=provider, url=url, apis=apis)
+
+
+def mount_sandbox_apis(provider: Any, registry: Registry) -> list[str]:
+    """Serve each plugin's ``sandbox_api`` app behind ``provider``; the connector ids served."""
+    from .._exceptions import PluginLoadError
+
+    mounted = []
+    for connector in registry:
+        if connector.connection is None:
+            continue
+        try:
+            app = registry.hook_for(connector.id).sandbox_api(connector=connector)
+        except PluginLoadError:
+            continue  # the contract's own tests report a plugin that cannot load
+        if app is not None:
+            provider.mount_api(connector.id, app)
+            mounted.append(connector.id)
+    return mounted
 
 
 @contextmanager
@@ -130,6 +152,12 @@ def integrations_test_client(
                     f"{prefix}CLIENT_SECRET": handle.client_secret,
                 }
             )
+        # The connector's own API: its plugin's sandbox app, else the provider's canned one.
+        api = (
+            f"{handle.url}/apis/{connector.id}"
+            if connector.id in handle.apis
+            else f"{handle.url}/connector-api"
+        )
         # Every provider endpoint is the strict provider's (read only by OAuth flows).
         environ.update(
             {
@@ -137,9 +165,8 @@ def integrations_test_client(
                 f"{prefix}TOKEN_URL": f"{handle.url}/api/oauth/token",
                 f"{prefix}REVOCATION_URL": f"{handle.url}/api/oauth/revoke",
                 f"{prefix}API_URL": handle.url,
-                # The connector's own API (its verify request): the provider's canned one.
-                f"{prefix}API_BASE_URL": f"{handle.url}/connector-api",
-                f"{prefix}VERIFY_BASE_URL": f"{handle.url}/connector-api",
+                f"{prefix}API_BASE_URL": api,
+                f"{prefix}VERIFY_BASE_URL": api,
             }
         )
     settings = Settings(public_url=origin, database_url="memory://", environ=environ)

@@ -44,6 +44,7 @@ import hashlib
 import hmac
 import html
 import json
+import os
 import re
 import secrets
 import threading
@@ -58,7 +59,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._quirks import Quirks, quirks_for, verify_answer
 from ._wire import (
@@ -125,6 +127,15 @@ _DEFAULT_CLIENT = Client("", "", (), ())  # stands for an unknown client: defaul
 
 
 @attrs.frozen
+class _ApiAnswer:
+    """A canned answer of the connector API."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class _Authorization:
     """An authorization request that passed validation."""
 
@@ -184,6 +195,7 @@ class OAuthProvider:
         access_token_lifetime: int = 3600,
         code_lifetime: int = 60,
         interactive: bool = False,
+        state_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if not clients:
             raise ValueError("at least one client is required")
@@ -223,10 +235,23 @@ class OAuthProvider:
         accepts besides the access tokens this provider issued (see :meth:`answer_api`)."""
         self.api_requests: list[tuple[str, str]] = []
         """``(method, path)`` of every request to ``/connector-api``, in order."""
-        self._api_answers: dict[tuple[str, str], tuple[int, Any]] = {}
+        self.api_request_times: list[float] = []
+        """When each request to ``/connector-api`` arrived (``time.monotonic()``), in order."""
+        self._apis: dict[str, ASGIApp] = {}
+        self._api_answers: dict[tuple[str, str], _ApiAnswer] = {}
+        self._api_once: dict[tuple[str, str], deque[_ApiAnswer]] = {}
         self._lock = threading.Lock()
         self._codes: dict[str, _Code] = {}
+        # Tokens by their SHA-256: what is kept, in memory and in `state_path`, is never
+        # a usable token.
         self._tokens: dict[str, _Token] = {}
+        self.issued: list[str] = []
+        """Every token issued by this process, in order (in memory only; for tests)."""
+        self.state_path = None if state_path is None else os.fspath(state_path)
+        """Where the grants (their hashes) and the clients' secrets are kept across restarts,
+        readable by this user only (None: in memory only)."""
+        if self.state_path is not None:
+            self._load()
         self._pending: dict[str, _Authorization] = {}
         self._faults: dict[str, deque[_Fault]] = {name: deque() for name in _ENDPOINTS}
         # Set when the server stops, so that injected timeouts do not hold up shutdown.
@@ -243,6 +268,7 @@ class OAuthProvider:
                 Route("/api/oauth/token", self._token, methods=["POST"]),
                 Route("/api/oauth/revoke", self._revoke, methods=["POST"]),
                 Route("/oauth/status", self._status, methods=["GET"]),
+                Mount("/apis", app=self._mounted_api),
                 Route(
                     "/connector-api/{path:path}",
                     self._connector_api,
@@ -252,35 +278,111 @@ class OAuthProvider:
         )
 
     def answer_api(
-        self, path: str, body: Any = None, *, status: int = 200, method: str = "GET"
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        status: int = 200,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
     ) -> None:
-        """Answer ``method /connector-api<path>`` with ``status`` and JSON ``body``.
+        """Answer ``method /connector-api<path>`` with ``status``, JSON ``body`` and ``headers``.
 
-        The connector's own API, for its ``verify`` request and account lookups:
-        point the connector's ``CONNECTORS_<ID>_API_BASE_URL`` at
-        ``<provider URL>/connector-api``. A request is answered only when it
-        carries a credential: a bearer access token this provider issued, or
-        one of :attr:`api_credentials` (in any header or the query, or as
-        Basic ``user:password``); else 401. A path without an answer is 200 ``{}``.
+        The connector's own API, for its ``verify`` request, account lookups
+        and the authenticated client: point the connector's
+        ``CONNECTORS_<ID>_API_BASE_URL`` at ``<provider URL>/connector-api``.
+        A request is answered only when it carries a credential: an access
+        token this provider issued, in the header and after the prefix its
+        client's quirks name (``Authorization: Bearer`` by default), or one
+        of :attr:`api_credentials` (in any header or the query, or as Basic
+        ``user:password``); else 401. A path without an answer is 200 ``{}``.
+
+        With ``times``, the answer is given that many times, before any
+        given earlier with ``times`` and then the standing one: a 429 once,
+        then the data.
         """
+        key = (method.upper(), "/" + path.lstrip("/"))
+        answer = _ApiAnswer(status, body, dict(headers or {}))
         with self._lock:
-            self._api_answers[(method.upper(), "/" + path.lstrip("/"))] = (status, body)
+            if times is None:
+                self._api_answers[key] = answer
+            else:
+                self._api_once.setdefault(key, deque()).extend([answer] * times)
+
+    def mount_api(self, name: str, app: ASGIApp) -> None:
+        """Serve ``app`` at ``/apis/<name>``, as a connector's own API stands in for the real one.
+
+        A plugin's ``sandbox_api`` app is mounted this way (the sandbox and
+        the contract suite point ``CONNECTORS_<ID>_API_BASE_URL`` there). The
+        provider answers 401 itself unless a request carries a credential as
+        :meth:`answer_api` describes, removes any ``X-Sandbox-*`` header the
+        request had, and tells the app who is calling: ``X-Sandbox-User-Id``,
+        ``X-Sandbox-Organization-Id``, and ``X-Sandbox-Scopes`` (the access
+        token's scopes, space-separated; empty for other credentials).
+        """
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name):
+            raise ValueError(f"an API is mounted under a connector id, not {name!r}")
+        with self._lock:
+            self._apis[name] = app
+
+    async def _mounted_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        name, _, rest = scope["path"][len(scope.get("root_path", "")) :].lstrip("/").partition("/")
+        with self._lock:
+            app = self._apis.get(name)
+        if app is None:
+            await json_body({"error": "not_found"}, 404)(scope, receive, send)
+            return
+        identity = self._api_identity(Request(scope))
+        if identity is None:
+            await json_body({"error": "invalid_token"}, 401, _INVALID_TOKEN)(scope, receive, send)
+            return
+        headers = [
+            (key, value)
+            for key, value in scope["headers"]
+            if not key.lower().startswith(b"x-sandbox-")
+        ]
+        headers += [
+            (b"x-sandbox-user-id", self.account.user_id.encode()),
+            (b"x-sandbox-organization-id", self.account.organization_id.encode()),
+            (b"x-sandbox-scopes", " ".join(identity).encode()),
+        ]
+        path = "/" + rest
+        inner = {
+            **scope,
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "headers": headers,
+        }
+        await app(inner, receive, send)
 
     def _api_credential(self, request: Request) -> bool:
+        return self._api_identity(request) is not None
+
+    def _api_identity(self, request: Request) -> tuple[str, ...] | None:
+        """The scopes of the credential a connector API request carries, or None for none.
+
+        An access token of a client gives its scopes; an API credential
+        (:attr:`api_credentials`) none.
+        """
         with self._lock:
             for client in self._clients.values():
-                if self._bearer(request, client) is not None:
-                    return True
+                token = self._bearer(request, client)
+                if token is not None:
+                    return token.scopes
             if self._bearer(request, _DEFAULT_CLIENT) is not None:
-                return False  # an unknown token, presented the standard way
+                return None  # an unknown token, presented the standard way
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() == "basic":
                 with contextlib.suppress(ValueError, binascii.Error, UnicodeDecodeError):
                     if base64.b64decode(value).decode() in self.api_credentials:
-                        return True
+                        return ()
             offered = {v.partition(" ")[2] or v for v in request.headers.values()}
             offered |= set(request.query_params.values())
-            return bool(offered & self.api_credentials)
+            return () if offered & self.api_credentials else None
 
     def _bearer(self, request: Request, client: Client) -> _Token | None:
         """An active access token of ``client`` in the header, after the prefix, it declares."""
@@ -290,7 +392,7 @@ class OAuthProvider:
             return None
         given, value = header[: len(prefix)], header[len(prefix) :]
         same = given.lower() == prefix.lower() if prefix.endswith(" ") else given == prefix
-        token = self._tokens.get(value) if same else None
+        token = self._grant(value) if same else None
         if token is None or token.kind != "access" or not self._active(token):
             return None
         if client.client_id and token.client_id != client.client_id:
@@ -299,13 +401,17 @@ class OAuthProvider:
 
     async def _connector_api(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]
+        key = (request.method, path)
         with self._lock:
-            self.api_requests.append((request.method, path))
-            answer = self._api_answers.get((request.method, path), (200, {}))
+            self.api_requests.append(key)
+            self.api_request_times.append(time.monotonic())
         if not self._api_credential(request):
             return json_body({"error": "invalid_token"}, 401, _INVALID_TOKEN)
-        status, body = answer
-        return JSONResponse({} if body is None else body, status, headers=NO_STORE)
+        with self._lock:
+            once = self._api_once.get(key)
+            answer = once.popleft() if once else self._api_answers.get(key, _ApiAnswer(200, {}))
+        headers = {**NO_STORE, **answer.headers}
+        return JSONResponse({} if answer.body is None else answer.body, answer.status, headers)
 
     def now(self) -> float:
         """The provider's clock: the real time plus `clock_offset`."""
@@ -380,8 +486,66 @@ class OAuthProvider:
     def is_active(self, token: str) -> bool:
         """Whether an access or refresh token would currently be accepted."""
         with self._lock:
-            found = self._tokens.get(token)
+            found = self._grant(token)
             return found is not None and self._active(found)
+
+    # -- grants kept across restarts -------------------------------------------------
+
+    def _load(self) -> None:
+        assert self.state_path is not None
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"cannot read the provider's grants in {self.state_path}: {exc}"
+            ) from None
+        for digest, fields in data.get("tokens", {}).items():
+            self._tokens[digest] = _Token(
+                fields["kind"],
+                fields["client_id"],
+                fields["family"],
+                tuple(fields["scopes"]),
+                fields["expires_at"],
+                fields["used"],
+                fields["revoked"],
+            )
+
+    @staticmethod
+    def saved_client_secrets(state_path: str | os.PathLike[str]) -> dict[str, str]:
+        """The client secrets a provider kept in ``state_path`` (none if there is no file).
+
+        A sandbox that restarts registers its clients with the same secrets,
+        so the tokens and refresh tokens it issued before still work.
+        """
+        try:
+            with open(state_path, encoding="utf-8") as f:
+                clients = json.load(f).get("clients", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {str(k): str(v) for k, v in clients.items()} if isinstance(clients, dict) else {}
+
+    def _save(self) -> None:
+        """Write the grants (their hashes) to `state_path`, atomically; callers hold the lock."""
+        if self.state_path is None:
+            return
+        now = self.now()
+        tokens = {
+            digest: attrs.asdict(token)
+            for digest, token in self._tokens.items()
+            if token.expires_at is None or token.expires_at > now  # expired ones are dead
+        }
+        temporary = f"{self.state_path}.{os.getpid()}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+            clients = {c.client_id: c.client_secret for c in self._clients.values()}
+            json.dump({"version": 1, "clients": clients, "tokens": tokens}, f)
+        os.replace(temporary, self.state_path)
+
+    def _grant(self, value: str) -> _Token | None:
+        return self._tokens.get(_digest(value))
 
     # -- state helpers; callers hold the lock ---------------------------------------
 
@@ -394,6 +558,7 @@ class OAuthProvider:
         for token in self._tokens.values():
             if token.family == family:
                 token.revoked = True
+        self._save()
 
     def _issue(
         self,
@@ -407,7 +572,8 @@ class OAuthProvider:
         quirks, client_id = client.quirks, client.client_id
         access = secrets.token_urlsafe(32)
         expires_at = self.now() + self.access_token_lifetime
-        self._tokens[access] = _Token("access", client_id, family, scopes, expires_at)
+        self._tokens[_digest(access)] = _Token("access", client_id, family, scopes, expires_at)
+        self.issued.append(access)
         unit = 1000 if quirks.expires_in_unit == "milliseconds" else 1
         issued: dict[str, object] = {
             "access_token": access,
@@ -417,8 +583,11 @@ class OAuthProvider:
         }
         if refresh:
             refresh_token = secrets.token_urlsafe(32)
-            self._tokens[refresh_token] = _Token("refresh", client_id, family, refresh_scopes, None)
+            refresh_record = _Token("refresh", client_id, family, refresh_scopes, None)
+            self._tokens[_digest(refresh_token)] = refresh_record
+            self.issued.append(refresh_token)
             issued["refresh_token"] = refresh_token
+        self._save()
         if quirks.nest_tokens_under:
             return {"ok": True, quirks.nest_tokens_under: issued, **quirks.extra_response}
         return {**issued, **quirks.extra_response}
@@ -574,7 +743,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
         (value,) = _require(form, "refresh_token")
         requested = _parse_scope(client, form["scope"]) if "scope" in form else None
         with self._lock:
-            token = self._tokens.get(value)
+            token = self._grant(value)
             if token is None or token.kind != "refresh" or token.client_id != client.client_id:
                 raise OAuthError("invalid_grant", "unknown refresh token")
             if token.revoked:
@@ -604,7 +773,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             return error.response()
         # token_type_hint is optional and one table holds both kinds, so it is not needed.
         with self._lock:
-            token = self._tokens.get(value)
+            token = self._grant(value)
             if token is not None and token.client_id != client.client_id:
                 return OAuthError("unauthorized_client", "issued to another client").response()
             self.revocations.append(value)
@@ -612,6 +781,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
                 self._revoke_family(token.family)
             elif token is not None:
                 token.revoked = True
+                self._save()
         return Response(status_code=200, headers=NO_STORE)
 
     async def _status(self, request: Request) -> Response:
@@ -619,7 +789,7 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             return fault
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         with self._lock:
-            token = self._tokens.get(value) if scheme.lower() == "bearer" else None
+            token = self._grant(value) if scheme.lower() == "bearer" else None
             if token is None or token.kind != "access" or not self._active(token):
                 return json_body({"error": "invalid_token"}, 401, _INVALID_TOKEN)
             return json_body(
@@ -747,6 +917,10 @@ def _require(form: Mapping[str, str], *names: str) -> list[str]:
     if missing:
         raise OAuthError("invalid_request", f"missing {', '.join(missing)}")
     return [form[name] for name in names]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _s256(verifier: str) -> str:

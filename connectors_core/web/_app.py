@@ -37,12 +37,14 @@ import contextlib
 import hashlib
 import logging
 import os
+import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -456,6 +458,30 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+async def keep_alive(connections: Connections, interval: float) -> None:
+    """Renew what is due every ``interval`` seconds (``CONNECTORS_REFRESH_INTERVAL``), forever.
+
+    Each run renews what expires before the next one; replicas doing the same
+    renew each token once (the lease). A run that fails is logged and the
+    next one comes all the same.
+    """
+    await anyio.sleep(interval * random.random())  # replicas started together spread out
+    while True:
+        try:
+            report = await connections.refresh_due(within=interval)
+        except Exception:  # the loop outlives a failed run (a database restart)
+            log.exception("renewing the connections that are due failed; trying again later")
+        else:
+            if report.outcomes:
+                log.info(
+                    "renewed %d connection(s); %d failed, %d need the user again",
+                    report.count("refreshed"),
+                    report.count("failed"),
+                    report.count("needs_reauth"),
+                )
+        await anyio.sleep(interval)
+
+
 def create_app(
     registry: Registry | None = None,
     *,
@@ -507,7 +533,11 @@ def create_app(
         # Plugins taken from the discovery index are imported now, in a daemon thread,
         # so that first requests rarely wait; start-up and the event loop never do.
         import_in_background(registry)
-        yield
+        async with anyio.create_task_group() as group:
+            if settings.refresh_interval:
+                group.start_soon(keep_alive, connections, settings.refresh_interval)
+            yield
+            group.cancel_scope.cancel()
         await store.close()
 
     routes: list[BaseRoute] = [

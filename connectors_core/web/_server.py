@@ -77,10 +77,22 @@ class _CanonicalHost:
 
 
 def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
-    """Point every OAuth connector without a client at a local sandbox provider."""
+    """Point every OAuth connector without a client at a local sandbox provider.
+
+    With an SQLite file, the sandbox keeps its grants (their hashes) and its
+    clients' secrets in ``<file>.sandbox.json`` beside it, so connections made
+    before a restart still work after it. A plugin's ``sandbox_api`` app
+    stands in for its connector's API.
+    """
+    from ..testing.contract import mount_sandbox_apis
     from ..testing.oauth_provider import ALL_GRANTS, Account, Client, OAuthProvider
 
     base = settings.origin + SANDBOX_PATH
+    database = settings.database_url
+    state_path = None
+    if database.startswith("sqlite:///") and database != "sqlite:///:memory:":
+        state_path = database.removeprefix("sqlite:///") + ".sandbox.json"
+    saved = OAuthProvider.saved_client_secrets(state_path) if state_path else {}
     environ = dict(settings.environ)
     clients = []
     for connector in registry:
@@ -89,7 +101,8 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
         if settings.client_credentials(connector.id) is not None:
             continue
         prefix = env_prefix(connector.id)
-        client_id, secret = f"sandbox-{connector.id}", secrets.token_urlsafe(24)
+        client_id = f"sandbox-{connector.id}"
+        secret = saved.get(client_id) or secrets.token_urlsafe(24)
         environ.update(
             {
                 f"{prefix}CLIENT_ID": client_id,
@@ -110,7 +123,12 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
         clients=clients,
         account=Account(user_id="sandbox-user", organization_id="sandbox-org"),
         interactive=True,
+        state_path=state_path,
     )
+    sandboxed = {client.client_id.removeprefix("sandbox-") for client in clients}
+    for connector_id in mount_sandbox_apis(provider, registry):
+        if connector_id in sandboxed:
+            environ[f"{env_prefix(connector_id)}API_BASE_URL"] = f"{base}/apis/{connector_id}"
     return attrs.evolve(settings, environ=environ), provider
 
 
