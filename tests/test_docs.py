@@ -170,3 +170,20 @@ def test_every_auth_field_is_documented() -> None:
     for cls in [*AUTH_CLASSES.values(), TokenResponsePaths]:
         for field in attrs.fields(cls):
             assert _camel(field.name) in text, f"{cls.__name__}.{field.name}"
+
+
+def test_every_public_method_of_the_jobs_api_is_documented_with_an_example() -> None:
+    from connectors_core.connections import Connections
+
+    text = (DOCS / "connections.md").read_text(encoding="utf-8")
+    section = text.split("## The Python API, for your jobs", 1)[1].split("\n## ", 1)[0]
+    examples = "\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL))
+    # What flows use of the service (FlowContext) is documented with the flows.
+    for_flows = {"connector", "oauth_client", "http", "plugin_hooks", "now"}
+    public = {
+        name
+        for name, member in inspect.getmembers(Connections)
+        if not name.startswith("_") and callable(member) and name not in for_flows
+    }
+    missing = sorted(name for name in public if f".{name}(" not in examples)
+    assert missing == [], f"no example of {missing} in docs/connections.md"

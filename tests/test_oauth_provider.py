@@ -629,3 +629,96 @@ def test_the_client_secret_stays_out_of_the_repr() -> None:
 def test_the_provider_checks_its_clients(clients: list[Client]) -> None:
     with pytest.raises(ValueError, match=r"client|redirect URI"):
         OAuthProvider(clients=clients)
+
+
+# -- grants kept across restarts, and a plugin's API behind the provider ------------
+
+
+def test_grants_survive_a_restart_kept_only_as_hashes(start: Start, tmp_path: Any) -> None:
+    import json
+    import os
+
+    path = tmp_path / "sandbox.json"
+    first = OAuthProvider(clients=[APP], state_path=path)
+    issued = tokens(start(first))
+    revoked = tokens(start(first))
+    start(first).post(REVOKE, data={"token": revoked["access_token"]}, auth=APP_AUTH)
+    text = path.read_text("utf-8")
+    for value in (*issued.values(), *revoked.values()):
+        if isinstance(value, str) and len(value) > 20:
+            assert value not in text  # no usable token on disk
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert json.loads(text)["clients"] == {"app": "app-secret"}
+    assert OAuthProvider.saved_client_secrets(path) == {"app": "app-secret"}
+
+    again = OAuthProvider(clients=[APP], state_path=path)  # the restart
+    http = start(again)
+    assert status(http, issued["access_token"]).status_code == 200
+    assert_invalid_token(status(http, revoked["access_token"]))
+    renewed = refresh(http, issued["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    # Rotation is remembered too: the spent refresh token is refused after another restart.
+    third = start(OAuthProvider(clients=[APP], state_path=path))
+    assert error_of(refresh(third, issued["refresh_token"])) == "invalid_grant"
+
+
+def test_an_unreadable_state_file_is_a_clear_error(tmp_path: Any) -> None:
+    path = tmp_path / "sandbox.json"
+    path.write_text("{not json", "utf-8")
+    with pytest.raises(ValueError, match="cannot read the provider's grants"):
+        OAuthProvider(clients=[APP], state_path=path)
+    assert OAuthProvider.saved_client_secrets(path) == {}
+    assert OAuthProvider.saved_client_secrets(tmp_path / "missing.json") == {}
+
+
+def test_a_mounted_api_is_served_only_with_a_credential_and_learns_who_calls(
+    start: Start, provider: OAuthProvider
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def whoami(request: Request) -> JSONResponse:
+        headers = request.headers
+        return JSONResponse(
+            {
+                "path": request.url.path,
+                "user": headers["x-sandbox-user-id"],
+                "org": headers["x-sandbox-organization-id"],
+                "scopes": headers["x-sandbox-scopes"],
+                "forged": headers.getlist("x-sandbox-user-id"),
+            }
+        )
+
+    provider.mount_api("acme", Starlette(routes=[Route("/v1/me", whoami)]))
+    http = start(provider)
+    access = tokens(http)["access_token"]
+    assert_invalid_token(http.get("/apis/acme/v1/me"))
+    forged = {"X-Sandbox-User-Id": "someone-else"}
+    answer = http.get("/apis/acme/v1/me", headers={"Authorization": f"Bearer {access}", **forged})
+    assert answer.json() == {
+        "path": "/v1/me",
+        "user": "user-9",
+        "org": "org-9",
+        "scopes": "events:read offline_access",
+        "forged": ["user-9"],
+    }
+    assert http.get("/apis/nobody/v1/me").status_code == 404
+    with pytest.raises(ValueError, match="connector id"):
+        provider.mount_api("Not An Id", Starlette())
+
+
+def test_canned_answers_can_be_given_a_number_of_times_with_headers(
+    start: Start, provider: OAuthProvider
+) -> None:
+    provider.api_credentials.add("a-key-123456")
+    provider.answer_api("/items", {"items": [1]})
+    provider.answer_api("/items", status=429, headers={"Retry-After": "1"}, times=2)
+    http = start(provider)
+    key = {"X-Key": "a-key-123456"}
+    first, second, third = (http.get("/connector-api/items", headers=key) for _ in range(3))
+    assert [first.status_code, second.status_code, third.status_code] == [429, 429, 200]
+    assert first.headers["retry-after"] == "1"
+    assert third.json() == {"items": [1]}
+    assert len(provider.api_request_times) == 3

@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import httpx2
@@ -29,6 +29,7 @@ import pluggy
 from .._exceptions import (
     IntegrationError,
     InvalidFieldsError,
+    NeedsReauthError,
     NotConnectedError,
     SecretError,
 )
@@ -287,11 +288,13 @@ class Connections(TokenKeeper):
         The result is kept with the connection: ``verifiedAt`` in its status
         when it passed, ``verificationError`` (the reason) when it failed. An
         API key or Basic connection marked ``needs_reauth`` whose credentials
-        pass is connected again.
+        pass is connected again. Refused OAuth tokens are treated as the API
+        client treats them: renewed once and checked again; refused again,
+        or not renewable, the connection needs the user again.
 
         :returns: the status JSON after the check.
         :raises NotConnectedError: nothing is connected.
-        :raises NeedsReauthError: OAuth tokens that need the user again.
+        :raises NeedsReauthError: OAuth tokens that need the user again (marked).
         :raises IntegrationError: the verification's reason (``invalid_credentials``,
             ``provider_unavailable``...), recorded first.
         """
@@ -305,12 +308,22 @@ class Connections(TokenKeeper):
             connection = await self._current(tenant, connector.id)
         failure: IntegrationError | None = None
         found = Verified()
-        try:
-            found = await verified_account(
-                self, connector, connection, await self.plugin_hooks(connector)
+        hooks = await self.plugin_hooks(connector)
+        for attempt in (1, 2):
+            try:
+                found = await verified_account(self, connector, connection, hooks)
+            except IntegrationError as exc:
+                failure = exc
+            else:
+                failure = None
+                break
+            if connection.tokens is None or failure.reason != "invalid_credentials":
+                break
+            if attempt == 2 or not flow_for(connector).renewable(connector, connection):
+                await self._refused(tenant, connector, connection)
+            connection, _renewed = await self._renewed(
+                tenant, connector.id, seen=connection, rejected=True
             )
-        except IntegrationError as exc:
-            failure = exc
         # Recorded on the row as it is now (a renewal may have saved meanwhile).
         async with self.store.lease(tenant, connector.id) as lease:
             current = lease.connection
@@ -360,6 +373,19 @@ class Connections(TokenKeeper):
         deleted = await self.store.delete(tenant, connector.id)
         log.info("disconnected %s for tenant %s", connector.id, tenant)
         return deleted
+
+    async def _refused(
+        self, tenant: str, connector: Connector, connection: StoredConnection
+    ) -> NoReturn:
+        """The provider refused OAuth tokens that cannot be renewed (again): mark, and raise."""
+        from ._tokens import _credential_of
+
+        await self._mark(tenant, connector.id, "revoked", only_if=_credential_of(connection))
+        raise NeedsReauthError(
+            f"{connector.id} refused the connection's tokens; the user must connect again",
+            cause="revoked",
+            connector_id=connector.id,
+        )
 
     # --- for the host's jobs ----------------------------------------------------------
 

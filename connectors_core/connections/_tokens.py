@@ -98,7 +98,7 @@ class TokenKeeper:
 
     # --- when -----------------------------------------------------------------------
 
-    def refresh_margin(self, connector: Connector) -> float:
+    def _margin(self, connector: Connector) -> float:
         """Seconds before expiry to renew ``connector``'s tokens.
 
         ``CONNECTORS_<ID>_REFRESH_MARGIN``, else the manifest's
@@ -130,7 +130,7 @@ class TokenKeeper:
             if not refreshable:
                 return False
             expires_at = issued + self.settings.default_token_lifetime
-        margin = self.refresh_margin(connector)
+        margin = self._margin(connector)
         if issued and expires_at > issued:
             margin = min(margin, (expires_at - issued) / 2)
         return expires_at - self._clock() <= margin + within

@@ -247,6 +247,8 @@ class OAuthProvider:
         self._tokens: dict[str, _Token] = {}
         self.issued: list[str] = []
         """Every token issued by this process, in order (in memory only; for tests)."""
+        self.restored = False
+        """Whether grants kept in `state_path` by an earlier run were read back."""
         self.state_path = None if state_path is None else os.fspath(state_path)
         """Where the grants (their hashes) and the clients' secrets are kept across restarts,
         readable by this user only (None: in memory only)."""
@@ -309,6 +311,11 @@ class OAuthProvider:
                 self._api_answers[key] = answer
             else:
                 self._api_once.setdefault(key, deque()).extend([answer] * times)
+
+    @property
+    def client_ids(self) -> tuple[str, ...]:
+        """The ids of the clients registered with this provider."""
+        return tuple(self._clients)
 
     def mount_api(self, name: str, app: ASGIApp) -> None:
         """Serve ``app`` at ``/apis/<name>``, as a connector's own API stands in for the real one.

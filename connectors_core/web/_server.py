@@ -132,6 +132,21 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
     return attrs.evolve(settings, environ=environ), provider
 
 
+async def _forget_sandbox_grants(connections: Connections, provider: Any) -> None:
+    """A sandbox that starts afresh issued nothing: the connections it minted are dead.
+
+    (Its grants live in ``<file>.sandbox.json``; when that is gone, or the
+    store is not a file, every connection of a sandboxed connector needs the
+    user again rather than saying "Connected" over dead tokens.)
+    """
+    sandboxed = {client_id.removeprefix("sandbox-") for client_id in provider.client_ids}
+    for summary in await connections.list():
+        if summary.connector_id in sandboxed and summary.state.value == "connected":
+            await connections.mark_needs_reauth(
+                summary.tenant, summary.connector_id, "sandbox_reset"
+            )
+
+
 def create_server(
     *,
     host: str = "127.0.0.1",
@@ -184,6 +199,8 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if provider is not None and not provider.restored:
+            await _forget_sandbox_grants(connections, provider)
         yield
         await store.close()
 

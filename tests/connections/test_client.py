@@ -447,3 +447,25 @@ def test_prepare_request_signs_every_attempt(world: World, monkeypatch: pytest.M
         assert anyio.run(call) == {"signed": True}
     assert [valid for _stamp, valid in seen] == [True, True]
     assert seen[0][0] != seen[1][0]  # signed afresh for the second attempt
+
+
+def test_testing_refused_tokens_renews_once_and_then_needs_the_user(world: World) -> None:
+    # The "Test connection" button treats refused tokens as the client does.
+    connector = world.connections.registry.get("acme-api")
+    with_verify = define_connector(
+        {**connector.to_wire(), "verify": {"path": "/me", "account": {"who": "id"}}}
+    )
+    registry = Registry()
+    registry.register(with_verify)
+    connections = Connections(registry, world.connections.store, world.connections.settings)
+    world.connect()
+    world.provider.answer_api("/me", {"id": "u-1"})
+    world.revoke(world.token())  # refused once: renewed, and then it passes
+    status = anyio.run(connections.verify, TENANT, "acme-api")
+    assert status["status"]["who"] == "u-1"
+    assert world.provider.token_requests == ["authorization_code", "refresh_token"]
+    world.provider.answer_api("/me", {"error": "invalid_token"}, status=401)
+    with pytest.raises(NeedsReauthError) as info:
+        anyio.run(connections.verify, TENANT, "acme-api")
+    assert info.value.cause == "revoked"
+    assert world.status()["reason"] == "revoked"
