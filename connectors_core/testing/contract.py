@@ -34,6 +34,7 @@ from ..flows import ConnectStep, Input, flow_for
 __all__ = [
     "ConnectorContract",
     "ProviderHandle",
+    "answer_verify_requests",
     "integrations_test_client",
     "mount_sandbox_apis",
     "sample_value",
@@ -71,15 +72,7 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
     (:func:`~connectors_core.testing.oauth_provider.verify_answer`) until a
     test gives another answer with ``handle.provider.answer_api``.
     """
-    from .._fields import placeholders
-    from .oauth_provider import (
-        ALL_GRANTS,
-        Client,
-        OAuthProvider,
-        quirks_for,
-        running,
-        verify_answer,
-    )
+    from .oauth_provider import ALL_GRANTS, Client, OAuthProvider, quirks_for, running
 
     secret = "test-secret-" + secrets.token_urlsafe(12)
     handle = ProviderHandle(None, "", secret)
@@ -100,17 +93,27 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
             )
         )
     provider = OAuthProvider(clients=clients)
-    for connector in registry:
-        verify = connector.verify
-        if verify is not None and not list(placeholders(verify.path)):
-            # The connector's API answers its verify request with every value it reads,
-            # until the test gives another answer (answer_api).
-            provider.answer_api(
-                verify.path, verify_answer(connector), status=verify.expect[0], method=verify.method
-            )
+    answer_verify_requests(provider, registry)
     apis = frozenset(mount_sandbox_apis(provider, registry))
     with running(provider) as url:
         yield attrs.evolve(handle, provider=provider, url=url, apis=apis)
+
+
+def answer_verify_requests(provider: Any, registry: Registry) -> None:
+    """Have ``provider``'s connector API answer each connector's verify request.
+
+    With every value the request reads (``account`` and ``keep`` paths), on
+    a literal path; a test may give another answer later (``answer_api``).
+    """
+    from .._fields import placeholders
+    from .oauth_provider import verify_answer
+
+    for connector in registry:
+        verify = connector.verify
+        if verify is not None and not list(placeholders(verify.path)):
+            provider.answer_api(
+                verify.path, verify_answer(connector), status=verify.expect[0], method=verify.method
+            )
 
 
 def mount_sandbox_apis(provider: Any, registry: Registry) -> list[str]:

@@ -84,8 +84,8 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
     before a restart still work after it. A plugin's ``sandbox_api`` app
     stands in for its connector's API.
     """
-    from ..testing.contract import mount_sandbox_apis
-    from ..testing.oauth_provider import ALL_GRANTS, Account, Client, OAuthProvider
+    from ..testing.contract import answer_verify_requests, mount_sandbox_apis
+    from ..testing.oauth_provider import ALL_GRANTS, Account, Client, OAuthProvider, quirks_for
 
     base = settings.origin + SANDBOX_PATH
     database = settings.database_url
@@ -114,9 +114,13 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
             }
         )
         redirect = (settings.redirect_uri(connector.id),)
-        clients.append(
-            Client(client_id, secret, redirect, flow_for(connector).scopes(connector), ALL_GRANTS)
+        # The sandbox behaves as the connector's manifest says its provider does.
+        quirks = quirks_for(connector)
+        grants = tuple(
+            g for g in ALL_GRANTS if quirks.client_auth != "none" or g != "client_credentials"
         )
+        scopes = flow_for(connector).scopes(connector)
+        clients.append(Client(client_id, secret, redirect, scopes, grants, quirks))
     if not clients:
         return settings, None
     provider = OAuthProvider(
@@ -125,10 +129,15 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
         interactive=True,
         state_path=state_path,
     )
+    # The sandboxed connectors' APIs: a plugin's sandbox app, else the provider's canned
+    # one, which answers a verify request with every value it reads.
     sandboxed = {client.client_id.removeprefix("sandbox-") for client in clients}
-    for connector_id in mount_sandbox_apis(provider, registry):
-        if connector_id in sandboxed:
-            environ[f"{env_prefix(connector_id)}API_BASE_URL"] = f"{base}/apis/{connector_id}"
+    answer_verify_requests(provider, registry)
+    apps = set(mount_sandbox_apis(provider, registry))
+    for connector_id in sandboxed:
+        api = f"{base}/apis/{connector_id}" if connector_id in apps else f"{base}/connector-api"
+        prefix = env_prefix(connector_id)
+        environ.update({f"{prefix}API_BASE_URL": api, f"{prefix}VERIFY_BASE_URL": api})
     return attrs.evolve(settings, environ=environ), provider
 
 

@@ -147,3 +147,26 @@ def test_the_access_log_drops_query_strings() -> None:
 )
 def test_public_url_for(host: str, origin: str) -> None:
     assert public_url_for(host, 9) == origin
+
+
+def test_the_sandbox_behaves_as_each_manifest_says_and_answers_its_verify_request(
+    tmp_path: Path,
+) -> None:
+    from connectors_core import define_connector
+    from tests.test_contract import COOKBOOK
+
+    registry = discover(allow=["evencio"])
+    for title in ("Slack", "Mailchimp"):
+        registry.register(define_connector(COOKBOOK[title]))
+    app = create_server(demo=True, environ=env(tmp_path), registry=registry)
+    sandbox = app.state.sandbox
+    quirks = {client.client_id: client.quirks for client in sandbox._clients.values()}
+    assert quirks["sandbox-slack"].scope_separator == ","
+    assert quirks["sandbox-slack"].pkce is False
+    assert quirks["sandbox-mailchimp"].api_token_prefix == "OAuth "
+    settings = app.state.settings
+    # Mailchimp's metadata call (its verify request) goes to the sandbox, which answers it.
+    assert settings.connector_setting("mailchimp", "verify_base_url") == (
+        "http://127.0.0.1:8000/sandbox/connector-api"
+    )
+    assert ("GET", "/oauth2/metadata") in sandbox._api_answers
