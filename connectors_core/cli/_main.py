@@ -212,6 +212,7 @@ def keygen() -> None:
 
 
 def _register_serve() -> None:
+    from ._connections import connections
     from ._db import db, rotate_keys
     from ._new import new
     from ._serve import serve
@@ -220,6 +221,7 @@ def _register_serve() -> None:
     cli.add_command(serve)
     cli.add_command(db)
     cli.add_command(rotate_keys)
+    cli.add_command(connections)
 
 
 _register_serve()

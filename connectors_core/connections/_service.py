@@ -351,9 +351,23 @@ class Connections(TokenKeeper):
     async def disconnect(self, tenant: str, connector_id: str) -> bool:
         """Revoke at the provider where possible, then delete local secrets.
 
-        Idempotent. Local secrets are deleted even when revocation fails.
-        Returns whether there was a connection.
+        Idempotent. Local secrets are deleted even when revocation fails. A
+        connection of a connector that is no longer installed is deleted
+        without revocation (nothing knows how). Returns whether there was a
+        connection.
         """
+        if connector_id not in self.registry:
+            deleted = await self.store.delete(tenant, connector_id)
+            if deleted:
+                log.warning(
+                    "deleted the connection to %s for tenant %s, a connector no longer "
+                    "installed, without revoking it",
+                    connector_id,
+                    tenant,
+                )
+            else:
+                self.registry.get(connector_id)  # UnknownConnectorError, as before
+            return deleted
         connector = self.connector(connector_id)
         try:
             connection = await self.store.get(tenant, connector.id)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 import attrs
 
-from .._exceptions import IntegrationError, NeedsReauthError, NotConnectedError
+from .._exceptions import IntegrationError, NeedsReauthError, NotConnectedError, SecretError
 from .._manifest import Connector
 from .._registry import Registry
 from .._settings import Settings
@@ -85,6 +85,9 @@ class TokenKeeper:
     store: Store
     settings: Settings
     _clock: Callable[[], float]
+
+    async def status(self, tenant: str, connector_id: str) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - Connections has it
 
     # The locks of one event loop (a lock belongs to the loop it is first used in;
     # a sync client runs its own loop).
@@ -345,9 +348,10 @@ class TokenKeeper:
             )
         return connection.tokens.access_token
 
-    async def refresh(self, tenant: str, connector_id: str) -> StoredConnection:
+    async def refresh(self, tenant: str, connector_id: str) -> dict[str, Any]:
         """Renew the tokens now, due or not (for an operator, ``connectors connections refresh``).
 
+        :returns: the status JSON after the renewal.
         :raises IntegrationError: ``unsupported_auth`` when the credentials cannot
             be renewed (an API key, Basic, or OAuth tokens without a refresh token).
         :raises NeedsReauthError: the provider refused; the connection is marked.
@@ -364,10 +368,10 @@ class TokenKeeper:
             )
         # Renewed unless someone else renewed since it was read: that is as good.
         async with self._lock(tenant, connector.id):
-            renewed, _by_us = await self._refresh(
+            await self._refresh(
                 tenant, connector.id, connection, rejected=True, within=0.0, idle=0.0
             )
-        return renewed
+        return await self.status(tenant, connector.id)
 
     async def refresh_due(
         self,
@@ -435,6 +439,11 @@ class TokenKeeper:
             return RefreshOutcome(tenant, connector_id, "needs_reauth", exc.cause)
         except IntegrationError as exc:
             return RefreshOutcome(tenant, connector_id, "failed", exc.reason)
+        except SecretError:
+            # Its key is gone or the row was tampered with: this one cannot be renewed,
+            # the others still are.
+            log.warning("the secrets of %s for tenant %s cannot be decrypted", connector_id, tenant)
+            return RefreshOutcome(tenant, connector_id, "failed", "unreadable_secrets")
         return RefreshOutcome(tenant, connector_id, "refreshed" if renewed else "unchanged")
 
     async def mark_needs_reauth(

@@ -226,13 +226,42 @@ def test_the_margin_is_settable_per_connector(harness: Harness) -> None:
 def test_refresh_now_renews_once_and_refuses_what_cannot_be_renewed(harness: Harness) -> None:
     connections = connected(harness)
     before = anyio.run(connections.get_access_token, TENANT, ACME)
-    after = anyio.run(connections.refresh, TENANT, ACME)
-    assert after.tokens is not None
-    assert after.tokens.access_token != before
+    status = anyio.run(connections.refresh, TENANT, ACME)
+    assert "lastRefreshedAt" in status["status"]
+    assert anyio.run(connections.get_access_token, TENANT, ACME) != before
+    assert harness.provider.token_requests.count("refresh_token") == 1
     connect_key(connections)
     with pytest.raises(IntegrationError) as info:
         anyio.run(connections.refresh, TENANT, "acme-key")
     assert info.value.reason == "unsupported_auth"
+
+
+def test_one_unreadable_connection_does_not_stop_the_others_renewal(harness: Harness) -> None:
+    import sqlalchemy as sa
+
+    connections = connected(harness)
+    connected(harness, tenant="tenant-b")
+    store: Any = connections.store
+    with store.engine.begin() as db:  # tenant-a's refresh token no longer decrypts
+        spoiled = "UPDATE connections SET refresh_token = 'v1.nope.AAAA' WHERE tenant = :tenant"
+        db.execute(sa.text(spoiled), {"tenant": TENANT})
+    harness.advance(3600)
+    report = anyio.run(lambda: connections.refresh_due())
+    assert [(o.tenant, o.result, o.reason) for o in report.outcomes] == [
+        (TENANT, "failed", "unreadable_secrets"),
+        ("tenant-b", "refreshed", None),
+    ]
+
+
+def test_a_connection_of_an_uninstalled_connector_can_still_be_disconnected(
+    harness: Harness,
+) -> None:
+    connections = connected(harness)
+    without = Connections(Registry(), connections.store, connections.settings)
+    assert anyio.run(without.disconnect, TENANT, ACME) is True
+    assert anyio.run(connections.store.get, TENANT, ACME) is None
+    with pytest.raises(UnknownConnectorError):
+        anyio.run(without.disconnect, TENANT, ACME)
 
 
 # --- listing ---------------------------------------------------------------------------
