@@ -363,7 +363,7 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             "CONNECTORS_EVENCIO_CLIENT_ID": "evencio-client",
             "CONNECTORS_EVENCIO_CLIENT_SECRET": EVENCIO_SECRET,
             "CONNECTORS_EVENCIO_BASE_URL": provider_url,
-            "CONNECTORS_EVENCIO_API_URL": provider_url,
+            "CONNECTORS_EVENCIO_API_BASE_URL": provider_url,
             "CONNECTORS_ACME_OAUTH_CLIENT_ID": "acme-client",
             "CONNECTORS_ACME_OAUTH_CLIENT_SECRET": ACME_SECRET,
             "CONNECTORS_ACME_NOREVOKE_CLIENT_ID": "acme-client",

@@ -102,7 +102,7 @@ class Server:
             "CONNECTORS_EVENCIO_CLIENT_ID": "evencio-client",
             "CONNECTORS_EVENCIO_CLIENT_SECRET": EVENCIO_SECRET,
             "CONNECTORS_EVENCIO_BASE_URL": provider_url,
-            "CONNECTORS_EVENCIO_API_URL": provider_url,
+            "CONNECTORS_EVENCIO_API_BASE_URL": provider_url,
         }
         for variable in ("CONNECTORS_DATABASE_URL", "CONNECTORS_SECRET_KEYS"):
             self.env.pop(variable, None)

@@ -722,3 +722,11 @@ def test_canned_answers_can_be_given_a_number_of_times_with_headers(
     assert first.headers["retry-after"] == "1"
     assert third.json() == {"items": [1]}
     assert len(provider.api_request_times) == 3
+
+
+def test_a_provider_says_whether_it_restored_grants(tmp_path: Any) -> None:
+    path = tmp_path / "sandbox.json"
+    assert OAuthProvider(clients=[APP], state_path=path).restored is False
+    path.write_text('{"version": 1, "tokens": {}}', "utf-8")
+    assert OAuthProvider(clients=[APP], state_path=path).restored is True
+    assert OAuthProvider(clients=[APP]).restored is False

@@ -35,6 +35,7 @@ __all__ = [
     "ConnectorContract",
     "ProviderHandle",
     "answer_verify_requests",
+    "connect_at_provider",
     "integrations_test_client",
     "mount_sandbox_apis",
     "sample_value",
@@ -167,7 +168,6 @@ def integrations_test_client(
                 f"{prefix}AUTHORIZE_URL": f"{handle.url}/oauth/authorize",
                 f"{prefix}TOKEN_URL": f"{handle.url}/api/oauth/token",
                 f"{prefix}REVOCATION_URL": f"{handle.url}/api/oauth/revoke",
-                f"{prefix}API_URL": handle.url,
                 f"{prefix}API_BASE_URL": api,
                 f"{prefix}VERIFY_BASE_URL": api,
             }
@@ -316,6 +316,37 @@ class ConnectorContract:
             if stored.tokens.refresh_token:
                 found.append(stored.tokens.refresh_token)
         return found
+
+
+def connect_at_provider(client: Any, connector_id: str, *, scopes: list[str] | None = None) -> str:
+    """Connect an OAuth connector as a user would; return where the callback sends the browser.
+
+    Starts Connect through the routes (``client`` is ``integrations_client``),
+    approves at the strict provider, and lands on the callback.
+    ``scopes`` grants fewer scopes than the connector asks for, as a user who
+    unticks some at the provider. The result ends with ``result=connected``
+    or ``error=<reason>``.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlunsplit
+
+    import httpx2
+
+    start = client.get(f"/api/integrations/{connector_id}/connect")
+    assert start.status_code == 303, start.text
+    authorize = start.headers["location"]
+    if scopes is not None:
+        parts = urlsplit(authorize)
+        params = {**dict(parse_qsl(parts.query)), "scope": " ".join(scopes)}
+        authorize = urlunsplit(parts._replace(query=urlencode(params)))
+    with httpx2.Client(follow_redirects=False) as browser:
+        approved = browser.get(authorize)
+    assert approved.status_code in (302, 303), approved.text
+    callback = urlsplit(approved.headers["location"])
+    assert callback.path.endswith(f"/api/integrations/{connector_id}/callback"), approved.text
+    landed = client.get(f"{callback.path}?{callback.query}")
+    assert landed.status_code == 303, landed.text
+    location: str = landed.headers["location"]
+    return location
 
 
 def sample_value(item: Input) -> str:

@@ -509,6 +509,7 @@ class OAuthProvider:
             raise ValueError(
                 f"cannot read the provider's grants in {self.state_path}: {exc}"
             ) from None
+        self.restored = True
         for digest, fields in data.get("tokens", {}).items():
             self._tokens[digest] = _Token(
                 fields["kind"],

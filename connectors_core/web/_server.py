@@ -110,7 +110,6 @@ def _sandbox(settings: Settings, registry: Registry) -> tuple[Settings, Any]:
                 f"{prefix}AUTHORIZE_URL": f"{base}/oauth/authorize",
                 f"{prefix}TOKEN_URL": f"{base}/api/oauth/token",
                 f"{prefix}REVOCATION_URL": f"{base}/api/oauth/revoke",
-                f"{prefix}API_URL": base,
             }
         )
         redirect = (settings.redirect_uri(connector.id),)

@@ -310,3 +310,21 @@ def test_a_token_hook_that_raises_fails_the_flow_cleanly(
     assert "KeyError" in str(info.value)
     assert "token-bearing" not in str(info.value)
     assert anyio.run(service.store.get, "t1", "quirky") is None
+
+
+def test_an_account_lookup_that_raises_fails_the_flow_and_stores_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Lookup(Hooks):
+        def connection_account(self, **_: Any) -> None:
+            raise ValueError("an answer quoting at")
+
+    service = connections(manifest(), Provider())
+    with_hooks(service, Lookup(), monkeypatch)
+    _url, query = start(service)
+    with pytest.raises(IntegrationError) as info:
+        finish(service, query["state"][0])
+    assert info.value.reason == "exchange_failed"
+    assert "ValueError" in str(info.value)
+    assert "quoting" not in str(info.value)
+    assert anyio.run(service.store.get, "t1", "quirky") is None

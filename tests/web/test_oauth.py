@@ -173,11 +173,11 @@ def test_a_connection_whose_secrets_cannot_be_decrypted_is_still_disconnected(
     assert anyio.run(first.connections.store.summary, "tenant-a", "acme-oauth") is None
 
 
-def test_a_plugin_account_lookup_that_raises_ends_as_exchange_failed(harness: Harness) -> None:
-    # Evencio's lookup parses the provider's JSON: an HTML answer makes it raise.
+def test_an_unreadable_account_answer_ends_as_verification_failed(harness: Harness) -> None:
+    # Evencio's verify request reads the account from the JSON answer: HTML cannot be read.
     harness.provider.respond_next("status", 200, "<html>maintenance</html>")
     with harness.browser() as browser:
-        assert harness.connect(browser, "evencio").endswith("error=exchange_failed")
+        assert harness.connect(browser, "evencio").endswith("error=verification_failed")
         assert harness.status(browser, "evencio")["connected"] is False
 
 

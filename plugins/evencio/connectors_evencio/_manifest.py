@@ -6,7 +6,7 @@ AUTH_BASE_URL = "https://auth.evenc.io"
 """The production Evencio authorization server (``CONNECTORS_EVENCIO_BASE_URL`` overrides it)."""
 
 API_BASE_URL = "https://api.evenc.io"
-"""The production Evencio API (``CONNECTORS_EVENCIO_API_URL`` overrides it)."""
+"""The production Evencio API (``CONNECTORS_EVENCIO_API_BASE_URL`` overrides it)."""
 
 EVENCIO = define_connector(
     id="evencio",
@@ -53,6 +53,26 @@ EVENCIO = define_connector(
             "description": ("An organization admin clicks Connect and approves access in Evencio."),
         },
     ],
+    api={
+        "baseUrl": API_BASE_URL,
+        "headers": {"Accept": "application/json"},
+        # A rate limit (429) says when to come back in Retry-After; a gateway hiccup
+        # (502/503/504) is worth another try. A 500 is a bug: trying again won't help.
+        "retry": {
+            "statuses": [429, 502, 503, 504],
+            "retryAfterHeaders": ["Retry-After"],
+            "maxAttempts": 4,
+            "maxWaitSeconds": 30,
+        },
+        "tokenExpiredStatuses": [401],
+    },
+    # Proves a new connection and finds whose it is: the organization and user that approved.
+    verify={
+        "method": "GET",
+        "path": "/oauth/status",
+        "expect": [200],
+        "account": {"organizationId": "organizationId", "userId": "userId"},
+    },
     docs_path="https://evenc.io/docs/integrations/connectors-core",
     tags=["official", "oauth", "events"],
     publisher={"name": "Evencio", "url": "https://evenc.io"},

@@ -1,75 +1,64 @@
-"""Evencio's connection_account hook: which organization and user approved the connection."""
+"""Which organization and user a connection belongs to: found by the manifest's verify request."""
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
-import anyio
-import httpx2
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 import connectors_evencio
-from connectors_core import Connector, define_connector
-from connectors_core.connections import Settings
+from connectors_core.testing.oauth_provider import Account
+
+if TYPE_CHECKING:
+    from conftest import Sandbox
 
 
-def evencio_api(seen: list[httpx2.Request], status: int = 200) -> httpx2.MockTransport:
-    def handle(request: httpx2.Request) -> httpx2.Response:
-        seen.append(request)
-        if request.headers.get("authorization") != "Bearer the-access-token":
-            return httpx2.Response(401, json={"error": "invalid_token"})
-        body = {"userId": "u-1", "organizationId": "o-1", "clientId": "c", "scopes": []}
-        return httpx2.Response(status, content=json.dumps(body).encode())
-
-    return httpx2.MockTransport(handle)
-
-
-def call(transport: httpx2.MockTransport, connector: Connector, environ: dict[str, str]) -> object:
-    async def run() -> object:
-        async with httpx2.AsyncClient(transport=transport) as http:
-            return await connectors_evencio.connection_account(
-                connector=connector,
-                access_token="the-access-token",
-                http=http,
-                settings=Settings.from_env(environ),
-            )
-
-    return anyio.run(run)
+def test_the_manifest_verifies_with_oauth_status_on_the_api() -> None:
+    evencio = connectors_evencio.EVENCIO
+    assert evencio.api is not None
+    assert evencio.api.base_url == "https://api.evenc.io"
+    assert evencio.api.token_expired_statuses == (401,)
+    assert 401 not in evencio.api.retry.statuses
+    assert evencio.verify is not None
+    assert (evencio.verify.method, evencio.verify.path) == ("GET", "/oauth/status")
+    assert evencio.verify.base_url is None  # the API's: CONNECTORS_EVENCIO_API_BASE_URL moves both
+    assert dict(evencio.verify.account) == {
+        "organizationId": "organizationId",
+        "userId": "userId",
+    }
 
 
-def test_asks_the_configured_api_with_the_new_token() -> None:
-    seen: list[httpx2.Request] = []
-    result = call(
-        evencio_api(seen),
-        connectors_evencio.EVENCIO,
-        {"CONNECTORS_EVENCIO_API_URL": "https://api.staging.example.com/"},
-    )
-    assert result == {"organizationId": "o-1", "userId": "u-1"}
-    assert str(seen[0].url) == "https://api.staging.example.com/oauth/status"
+def test_connecting_shows_the_organization_and_user_the_api_names(sandbox: Sandbox) -> None:
+    sandbox.handle.provider.account = Account(user_id="user-42", organization_id="org-42")
+
+    sandbox.connect()
+
+    status = sandbox.status()
+    assert status["connected"] is True
+    assert status["status"]["organizationId"] == "org-42"
+    assert status["status"]["userId"] == "user-42"
+    # Asked of the API base URL (the sandbox), once: the provider's own /oauth/status,
+    # where the old CONNECTORS_EVENCIO_API_URL pointed, is not asked any more.
+    assert sandbox.api.requests == [("GET", "/oauth/status", {})]
 
 
-def test_defaults_to_the_production_api() -> None:
-    seen: list[httpx2.Request] = []
-    call(evencio_api(seen), connectors_evencio.EVENCIO, {})
-    assert str(seen[0].url) == "https://api.evenc.io/oauth/status"
+def answering(status: int) -> Starlette:
+    async def oauth_status(request: Request) -> JSONResponse:
+        return JSONResponse({"error": "nope"}, status)
+
+    return Starlette(routes=[Route("/oauth/status", oauth_status)])
 
 
-def test_an_api_error_is_raised_for_the_flow_to_report() -> None:
-    with pytest.raises(httpx2.HTTPStatusError):
-        call(evencio_api([], status=503), connectors_evencio.EVENCIO, {})
+@pytest.mark.parametrize(
+    ("status", "reason"), [(403, "invalid_credentials"), (503, "provider_unavailable")]
+)
+def test_a_failed_lookup_stores_nothing(sandbox: Sandbox, status: int, reason: str) -> None:
+    sandbox.handle.provider.mount_api("evencio", answering(status))
 
+    assert sandbox.attempt().endswith(f"error={reason}")
 
-def test_other_connectors_are_left_alone() -> None:
-    other = define_connector(
-        id="other",
-        name="Other",
-        summary="s",
-        description="d",
-        category="custom",
-        status="available",
-        auth={"type": "none"},
-        capabilities=[{"id": "x", "label": "X"}],
-    )
-    seen: list[httpx2.Request] = []
-    assert call(evencio_api(seen), other, {}) is None
-    assert seen == []
+    assert sandbox.status() == {"connected": False, "error": "not_connected"}

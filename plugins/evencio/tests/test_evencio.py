@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -72,9 +74,30 @@ def test_the_plugin_uses_only_the_public_api() -> None:
                 )
 
 
+def test_registering_the_plugin_imports_no_http_client_nor_web_stack() -> None:
+    # pluggy reads every name dir() gives: the client must stay out of it until used.
+    script = """
+import sys, pluggy, connectors_evencio
+from connectors_core import hookspecs
+manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+manager.add_hookspecs(hookspecs)
+manager.register(connectors_evencio)
+manager.check_pending()
+heavy = ("httpx2", "starlette", "connectors_evencio._client", "connectors_evencio._sandbox")
+print(sorted(m for m in heavy if m in sys.modules))
+connectors_evencio.EvencioClient
+print("httpx2" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["[]", "True"]
+
+
 def test_the_docs_page_exists_and_names_the_settings() -> None:
     page = (REPO / "docs" / "connectors" / "evencio.md").read_text(encoding="utf-8")
     assert "CONNECTORS_EVENCIO_CLIENT_ID" in page
     assert "CONNECTORS_EVENCIO_CLIENT_SECRET" in page
+    assert "CONNECTORS_EVENCIO_API_BASE_URL" in page
     for scope in connectors_evencio.EVENCIO.auth.scopes:  # type: ignore[union-attr]
         assert f"`{scope}`" in page
