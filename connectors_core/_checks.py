@@ -454,6 +454,15 @@ def wait_seconds(value: int) -> None:
         raise Invalid(f"must be between 0 and 3600 seconds, got {value}")
 
 
+@schema(pattern="^" + STATUS_FIELD.pattern + "$")
+def status_field(value: str) -> None:
+    if not STATUS_FIELD.fullmatch(value):
+        raise Invalid(
+            "must be a status field name (a letter, then up to 39 letters, digits or "
+            f"underscores), got {value!r}"
+        )
+
+
 @schema(
     propertyNames={"pattern": "^" + STATUS_FIELD.pattern + "$"},
     additionalProperties={"type": "string", "pattern": "^" + PATH.pattern + "$"},

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _checks as checks
 from ._fields import FIELD_ID, Placeholder, placeholders
-from ._manifest import ApiKeyAuth, Connector, Field, FieldType, Grant, OAuth
+from ._manifest import ApiKeyAuth, Connection, Connector, Field, FieldType, Grant, OAuth
 
 __all__ = ["CLASS_RULES", "CLASS_SCHEMA", "ClassRule"]
 
@@ -210,7 +210,24 @@ _noted("authorizeUrl is required for the authorization_code grant, absent for cl
     _oauth_rules
 )
 
+
+def _multiple_rules(connection: Connection) -> Iterator[tuple[str, str]]:
+    """Several connections come with the status field that tells them apart."""
+    if connection.multiple and connection.account_key is None:
+        yield (
+            ".accountKey",
+            "required with multiple: the status field that tells the accounts apart",
+        )
+    if connection.account_key is not None and not connection.multiple:
+        yield ".accountKey", "only applies with multiple: true"
+
+
 CLASS_SCHEMA: dict[type, dict[str, Any]] = {
+    Connection: {
+        "if": {"properties": {"multiple": {"const": True}}, "required": ["multiple"]},
+        "then": {"required": ["accountKey"]},
+        "else": {"not": {"required": ["accountKey"]}},
+    },
     ApiKeyAuth: {"oneOf": [{"required": ["headerName"]}, {"required": ["queryParam"]}]},
     OAuth: {
         "if": {"properties": {"grant": {"const": "client_credentials"}}, "required": ["grant"]},
@@ -276,5 +293,6 @@ CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
     ApiKeyAuth: (_api_key_rules,),
     OAuth: (_oauth_rules,),
     Field: (_field_rules,),
+    Connection: (_multiple_rules,),
     Connector: (_template_rules, _api_rules, _connection_rules),
 }

@@ -307,6 +307,7 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         "start_path": _checked(str, checks.server_path),
         "status_path": _checked(_opt_str, checks.server_path),
         "disconnect_path": _checked(_opt_str, checks.server_path),
+        "account_key": _checked(_opt_str, checks.status_field),
     },
 }
 
@@ -321,6 +322,7 @@ _OMIT_DEFAULT = {
     *((Api, name) for name in ("headers", "allowed_hosts", "retry", "token_expired_statuses")),
     *((Retry, a.name) for a in attrs.fields(Retry)),
     (Field, "choices"),
+    (Connection, "multiple"),
     *(
         (OAuth, name)
         for name in (

@@ -425,6 +425,15 @@ class Connection:
     disconnect_path: str | None = None
     """Path that disconnects (wire: ``disconnectPath``)."""
 
+    multiple: bool = False
+    """Whether a tenant may connect several provider accounts (several ad accounts, mail
+    audiences); each connection then has its own id, status and disconnect."""
+
+    account_key: str | None = None
+    """With ``multiple``, the status field that tells the accounts apart, such as
+    ``accountId`` (wire: ``accountKey``): connecting an account already connected updates
+    that connection, instead of adding a second."""
+
 
 @attrs.frozen
 class Connector:
@@ -592,6 +601,7 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "startPath": ("start_path", None),
         "statusPath": ("status_path", None),
         "disconnectPath": ("disconnect_path", None),
+        "accountKey": ("account_key", None),
     },
 }
 

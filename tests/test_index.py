@@ -181,6 +181,16 @@ def test_trusted_wire_builds_what_the_converter_builds() -> None:
             "connection": {"startPath": "/api/integrations/google-ads/connect"},
         }
     )
+    variants.append(
+        {
+            **wire(),
+            "connection": {
+                "startPath": "/api/integrations/google-ads/connect",
+                "multiple": True,
+                "accountKey": "customerId",
+            },
+        }
+    )
     for data in variants:
         connector = define_connector(data)
         assert from_trusted_wire(to_wire(connector)) == connector

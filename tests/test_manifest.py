@@ -511,6 +511,9 @@ INVALID: list[tuple[str, Any, str]] = [
         "/status",
         "$.connection.statusPath: must be '/api/integrations/google-ads/status'",
     ),
+    ("connection.multiple", True, "$.connection.accountKey: required with multiple"),
+    ("connection.accountKey", "accountId", "$.connection.accountKey: only applies with multiple"),
+    ("connection.multiple", "yes", "$.connection.multiple: expected true or false"),
 ]
 """(path, value, expected message prefix): each invalid on its own."""
 
@@ -549,6 +552,14 @@ VALID_EDGES: list[tuple[str, Any]] = [
     ("auth", {"type": "api-key", "description": "d", "queryParam": "api_key"}),
     ("auth", {"type": "api-key", "description": "d", "headerName": "A", "valuePrefix": "Bearer "}),
     ("auth.valuePrefix", ""),
+    (
+        "connection",
+        {
+            "startPath": "/api/integrations/google-ads/connect",
+            "multiple": True,
+            "accountKey": "customerId",
+        },
+    ),
     ("auth.valuePrefix", "OAuth "),
     ("auth.headerName", "X-Shopify-Access-Token"),
     (
