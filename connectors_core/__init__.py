@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 
     from ._converter import define_connector, to_wire
     from ._discovery import discover
+    from ._events import Actor, ConnectionEvent, EventType
     from ._exceptions import (
+        AccountTakenError,
         ConfigurationError,
+        ConnectionRequiredError,
         ConnectorsError,
         DiscoveryError,
         DuplicateConnectorError,
@@ -62,6 +65,8 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl
 
 __all__ = [
+    "AccountTakenError",
+    "Actor",
     "ApiKeyAuth",
     "Auth",
     "BasicAuth",
@@ -69,10 +74,13 @@ __all__ = [
     "Category",
     "ConfigurationError",
     "Connection",
+    "ConnectionEvent",
+    "ConnectionRequiredError",
     "Connector",
     "ConnectorsError",
     "DiscoveryError",
     "DuplicateConnectorError",
+    "EventType",
     "Field",
     "FieldType",
     "Grant",
@@ -112,8 +120,11 @@ __all__ = [
 _LOCATIONS = {
     "._converter": ("define_connector", "to_wire"),
     "._discovery": ("discover",),
+    "._events": ("Actor", "ConnectionEvent", "EventType"),
     "._exceptions": (
+        "AccountTakenError",
         "ConfigurationError",
+        "ConnectionRequiredError",
         "ConnectorsError",
         "DiscoveryError",
         "DuplicateConnectorError",

@@ -18,7 +18,9 @@
           ├── NeedsReauthError        the provider rejected the grant; the user must reconnect
           ├── ProviderUnavailableError a transient provider failure; retry later
           ├── LeaseLostError          a refresh outlived its lease; another holder took over
-          └── HostNotAllowedError     a request the connection's credentials may not go with
+          ├── HostNotAllowedError     a request the connection's credentials may not go with
+          ├── ConnectionRequiredError a connector has several connections: which one?
+          └── AccountTakenError       another connection holds that account
 
 Each exception carries structured fields (the connector id, the providers, the
 field paths, the failed plugins) so that a host application can react to it
@@ -37,7 +39,9 @@ if TYPE_CHECKING:
     from ._records import PluginRecord, Provider
 
 __all__ = [
+    "AccountTakenError",
     "ConfigurationError",
+    "ConnectionRequiredError",
     "ConnectorsError",
     "DiscoveryError",
     "DuplicateConnectorError",
@@ -309,3 +313,19 @@ class HostNotAllowedError(IntegrationError):
         else:
             message = f"a request to {host} over {what} was refused: credentials go over https"
         super().__init__(message, connector_id=connector_id)
+
+
+class ConnectionRequiredError(IntegrationError):
+    """A connector holds several connections for the tenant: say which one (its id)."""
+
+    reason = "connection_required"
+
+
+class AccountTakenError(IntegrationError):
+    """Another connection of the tenant and connector holds that provider account.
+
+    Connecting an account already connected updates its connection; this is
+    raised only when two connect the same account at the same moment (try again).
+    """
+
+    reason = "account_taken"

@@ -47,6 +47,10 @@ class Reason(enum.StrEnum):
     LEASE_LOST = "lease_lost"
     NO_API = "no_api"
     HOST_NOT_ALLOWED = "host_not_allowed"
+    CONNECTION_REQUIRED = "connection_required"
+    ACCOUNT_MISMATCH = "account_mismatch"
+    ACCOUNT_TAKEN = "account_taken"
+    FORBIDDEN = "forbidden"
     INTEGRATION_ERROR = "integration_error"
 
     @property
@@ -234,6 +238,29 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
         "{name} may not send its credentials there.",
         "a request through `client()` to a host outside `api.baseUrl`'s and `api.allowedHosts` "
         "(a redirect included), or over plain http beyond loopback; nothing was sent",
+    ),
+    Reason.CONNECTION_REQUIRED: (
+        409,
+        "Choose which {name} connection.",
+        "a route or call without a connection id, for a connector holding several connections "
+        "for the tenant (`connection.multiple`)",
+    ),
+    Reason.ACCOUNT_MISMATCH: (
+        409,
+        "That is another {name} account than the one this connection is for. Nothing changed.",
+        "connecting an existing connection again, with an account other than its own; nothing "
+        "is stored and the new credentials are revoked where the provider allows",
+    ),
+    Reason.ACCOUNT_TAKEN: (
+        409,
+        "That {name} account is being connected right now. Try again.",
+        "two attempts connected the same account at the same moment; the other one won",
+    ),
+    Reason.FORBIDDEN: (
+        403,
+        "You may not do that.",
+        "the host's authorizer refused the action (`view`, `connect`, `disconnect`, `test` or "
+        "`manage`)",
     ),
     Reason.INTEGRATION_ERROR: (
         400,

@@ -17,7 +17,7 @@ import attrs
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["ClientCredentials", "Settings", "env_prefix"]
+__all__ = ["ClientCredentials", "Settings", "env_prefix", "webhook_key"]
 
 DEFAULT_DATABASE_URL = "sqlite:///connectors.sqlite3"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -86,6 +86,22 @@ class Settings:
     """Seconds between the server's own runs of :meth:`Connections.refresh_due`
     (``CONNECTORS_REFRESH_INTERVAL``; 0, the default: the server runs none, a cron may)."""
 
+    webhook_url: str | None = None
+    """Where connection events are also sent, signed (``CONNECTORS_WEBHOOK_URL``): https,
+    or http on loopback."""
+
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+    """The Standard Webhooks signing secret, ``whsec_<base64>`` (``CONNECTORS_WEBHOOK_SECRET``);
+    required with a webhook URL."""
+
+    event_timeout: float = 10.0
+    """Seconds a listener, a plugin's hook or the webhook may take with one event before
+    the attempt counts as failed (``CONNECTORS_EVENT_TIMEOUT``)."""
+
+    event_retention: int = 7 * 86400
+    """Seconds events are kept (for ``connectors connections events``) before they are
+    deleted (``CONNECTORS_EVENT_RETENTION``)."""
+
     connectors: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, repr=False)
     """Per-connector settings from the config file (``[connectors.<id>]`` tables)."""
 
@@ -111,6 +127,8 @@ class Settings:
         if isinstance(keys, str):
             keys = tuple(k.strip() for k in keys.split(",") if k.strip())
         values: dict[str, Any] = {
+            "webhook_url": pick("CONNECTORS_WEBHOOK_URL", "webhook_url", None) or None,
+            "webhook_secret": pick("CONNECTORS_WEBHOOK_SECRET", "webhook_secret", None) or None,
             "public_url": pick("CONNECTORS_PUBLIC_URL", "public_url", DEFAULT_PUBLIC_URL),
             "database_url": pick("CONNECTORS_DATABASE_URL", "database_url", DEFAULT_DATABASE_URL),
             "secret_keys": tuple(keys),
@@ -133,6 +151,7 @@ class Settings:
             value = getattr(self, key)
             if value < 0 or (key not in _ZERO_ALLOWED and value == 0):
                 raise ConfigurationError(variable, f"must be positive, got {value!r}")
+        self._check_webhook()
         parts = urlsplit(self.public_url)
         if (
             parts.scheme not in ("http", "https")
@@ -143,6 +162,28 @@ class Settings:
                 "CONNECTORS_PUBLIC_URL",
                 f"expected an origin such as https://app.example.com, got {self.public_url!r}",
             )
+
+    def _check_webhook(self) -> None:
+        if self.webhook_url is None:
+            if self.webhook_secret is not None:
+                raise ConfigurationError(
+                    "CONNECTORS_WEBHOOK_SECRET", "is set, but CONNECTORS_WEBHOOK_URL is not"
+                )
+            return
+        target = urlsplit(self.webhook_url)
+        loopback = target.hostname in ("127.0.0.1", "localhost", "::1")
+        if target.scheme != "https" and not (target.scheme == "http" and loopback):
+            raise ConfigurationError(
+                "CONNECTORS_WEBHOOK_URL",
+                f"must be an https URL (http only on loopback), got {self.webhook_url!r}",
+            )
+        if self.webhook_secret is None:
+            raise ConfigurationError(
+                "CONNECTORS_WEBHOOK_SECRET",
+                "is required with CONNECTORS_WEBHOOK_URL: a Standard Webhooks secret, "
+                "whsec_ and base64 (make one with `connectors keygen --webhook`)",
+            )
+        webhook_key(self.webhook_secret)
 
     @property
     def origin(self) -> str:
@@ -194,8 +235,34 @@ _NUMBERS: tuple[tuple[str, str, type[int] | type[float]], ...] = (
     ("CONNECTORS_MAX_PENDING_PER_SESSION", "max_pending_per_session", int),
     ("CONNECTORS_REFRESH_IDLE", "refresh_idle", int),
     ("CONNECTORS_REFRESH_INTERVAL", "refresh_interval", int),
+    ("CONNECTORS_EVENT_TIMEOUT", "event_timeout", float),
+    ("CONNECTORS_EVENT_RETENTION", "event_retention", int),
 )
 _ZERO_ALLOWED = {"refresh_margin", "refresh_idle", "refresh_interval"}
+
+
+def webhook_key(secret: str) -> bytes:
+    """The key of a Standard Webhooks secret (``whsec_`` and base64).
+
+    :raises ConfigurationError: naming CONNECTORS_WEBHOOK_SECRET, never repeating it.
+    """
+    import base64
+    import binascii
+
+    if not secret.startswith("whsec_"):
+        raise ConfigurationError(
+            "CONNECTORS_WEBHOOK_SECRET", "must start with whsec_ (the Standard Webhooks form)"
+        )
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not 24 <= len(key) <= 64:
+        raise ConfigurationError(
+            "CONNECTORS_WEBHOOK_SECRET",
+            "must be whsec_ and the base64 of 24 to 64 random bytes",
+        )
+    return key
 
 
 def _number(variable: str, value: Any, kind: type[int] | type[float]) -> int | float:

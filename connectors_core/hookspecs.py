@@ -29,10 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROJECT_NAME",
+    "after_connect",
+    "before_disconnect",
     "connection_account",
     "handle_connect",
     "hookimpl",
     "hookspec",
+    "on_connection_event",
     "parse_token_response",
     "prepare_request",
     "prepare_token_request",
@@ -220,4 +223,74 @@ def sandbox_api(connector: Connector) -> Any | None:
 
     :param connector: the connector whose API is wanted.
     :return: an ASGI application (a Starlette app, say), or None for none.
+    """
+
+
+@hookspec(firstresult=True)
+def after_connect(
+    connector: Connector, connection: Any, http: Any, settings: Any
+) -> Mapping[str, str] | Awaitable[Mapping[str, str] | None] | None:
+    """Fetch what to keep of the account a connection was just made for.
+
+    Called on the plugin that provides ``connector`` once new credentials
+    passed verification, before the connection is stored (a new one, or
+    connected again): for non-secret account data the manifest cannot ask
+    for, such as a HubSpot portal id or a Mailchimp account name. The result
+    is kept with the connection's account fields (shown in its status, sent
+    with its events) and may supply the connector's ``accountKey``. May be a
+    coroutine. A hook that raises is logged (its type only) and the
+    connection is stored without what it would have added.
+
+    :param connector: the connector being connected.
+    :param connection: the connection about to be stored (a
+        :class:`~connectors_core.store.StoredConnection`; its credentials:
+        never log them).
+    :param http: an ``httpx2.AsyncClient`` with the server's timeout.
+    :param settings: the server settings.
+    :return: a mapping of account fields (string values), or None.
+    """
+
+
+@hookspec(firstresult=True)
+def before_disconnect(
+    connector: Connector, connection: Any, http: Any, settings: Any, replacing: bool
+) -> bool | Awaitable[bool | None] | None:
+    """Revoke a connection's credentials the provider's own way, or keep them.
+
+    Called on the plugin that provides ``connector`` before connectors-core
+    revokes a connection's credentials: when the user disconnects, and when
+    connecting an account again replaces them (``replacing``). Return None
+    to let connectors-core revoke them (RFC 7009, where the manifest has a
+    ``revocationUrl``), True when the plugin revoked them itself, or False
+    to revoke nothing (a provider whose revocation would also end the new
+    grant, or an app installation shared with others). May be a coroutine.
+    The connection is deleted (or replaced) whatever happens here; a hook
+    that raises is logged and connectors-core revokes as usual.
+
+    :param connector: the connector whose connection goes.
+    :param connection: the connection whose credentials go (never log them).
+    :param http: an ``httpx2.AsyncClient`` with the server's timeout.
+    :param settings: the server settings.
+    :param replacing: True when new credentials of the same account replace these.
+    :return: True (revoked here), False (revoke nothing), or None (connectors-core revokes).
+    """
+
+
+@hookspec
+def on_connection_event(connector: Connector, event: Any) -> Awaitable[None] | None:
+    """Learn that something happened to a connection of the plugin's connector.
+
+    Called on the plugin that provides ``connector`` for each
+    :class:`~connectors_core.ConnectionEvent` of its connections
+    (``connected``, ``reconnected``, ``needs_reauth``, ``recovered``,
+    ``verification_failed``, ``disconnected``), at least once (the same
+    ``event.id`` may come again after a crash) and in order per connection,
+    from the server's delivery loop, never from the request that caused it.
+    May be a coroutine. A hook that raises, or takes longer than
+    ``CONNECTORS_EVENT_TIMEOUT``, is called again later with the same event,
+    and later events of that connection wait for it.
+
+    :param connector: the connector of the connection.
+    :param event: the event (no secret in it).
+    :return: None (a coroutine may be returned and is awaited).
     """

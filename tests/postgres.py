@@ -46,4 +46,7 @@ def reset(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS connections, oauth_states, alembic_version")
+        from connectors_core.store._tables import metadata
+
+        tables = ", ".join([*metadata.tables, "alembic_version"])
+        db.execute(f"DROP TABLE IF EXISTS {tables}")

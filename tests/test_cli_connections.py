@@ -174,7 +174,9 @@ def expire_soon(world: World, tenant: str, connector_id: str) -> None:
     """Make the access token one issued an hour ago that expires in 30 s: due now."""
 
     async def work(service: Connections) -> None:
-        async with service.store.lease(tenant, connector_id) as lease:
+        only = await service.store.get(tenant, connector_id)
+        assert only is not None
+        async with service.store.lease(tenant, connector_id, only.connection_id) as lease:
             connection = lease.connection
             assert connection is not None
             assert connection.tokens is not None
@@ -291,7 +293,9 @@ def test_show_says_why_a_connection_needs_the_user_again(world: World) -> None:
 
     assert result.exit_code == 0
     assert fields(result)["state"] == "needs_reauth: uninstalled"
-    assert json.loads(world.run("show", "tenant-b", "acme-oauth", "--json").stdout) == {
+    shown = json.loads(world.run("show", "tenant-b", "acme-oauth", "--json").stdout)
+    assert shown.pop("connectionId").startswith("conn_")
+    assert shown == {
         "tenant": "tenant-b",
         "connectorId": "acme-oauth",
         "connected": False,

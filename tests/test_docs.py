@@ -179,7 +179,7 @@ def test_every_public_method_of_the_jobs_api_is_documented_with_an_example() -> 
     section = text.split("## The Python API, for your jobs", 1)[1].split("\n## ", 1)[0]
     examples = "\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL))
     # What flows use of the service (FlowContext) is documented with the flows.
-    for_flows = {"connector", "oauth_client", "http", "plugin_hooks", "now"}
+    for_flows = {"connector", "oauth_client", "http", "plugin_hooks", "now", "save_connection"}
     public = {
         name
         for name, member in inspect.getmembers(Connections)

@@ -8,6 +8,7 @@ authenticated ``httpx2.AsyncClient`` on a connector's API),
 
 from .._settings import ClientCredentials, Settings
 from ._client import RETRY
+from ._delivery import Deliverer, Listener, sign_webhook
 from ._oauth import OAuthClient, OAuthEndpoints, TokenResponse
 from ._service import Connections
 from ._tokens import RefreshOutcome, RefreshReport
@@ -16,10 +17,13 @@ __all__ = [
     "RETRY",
     "ClientCredentials",
     "Connections",
+    "Deliverer",
+    "Listener",
     "OAuthClient",
     "OAuthEndpoints",
     "RefreshOutcome",
     "RefreshReport",
     "Settings",
     "TokenResponse",
+    "sign_webhook",
 ]

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = ["IDEMPOTENT", "RETRY", "open_client", "open_sync_client"]
 
+# Our own generator: jitter never touches (or depends on) the global random state.
+_jitter = random.Random()
+
 log = logging.getLogger("connectors_core.connections")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -140,7 +143,7 @@ class _Policy:
         asked = None if response is None else self._asked(response, now)
         if asked is None:
             pause: float = _FIRST_PAUSE * 2 ** (attempt - 1)
-            pause *= 1 + random.random() / 2  # timing, not security: any PRNG does
+            pause *= 1 + _jitter.random() / 2  # timing, not security: any PRNG does
             return min(pause, float(self.retry.max_wait_seconds))
         return asked if asked <= self.retry.max_wait_seconds else None
 
@@ -201,9 +204,7 @@ class _Session:
         """The connection to send with, its tokens renewed first if they are due."""
         connection = self.connection
         if self.connections._token_due(connection):
-            connection, _renewed = await self.connections._renewed(
-                self.tenant, self.connector.id, seen=connection
-            )
+            connection, _renewed = await self.connections._renewed(connection, seen=connection)
             self.connection = connection
         return connection
 
@@ -220,13 +221,11 @@ class _Session:
 
         if not again and self.flow.renewable(self.connector, sent_with):
             self.connection, _renewed = await self.connections._renewed(
-                self.tenant, self.connector.id, seen=sent_with, rejected=True
+                sent_with, seen=sent_with, rejected=True
             )
             return
         cause = "revoked" if sent_with.tokens is not None else "invalid_credentials"
-        await self.connections._mark(
-            self.tenant, self.connector.id, cause, only_if=_credential_of(sent_with)
-        )
+        await self.connections._mark(sent_with, cause, only_if=_credential_of(sent_with))
         self._refuse(cause)
 
     def _refuse(self, cause: str) -> NoReturn:
@@ -326,7 +325,11 @@ class _Transport(httpx2.AsyncBaseTransport):
 
 
 async def _session(
-    connections: Connections, tenant: str, connector_id: str, retry_unsafe: bool
+    connections: Connections,
+    tenant: str,
+    connector_id: str,
+    connection_id: str | None,
+    retry_unsafe: bool,
 ) -> tuple[_Session, _Policy, str, dict[str, str]]:
     """Everything a client needs, checked before it is made."""
     from .._fields import TemplateError, fill_text, resolve_url
@@ -341,7 +344,7 @@ async def _session(
             connector_id=connector.id,
         )
     api = api or Api(base_url=str(configured))
-    connection = await connections._current(tenant, connector.id)
+    connection = await connections._current(tenant, connector.id, connection_id)
     try:
         base_url = resolve_url(configured or api.base_url, connection.config)
         headers = {name: fill_text(value, connection.config) for name, value in api.headers.items()}
@@ -361,6 +364,7 @@ async def open_client(
     connections: Connections,
     tenant: str,
     connector_id: str,
+    connection_id: str | None = None,
     *,
     retry_unsafe: bool = False,
     timeout: float | None = None,
@@ -368,7 +372,7 @@ async def open_client(
 ) -> AsyncIterator[httpx2.AsyncClient]:
     """See :meth:`~connectors_core.connections.Connections.client`."""
     session, policy, base_url, headers = await _session(
-        connections, tenant, connector_id, retry_unsafe
+        connections, tenant, connector_id, connection_id, retry_unsafe
     )
     inner = transport or httpx2.AsyncHTTPTransport()
     async with httpx2.AsyncClient(
@@ -421,6 +425,7 @@ def open_sync_client(
     connections: Connections,
     tenant: str,
     connector_id: str,
+    connection_id: str | None = None,
     *,
     retry_unsafe: bool = False,
     timeout: float | None = None,
@@ -431,7 +436,7 @@ def open_sync_client(
 
     with start_blocking_portal() as portal:
         session, policy, base_url, headers = portal.call(
-            _session, connections, tenant, connector_id, retry_unsafe
+            _session, connections, tenant, connector_id, connection_id, retry_unsafe
         )
         inner = transport or httpx2.AsyncHTTPTransport()
         bridge = _Bridge(portal, _Transport(inner, session, policy))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, NoReturn
 
@@ -26,12 +26,12 @@ import attrs
 import httpx2
 import pluggy
 
+from .._events import Actor, ConnectionEvent, EventType
 from .._exceptions import (
     IntegrationError,
     InvalidFieldsError,
     NeedsReauthError,
     NotConnectedError,
-    SecretError,
 )
 from .._fields import FieldErrors, check_values
 from .._manifest import Connector
@@ -39,12 +39,15 @@ from .._registry import Registry
 from .._settings import ClientCredentials, Settings
 from ..flows import Redirect, Submission, flow_for
 from ..flows._oauth import session_hash
+from ..flows._verify import Verified
 from ..store import (
     ConnectionState,
     ConnectionSummary,
     Store,
     StoredConnection,
 )
+from ._delivery import Deliverer, Listener
+from ._lifecycle import Lifecycle
 from ._oauth import OAuthClient
 from ._plugins import plugin_hooks
 from ._tokens import TokenKeeper, missing_scopes
@@ -54,7 +57,7 @@ __all__ = ["Connections", "session_hash"]
 log = logging.getLogger("connectors_core.connections")
 
 
-class Connections(TokenKeeper):
+class Connections(TokenKeeper, Lifecycle):
     """Connect, check and disconnect connectors for tenants; hand out valid tokens.
 
     Each auth type's part is its flow (:mod:`connectors_core.flows`); this
@@ -65,6 +68,8 @@ class Connections(TokenKeeper):
     :param store: where connections are kept.
     :param settings: public URL, client credentials, timeouts.
     :param transport: an httpx2 transport for provider calls (tests, proxies).
+    :param listeners: callables given each :class:`~connectors_core.ConnectionEvent`
+        (sync or async), delivered by :meth:`deliver_events` / the server's loop.
     """
 
     def __init__(
@@ -75,10 +80,13 @@ class Connections(TokenKeeper):
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.registry = registry
         self.store = store
         self.settings = settings
+        self.listeners: list[Listener] = list(listeners)
+        """The host's event listeners; ``create_app(on_event=...)`` adds to them."""
         self._transport = transport
         self._clock = clock
         self._locks = weakref.WeakKeyDictionary()
@@ -163,17 +171,23 @@ class Connections(TokenKeeper):
         values: Mapping[str, str] | None = None,
         *,
         session_id: str | None = None,
+        connection_id: str | None = None,
+        actor: Actor | None = None,
     ) -> StoredConnection | Redirect:
         """Connect ``connector_id`` for ``tenant`` from the values a user submitted.
 
         ``values`` holds the connector's fields by id and the flow's own inputs
         (``api_key``; ``username`` and ``password``). Every value is checked
         before anything is stored or sent; secret values are stored encrypted.
+        The new credentials become a new connection, or those of the one
+        already holding the same provider account (``connection_id`` names
+        the connection to connect again, whose account may not change).
 
         :returns: the stored connection, or a :class:`~connectors_core.flows.Redirect`
             to the provider (OAuth authorization code; ``session_id`` is then required).
         :raises InvalidFieldsError: every invalid value at once, by input name.
-        :raises IntegrationError: with a reason code (``not_configured``, ...).
+        :raises IntegrationError: with a reason code (``not_configured``,
+            ``account_mismatch``, ...).
         """
         connector = self.connector(connector_id)
         flow = flow_for(connector)
@@ -194,7 +208,15 @@ class Connections(TokenKeeper):
             )
         names = [i.name for i in flow.credential_inputs(connector)]
         credentials = {name: submitted[name] for name in names if name in submitted}
-        submission = Submission(config, secrets, credentials, session_id)
+        if (
+            connection_id is not None
+            and await self.store.get(tenant, connector.id, connection_id) is None
+        ):
+            raise NotConnectedError(
+                f"{connector.id} has no connection {connection_id[:64]!r} to connect again",
+                connector_id=connector.id,
+            )
+        submission = Submission(config, secrets, credentials, session_id, connection_id, actor)
         return await flow.connect(self, connector, tenant, submission)
 
     async def begin_oauth(
@@ -203,8 +225,14 @@ class Connections(TokenKeeper):
         connector_id: str,
         session_id: str,
         values: Mapping[str, str] | None = None,
+        *,
+        connection_id: str | None = None,
     ) -> str:
-        """Start a redirect flow; return the provider URL to send the browser to."""
+        """Start a redirect flow; return the provider URL to send the browser to.
+
+        ``connection_id`` names a connection to connect again (its account may
+        not change).
+        """
         connector = self.connector(connector_id)
         if not flow_for(connector).continues_at_provider(connector):
             raise IntegrationError(
@@ -212,26 +240,35 @@ class Connections(TokenKeeper):
                 reason="unsupported_auth",
                 connector_id=connector_id,
             )
-        result = await self.connect(tenant, connector_id, values, session_id=session_id)
+        result = await self.connect(
+            tenant, connector_id, values, session_id=session_id, connection_id=connection_id
+        )
         assert isinstance(result, Redirect)
         return result.url
 
     async def finish_oauth(
-        self, connector_id: str, tenant: str, session_id: str | None, params: Mapping[str, str]
+        self,
+        connector_id: str,
+        tenant: str,
+        session_id: str | None,
+        params: Mapping[str, str],
+        *,
+        actor: Actor | None = None,
     ) -> StoredConnection:
         """Complete a redirect flow from the provider's answer; store the connection.
 
         :raises IntegrationError: with reason ``invalid_state`` (missing,
             replayed, forged or expired state), ``session_mismatch``,
             ``wrong_tenant``, ``access_denied``, ``provider_error``,
-            ``exchange_failed`` or ``provider_unavailable``. Nothing is stored
-            unless the whole flow succeeded.
+            ``exchange_failed``, ``account_mismatch`` or ``provider_unavailable``.
+            Nothing is stored unless the whole flow succeeded.
         """
         connector = self.connector(connector_id)
-        return await flow_for(connector).callback(self, connector, tenant, session_id, params)
+        flow = flow_for(connector)
+        return await flow.callback(self, connector, tenant, session_id, params, actor=actor)
 
     async def connect_api_key(
-        self, tenant: str, connector_id: str, api_key: str
+        self, tenant: str, connector_id: str, api_key: str, *, actor: Actor | None = None
     ) -> StoredConnection:
         """Store an API key for ``tenant`` (encrypted); never echoed back.
 
@@ -246,11 +283,13 @@ class Connections(TokenKeeper):
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
-        result = await self.connect(tenant, connector_id, {"api_key": api_key})
+        result = await self.connect(tenant, connector_id, {"api_key": api_key}, actor=actor)
         assert isinstance(result, StoredConnection)
         return result
 
-    async def connect_none(self, tenant: str, connector_id: str) -> StoredConnection:
+    async def connect_none(
+        self, tenant: str, connector_id: str, *, actor: Actor | None = None
+    ) -> StoredConnection:
         """Record a connection for a connector that needs nothing entered."""
         connector = self.connector(connector_id)
         flow = flow_for(connector)
@@ -260,27 +299,53 @@ class Connections(TokenKeeper):
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
-        result = await self.connect(tenant, connector_id)
+        result = await self.connect(tenant, connector_id, actor=actor)
         assert isinstance(result, StoredConnection)
         return result
 
-    # --- status and disconnect -----------------------------------------------------
+    # --- status --------------------------------------------------------------------
 
-    async def status(self, tenant: str, connector_id: str) -> dict[str, Any]:
-        """The status JSON: ``{"connected": true, "status": {...}}`` or an error reason."""
+    async def status(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> dict[str, Any]:
+        """The status JSON: ``{"connected": true, "status": {...}}`` or an error reason.
+
+        Of the connection ``connection_id`` names, or of the connector's only
+        one. For a connector that may hold several (``connection.multiple``),
+        without an id: ``{"connected": <any is>, "connections": [<status JSON>, ...]}``.
+        """
         connector = self.connector(connector_id)
-        return _status_json(connector, await self.store.summary(tenant, connector.id))
+        if connection_id is None and _multiple(connector):
+            found = await self.store.list(tenant=tenant, connector_id=connector.id)
+            return _statuses_json(connector, found)
+        return _status_json(
+            connector, await self.store.summary(tenant, connector.id, connection_id)
+        )
 
     async def statuses(self, tenant: str) -> dict[str, dict[str, Any]]:
         """The status JSON of every connectable connector, from one read of the store."""
-        summaries = await self.store.summaries(tenant)
-        return {
-            connector.id: _status_json(connector, summaries.get(connector.id))
-            for connector in self.registry
-            if connector.connection is not None
-        }
+        by_connector: dict[str, list[ConnectionSummary]] = {}
+        for summary in await self.store.summaries(tenant):
+            by_connector.setdefault(summary.connector_id, []).append(summary)
+        found: dict[str, dict[str, Any]] = {}
+        for connector in self.registry:
+            if connector.connection is None:
+                continue
+            mine = by_connector.get(connector.id, [])
+            if _multiple(connector):
+                found[connector.id] = _statuses_json(connector, mine)
+            else:
+                found[connector.id] = _status_json(connector, mine[0] if mine else None)
+        return found
 
-    async def verify(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    async def verify(
+        self,
+        tenant: str,
+        connector_id: str,
+        connection_id: str | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> dict[str, Any]:
         """Prove the stored credentials still work, and record when (or why not).
 
         Runs the connector's ``verify`` request and ``verify_connection`` hook
@@ -298,14 +363,14 @@ class Connections(TokenKeeper):
         :raises IntegrationError: the verification's reason (``invalid_credentials``,
             ``provider_unavailable``...), recorded first.
         """
-        from ..flows._verify import Verified, verified_account
+        from ..flows._verify import verified_account
 
         connector = self.connector(connector_id)
-        connection = await self.store.get(tenant, connector.id)
+        connection = await self.store.get(tenant, connector.id, connection_id)
         if connection is None:
             raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
         if connection.tokens is not None or connection.state is ConnectionState.CONNECTED:
-            connection = await self._current(tenant, connector.id)
+            connection = await self._current(tenant, connector.id, connection.connection_id)
         failure: IntegrationError | None = None
         found = Verified()
         hooks = await self.plugin_hooks(connector)
@@ -320,81 +385,59 @@ class Connections(TokenKeeper):
             if connection.tokens is None or failure.reason != "invalid_credentials":
                 break
             if attempt == 2 or not flow_for(connector).renewable(connector, connection):
-                await self._refused(tenant, connector, connection)
-            connection, _renewed = await self._renewed(
-                tenant, connector.id, seen=connection, rejected=True
-            )
-        # Recorded on the row as it is now (a renewal may have saved meanwhile).
-        async with self.store.lease(tenant, connector.id) as lease:
-            current = lease.connection
-            if current is not None:
-                if failure is None:
-                    current = attrs.evolve(
-                        current,
-                        verified_at=self._clock(),
-                        verify_reason=None,
-                        account={**current.account, **found.account},
-                        config={**current.config, **found.kept},
-                    )
-                    if current.tokens is None:
-                        current = attrs.evolve(
-                            current, state=ConnectionState.CONNECTED, state_reason=None
-                        )
-                else:
-                    current = attrs.evolve(current, verify_reason=failure.reason)
-                await lease.save(current)
+                await self._refused(connector, connection)
+            connection, _renewed = await self._renewed(connection, seen=connection, rejected=True)
+        await self._record_verification(connection, found, failure, actor)
         if failure is not None:
             log.info("verifying %s for tenant %s: %s", connector.id, tenant, failure.reason)
             raise failure
-        return await self.status(tenant, connector.id)
+        return await self.status(tenant, connector.id, connection.connection_id)
 
-    async def disconnect(self, tenant: str, connector_id: str) -> bool:
-        """Revoke at the provider where possible, then delete local secrets.
-
-        Idempotent. Local secrets are deleted even when revocation fails. A
-        connection of a connector that is no longer installed is deleted
-        without revocation (nothing knows how). Returns whether there was a
-        connection.
-        """
-        if connector_id not in self.registry:
-            deleted = await self.store.delete(tenant, connector_id)
-            if deleted:
-                log.warning(
-                    "deleted the connection to %s for tenant %s, a connector no longer "
-                    "installed, without revoking it",
-                    connector_id,
-                    tenant,
+    async def _record_verification(
+        self,
+        connection: StoredConnection,
+        found: Verified,
+        failure: IntegrationError | None,
+        actor: Actor | None,
+    ) -> None:
+        """Keep the result on the row as it is now (a renewal may have saved meanwhile)."""
+        key = (connection.tenant, connection.connector_id, connection.connection_id)
+        async with self.store.lease(*key) as lease:
+            current = lease.connection
+            if current is None:
+                return
+            event = None
+            if failure is None:
+                current = attrs.evolve(
+                    current,
+                    verified_at=self._clock(),
+                    verify_reason=None,
+                    account={**current.account, **found.account},
+                    config={**current.config, **found.kept},
                 )
+                if current.tokens is None and current.state is ConnectionState.NEEDS_REAUTH:
+                    current = attrs.evolve(
+                        current, state=ConnectionState.CONNECTED, state_reason=None
+                    )
+                    event = ConnectionEvent.about(
+                        current, EventType.RECOVERED, at=self._clock(), actor=actor
+                    )
             else:
-                self.registry.get(connector_id)  # UnknownConnectorError, as before
-            return deleted
-        connector = self.connector(connector_id)
-        try:
-            connection = await self.store.get(tenant, connector.id)
-        except SecretError:
-            # Its key is gone or it was tampered with: nothing can be revoked,
-            # but the user asked for it to go, and it must not stay.
-            log.warning(
-                "the stored secrets of %s for tenant %s cannot be decrypted; "
-                "deleting them without revocation",
-                connector.id,
-                tenant,
-            )
-            return await self.store.delete(tenant, connector.id)
-        if connection is None:
-            return False
-        await flow_for(connector).disconnect(self, connector, connection)
-        deleted = await self.store.delete(tenant, connector.id)
-        log.info("disconnected %s for tenant %s", connector.id, tenant)
-        return deleted
+                current = attrs.evolve(current, verify_reason=failure.reason)
+                event = ConnectionEvent.about(
+                    current,
+                    EventType.VERIFICATION_FAILED,
+                    at=self._clock(),
+                    reason=failure.reason,
+                    actor=actor,
+                )
+            await lease.save(current, event=event)
 
-    async def _refused(
-        self, tenant: str, connector: Connector, connection: StoredConnection
-    ) -> NoReturn:
+    async def _refused(self, connector: Connector, connection: StoredConnection) -> NoReturn:
         """The provider refused OAuth tokens that cannot be renewed (again): mark, and raise."""
         from ._tokens import _credential_of
 
-        await self._mark(tenant, connector.id, "revoked", only_if=_credential_of(connection))
+        await self._mark(connection, "revoked", only_if=_credential_of(connection))
         raise NeedsReauthError(
             f"{connector.id} refused the connection's tokens; the user must connect again",
             cause="revoked",
@@ -407,6 +450,7 @@ class Connections(TokenKeeper):
         self,
         tenant: str,
         connector_id: str,
+        connection_id: str | None = None,
         *,
         retry_unsafe: bool = False,
         timeout: float | None = None,
@@ -441,6 +485,7 @@ class Connections(TokenKeeper):
             self,
             tenant,
             connector_id,
+            connection_id,
             retry_unsafe=retry_unsafe,
             timeout=timeout,
             transport=self._transport,
@@ -450,6 +495,7 @@ class Connections(TokenKeeper):
         self,
         tenant: str,
         connector_id: str,
+        connection_id: str | None = None,
         *,
         retry_unsafe: bool = False,
         timeout: float | None = None,
@@ -469,12 +515,15 @@ class Connections(TokenKeeper):
             self,
             tenant,
             connector_id,
+            connection_id,
             retry_unsafe=retry_unsafe,
             timeout=timeout,
             transport=self._transport,
         )
 
-    async def get_api_key(self, tenant: str, connector_id: str) -> str:
+    async def get_api_key(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> str:
         """The stored API key of an API-key connection, as entered (without ``valuePrefix``).
 
         Prefer :meth:`client`, which sends it the way the connector says.
@@ -491,7 +540,7 @@ class Connections(TokenKeeper):
                 reason="unsupported_auth",
                 connector_id=connector.id,
             )
-        connection = await self._usable(tenant, connector.id)
+        connection = await self._usable(tenant, connector.id, connection_id)
         if connection.api_key is None:
             raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
         return connection.api_key
@@ -501,7 +550,8 @@ class Connections(TokenKeeper):
     ) -> list[ConnectionSummary]:
         """Every connection, of one tenant and/or one connector if given; no secret in them.
 
-        Ordered by tenant, then connector id. :meth:`describe` turns one into JSON.
+        Ordered by tenant, connector id, then when each was connected.
+        :meth:`describe` turns one into JSON.
         """
         return await self.store.list(tenant=tenant, connector_id=connector_id)
 
@@ -541,17 +591,48 @@ class Connections(TokenKeeper):
             registry = discover()
         return cls(registry, open_store(settings), settings)
 
+    def deliverer(self, **options: Any) -> Deliverer:
+        """A :class:`~connectors_core.connections.Deliverer` of this service's events to its
+        listeners, plugins' hooks and the webhook (``options``: its tuning)."""
+        return Deliverer(self, listeners=self.listeners, **options)
+
+    async def deliver_events(self) -> int:
+        """Deliver the events that are due, once (for a job or cron; the server loops).
+
+        :returns: how many events went out.
+        """
+        deliverer = self.deliverer()
+        try:
+            return await deliverer.run_once()
+        finally:
+            await deliverer.aclose()
+
     async def aclose(self) -> None:
         """Release the store's connections and files."""
         await self.store.close()
+
+
+def _multiple(connector: Connector) -> bool:
+    return connector.connection is not None and connector.connection.multiple
+
+
+def _statuses_json(connector: Connector, found: list[ConnectionSummary]) -> dict[str, Any]:
+    """The status of a connector that may hold several connections: each one's, and whether
+    any is connected."""
+    each = [_status_json(connector, summary) for summary in found]
+    result: dict[str, Any] = {"connected": any(s["connected"] for s in each)}
+    if not each:
+        result["error"] = "not_connected"
+    result["connections"] = each
+    return result
 
 
 def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dict[str, Any]:
     """``{"connected": true, "status": {...}}`` or ``{"connected": false, "error": ...}``.
 
     A connection that needs the user again says why: ``{"connected": false,
-    "error": "needs_reauth", "reason": "invalid_grant"}`` (``scopes_missing``
-    with ``missingScopes`` when the connector now asks for more).
+    "error": "needs_reauth", "reason": "invalid_grant", "connectionId": ...}``
+    (``scopes_missing`` with ``missingScopes`` when the connector now asks for more).
     """
     if summary is None:
         return {"connected": False, "error": "not_connected"}
@@ -560,6 +641,7 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
             "connected": False,
             "error": "needs_reauth",
             "reason": summary.state_reason or "invalid_grant",
+            "connectionId": summary.connection_id,
         }
     if missing := missing_scopes(connector, summary):
         return {
@@ -567,12 +649,21 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
             "error": "needs_reauth",
             "reason": "scopes_missing",
             "missingScopes": list(missing),
+            "connectionId": summary.connection_id,
         }
-    details: dict[str, Any] = {**summary.account, "authType": connector.auth.type}
+    details: dict[str, Any] = {
+        **summary.account,
+        "connectionId": summary.connection_id,
+        "authType": connector.auth.type,
+    }
+    if summary.label is not None:
+        details["label"] = summary.label
     details.update(flow_for(connector).status_details(connector, summary))
     if summary.config:
         details["config"] = dict(summary.config)
     details["connectedAt"] = int(summary.created_at)
+    if summary.connected_by is not None:
+        details["connectedBy"] = {"id": summary.connected_by, "name": summary.connected_by_name}
     if summary.verified_at is not None and summary.verify_reason is None:
         details["verifiedAt"] = int(summary.verified_at)
     if summary.verify_reason is not None:

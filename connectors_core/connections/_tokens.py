@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 import attrs
 
+from .._events import Actor, ConnectionEvent, EventType
 from .._exceptions import IntegrationError, NeedsReauthError, NotConnectedError, SecretError
 from .._manifest import Connector
 from .._registry import Registry
@@ -60,6 +61,7 @@ class RefreshOutcome:
 
     tenant: str
     connector_id: str
+    connection_id: str
     result: Literal["refreshed", "unchanged", "failed", "needs_reauth"]
     """``refreshed``; ``unchanged`` (another process had just done it); ``failed``
     (a transient failure, tried again next time); ``needs_reauth``."""
@@ -86,18 +88,21 @@ class TokenKeeper:
     settings: Settings
     _clock: Callable[[], float]
 
-    async def status(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    async def status(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> dict[str, Any]:
         raise NotImplementedError  # pragma: no cover - Connections has it
 
     # The locks of one event loop (a lock belongs to the loop it is first used in;
     # a sync client runs its own loop).
     _locks: weakref.WeakKeyDictionary[
-        asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+        asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]
     ]
 
-    def _lock(self, tenant: str, connector_id: str) -> asyncio.Lock:
+    def _lock(self, connection: StoredConnection) -> asyncio.Lock:
         locks = self._locks.setdefault(asyncio.get_running_loop(), {})
-        return locks.setdefault((tenant, connector_id), asyncio.Lock())
+        key = (connection.tenant, connection.connector_id, connection.connection_id)
+        return locks.setdefault(key, asyncio.Lock())
 
     # --- when -----------------------------------------------------------------------
 
@@ -153,15 +158,18 @@ class TokenKeeper:
 
     # --- reading a usable connection --------------------------------------------------
 
-    async def _usable(self, tenant: str, connector_id: str) -> StoredConnection:
-        """The connection, which must be connected.
+    async def _usable(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> StoredConnection:
+        """The connection (the only one, without an id), which must be connected.
 
         :raises UnknownConnectorError: for an unknown connector id.
+        :raises ConnectionRequiredError: without an id, when there are several.
         :raises NotConnectedError: nothing is connected.
         :raises NeedsReauthError: it needs the user again (its cause, or scopes missing).
         """
         connector = self.registry.get(connector_id)
-        return self._check(connector, await self.store.get(tenant, connector.id))
+        return self._check(connector, await self.store.get(tenant, connector.id, connection_id))
 
     @staticmethod
     def _check(connector: Connector, connection: StoredConnection | None) -> StoredConnection:
@@ -183,12 +191,14 @@ class TokenKeeper:
             )
         return connection
 
-    async def _current(self, tenant: str, connector_id: str) -> StoredConnection:
+    async def _current(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> StoredConnection:
         """The usable connection, its tokens renewed first if they are due."""
-        connection = await self._usable(tenant, connector_id)
+        connection = await self._usable(tenant, connector_id, connection_id)
         if not self._token_due(connection):
             return connection
-        connection, _renewed = await self._renewed(tenant, connector_id, seen=connection)
+        connection, _renewed = await self._renewed(connection, seen=connection)
         return connection
 
     # --- renewing -------------------------------------------------------------------
@@ -228,53 +238,55 @@ class TokenKeeper:
 
     async def _renewed(
         self,
-        tenant: str,
-        connector_id: str,
+        connection: StoredConnection,
         *,
         seen: StoredConnection | None = None,
         rejected: bool = False,
         within: float = 0.0,
         idle: float = 0.0,
     ) -> tuple[StoredConnection, bool]:
-        """Renew the tokens unless someone else did since ``seen``: the connection after,
-        and whether this call renewed them.
+        """Renew ``connection``'s tokens unless someone else did since ``seen``: the
+        connection after, and whether this call renewed them.
 
         :raises NeedsReauthError: the provider refused; the connection is marked.
         :raises ProviderUnavailableError: a transient failure, recorded as ``last_error``.
         """
-        async with self._lock(tenant, connector_id):
-            connection = await self._usable(tenant, connector_id)
-            if self._settled(connection, seen, rejected=rejected, within=within, idle=idle):
-                return connection, False
-            return await self._refresh(
-                tenant, connector_id, seen, rejected=rejected, within=within, idle=idle
-            )
+        tenant, connector_id, connection_id = (
+            connection.tenant,
+            connection.connector_id,
+            connection.connection_id,
+        )
+        async with self._lock(connection):
+            current = await self._usable(tenant, connector_id, connection_id)
+            if self._settled(current, seen, rejected=rejected, within=within, idle=idle):
+                return current, False
+            return await self._refresh(current, seen, rejected=rejected, within=within, idle=idle)
 
     async def _refresh(
         self,
-        tenant: str,
-        connector_id: str,
+        connection: StoredConnection,
         seen: StoredConnection | None,
         *,
         rejected: bool,
         within: float,
         idle: float,
     ) -> tuple[StoredConnection, bool]:
-        connector = self.registry.get(connector_id)
+        connector = self.registry.get(connection.connector_id)
         flow = flow_for(connector)
         failure: IntegrationError | None = None
-        async with self.store.lease(tenant, connector_id) as lease:
-            connection = self._check(connector, lease.connection)
-            if self._settled(connection, seen, rejected=rejected, within=within, idle=idle):
-                return connection, False
+        tenant, connection_id = connection.tenant, connection.connection_id
+        async with self.store.lease(tenant, connector.id, connection_id) as lease:
+            held = self._check(connector, lease.connection)
+            if self._settled(held, seen, rejected=rejected, within=within, idle=idle):
+                return held, False
 
             async def keep(rotated: str) -> None:
                 # The provider spent the old refresh token: store the new one
                 # whatever the rest of its answer turns out to be.
-                nonlocal connection
-                assert connection.tokens is not None
-                tokens = attrs.evolve(connection.tokens, refresh_token=rotated)
-                connection = await lease.save(attrs.evolve(connection, tokens=tokens))
+                nonlocal held
+                assert held.tokens is not None
+                tokens = attrs.evolve(held.tokens, refresh_token=rotated)
+                held = await lease.save(attrs.evolve(held, tokens=tokens))
 
             # Shielded from the caller's cancellation (bounded by the HTTP timeout):
             # once the provider may have rotated the refresh token, what it sent
@@ -282,28 +294,30 @@ class TokenKeeper:
             with anyio.CancelScope(shield=True):
                 try:
                     tokens = await flow.renew(
-                        cast("FlowContext", self), connector, connection, on_rotated=keep
+                        cast("FlowContext", self), connector, held, on_rotated=keep
                     )
                 except NeedsReauthError as exc:
                     failure = exc
-                    await lease.save(
-                        attrs.evolve(
-                            connection,
-                            state=ConnectionState.NEEDS_REAUTH,
-                            state_reason=exc.cause,
-                            last_error=exc.cause,
-                        )
+                    marked = attrs.evolve(
+                        held,
+                        state=ConnectionState.NEEDS_REAUTH,
+                        state_reason=exc.cause,
+                        last_error=exc.cause,
                     )
+                    event = ConnectionEvent.about(
+                        marked, EventType.NEEDS_REAUTH, at=self._clock(), reason=exc.cause
+                    )
+                    await lease.save(marked, event=event)
                 except IntegrationError as exc:
                     # Recorded, and the lease left normally, so what keep() saved is committed.
                     failure = exc
-                    await lease.save(attrs.evolve(connection, last_error=exc.reason))
+                    await lease.save(attrs.evolve(held, last_error=exc.reason))
                 else:
                     now = self._clock()
                     # Saved (the new refresh token with it) before the caller sees the token.
                     saved = await lease.save(
                         attrs.evolve(
-                            connection,
+                            held,
                             tokens=tokens,
                             updated_at=now,
                             last_refreshed_at=now,
@@ -314,15 +328,17 @@ class TokenKeeper:
         assert failure is not None
         if isinstance(failure, NeedsReauthError):
             log.warning(
-                "%s for tenant %s needs the user again (%s)", connector_id, tenant, failure.cause
+                "%s for tenant %s needs the user again (%s)", connector.id, tenant, failure.cause
             )
         else:
-            log.info("renewing %s for tenant %s failed: %s", connector_id, tenant, failure.reason)
+            log.info("renewing %s for tenant %s failed: %s", connector.id, tenant, failure.reason)
         raise failure
 
     # --- the public face --------------------------------------------------------------
 
-    async def get_access_token(self, tenant: str, connector_id: str) -> str:
+    async def get_access_token(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> str:
         """A valid access token, renewed shortly before it expires.
 
         At most one renewal runs per connection at a time; callers waiting for
@@ -333,12 +349,14 @@ class TokenKeeper:
         :raises IntegrationError: ``unsupported_auth`` for a connector without
             OAuth tokens (use :meth:`get_api_key` or ``client()``).
         :raises NotConnectedError: nothing is connected.
+        :raises ConnectionRequiredError: the connector holds several connections and
+            ``connection_id`` names none.
         :raises NeedsReauthError: the provider rejected the grant; the connection
             is marked and no further renewal is attempted until the user reconnects.
         :raises ProviderUnavailableError: a transient failure; try again later.
         """
         connector = self.registry.get(connector_id)
-        connection = await self._current(tenant, connector.id)
+        connection = await self._current(tenant, connector.id, connection_id)
         if connection.tokens is None:
             raise IntegrationError(
                 f"{connector.id!r} uses {flow_for(connector).label}, not OAuth tokens: "
@@ -348,7 +366,9 @@ class TokenKeeper:
             )
         return connection.tokens.access_token
 
-    async def refresh(self, tenant: str, connector_id: str) -> dict[str, Any]:
+    async def refresh(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> dict[str, Any]:
         """Renew the tokens now, due or not (for an operator, ``connectors connections refresh``).
 
         :returns: the status JSON after the renewal.
@@ -358,7 +378,7 @@ class TokenKeeper:
         :raises ProviderUnavailableError: a transient failure, recorded.
         """
         connector = self.registry.get(connector_id)
-        connection = await self._usable(tenant, connector.id)
+        connection = await self._usable(tenant, connector.id, connection_id)
         if not flow_for(connector).renewable(connector, connection):
             raise IntegrationError(
                 f"the credentials of {connector.id!r} for tenant {tenant!r} cannot be renewed "
@@ -367,11 +387,9 @@ class TokenKeeper:
                 connector_id=connector.id,
             )
         # Renewed unless someone else renewed since it was read: that is as good.
-        async with self._lock(tenant, connector.id):
-            await self._refresh(
-                tenant, connector.id, connection, rejected=True, within=0.0, idle=0.0
-            )
-        return await self.status(tenant, connector.id)
+        async with self._lock(connection):
+            await self._refresh(connection, connection, rejected=True, within=0.0, idle=0.0)
+        return await self.status(tenant, connector.id, connection.connection_id)
 
     async def refresh_due(
         self,
@@ -410,8 +428,8 @@ class TokenKeeper:
         async with anyio.create_task_group() as group:
             for summary in candidates:
                 group.start_soon(renew, summary)
-        order = {(s.tenant, s.connector_id): i for i, s in enumerate(candidates)}
-        outcomes.sort(key=lambda o: order[(o.tenant, o.connector_id)])
+        order = {(s.tenant, s.connector_id, s.connection_id): i for i, s in enumerate(candidates)}
+        outcomes.sort(key=lambda o: order[(o.tenant, o.connector_id, o.connection_id)])
         return RefreshReport(tuple(outcomes))
 
     def _wants_renewal(self, summary: ConnectionSummary, within: float, idle: float) -> bool:
@@ -432,29 +450,39 @@ class TokenKeeper:
     async def _renew_one(
         self, summary: ConnectionSummary, within: float, idle: float
     ) -> RefreshOutcome:
-        tenant, connector_id = summary.tenant, summary.connector_id
+        key = (summary.tenant, summary.connector_id, summary.connection_id)
         try:
-            _after, renewed = await self._renewed(tenant, connector_id, within=within, idle=idle)
+            connection = await self._usable(*key)
+            _after, renewed = await self._renewed(connection, within=within, idle=idle)
         except NeedsReauthError as exc:
-            return RefreshOutcome(tenant, connector_id, "needs_reauth", exc.cause)
+            return RefreshOutcome(*key, "needs_reauth", exc.cause)
         except IntegrationError as exc:
-            return RefreshOutcome(tenant, connector_id, "failed", exc.reason)
+            return RefreshOutcome(*key, "failed", exc.reason)
         except SecretError:
             # Its key is gone or the row was tampered with: this one cannot be renewed,
             # the others still are.
-            log.warning("the secrets of %s for tenant %s cannot be decrypted", connector_id, tenant)
-            return RefreshOutcome(tenant, connector_id, "failed", "unreadable_secrets")
-        return RefreshOutcome(tenant, connector_id, "refreshed" if renewed else "unchanged")
+            log.warning(
+                "the secrets of %s for tenant %s cannot be decrypted", key[1], summary.tenant
+            )
+            return RefreshOutcome(*key, "failed", "unreadable_secrets")
+        return RefreshOutcome(*key, "refreshed" if renewed else "unchanged")
 
     async def mark_needs_reauth(
-        self, tenant: str, connector_id: str, reason: str = "revoked"
+        self,
+        tenant: str,
+        connector_id: str,
+        reason: str = "revoked",
+        *,
+        connection_id: str | None = None,
+        actor: Actor | None = None,
     ) -> bool:
         """Record that the connection's credentials are dead: the user must connect again.
 
         For a job that learns it from the provider in a way connectors-core
         cannot see (an error in a response body, a webhook saying the app was
-        uninstalled). The status then says ``needs_reauth`` with ``reason``, and
-        no token is handed out or renewed until the user connects again.
+        uninstalled). The status then says ``needs_reauth`` with ``reason``, a
+        ``needs_reauth`` event goes out, and no token is handed out or renewed
+        until the user connects again.
 
         :param reason: a short code, such as ``revoked`` or ``uninstalled``
             (lowercase letters, digits and underscores, at most 64).
@@ -466,25 +494,36 @@ class TokenKeeper:
         if not _CAUSE.fullmatch(reason):
             raise ValueError(f"a reason is a short code such as 'revoked', got {reason!r}")
         connector = self.registry.get(connector_id)
-        return await self._mark(tenant, connector.id, reason)
+        connection = await self.store.get(tenant, connector.id, connection_id)
+        if connection is None:
+            raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
+        return await self._mark(connection, reason, actor=actor)
 
     async def _mark(
-        self, tenant: str, connector_id: str, reason: str, *, only_if: str | None = None
+        self,
+        connection: StoredConnection,
+        reason: str,
+        *,
+        only_if: str | None = None,
+        actor: Actor | None = None,
     ) -> bool:
         """Mark the connection; with ``only_if``, only while its credentials are still those."""
-        async with self.store.lease(tenant, connector_id) as lease:
-            connection = lease.connection
-            if connection is None:
+        tenant, connector_id = connection.tenant, connection.connector_id
+        async with self.store.lease(tenant, connector_id, connection.connection_id) as lease:
+            held = lease.connection
+            if held is None:
                 raise NotConnectedError(
                     f"{connector_id} is not connected", connector_id=connector_id
                 )
-            if connection.state is ConnectionState.NEEDS_REAUTH:
+            if held.state is ConnectionState.NEEDS_REAUTH:
                 return False
-            if only_if is not None and _credential_of(connection) != only_if:
+            if only_if is not None and _credential_of(held) != only_if:
                 return False  # reconnected or renewed meanwhile: not the credentials refused
-            await lease.save(
-                attrs.evolve(connection, state=ConnectionState.NEEDS_REAUTH, state_reason=reason)
+            marked = attrs.evolve(held, state=ConnectionState.NEEDS_REAUTH, state_reason=reason)
+            event = ConnectionEvent.about(
+                marked, EventType.NEEDS_REAUTH, at=self._clock(), reason=reason, actor=actor
             )
+            await lease.save(marked, event=event)
         log.warning("%s for tenant %s needs the user again (%s)", connector_id, tenant, reason)
         return True
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
+from .._events import Actor
 from .._exceptions import IntegrationError
 from .._manifest import Connector, Field, FieldType
 
@@ -169,6 +170,12 @@ class Submission:
     session_id: str | None = attrs.field(default=None, repr=False)
     """The browser session that submitted, for flows that redirect to a provider."""
 
+    connection_id: str | None = None
+    """The connection being connected again (its account may not change), or None."""
+
+    actor: Actor | None = None
+    """Who submitted, as the authenticator named them."""
+
 
 class FlowContext(Protocol):
     """What a flow may use of the server: implemented by ``Connections``."""
@@ -198,6 +205,22 @@ class FlowContext(Protocol):
 
     async def plugin_hooks(self, connector: Connector) -> pluggy.HookRelay:
         """The hooks of the connector's plugin, loaded if need be."""
+
+    async def save_connection(
+        self,
+        connector: Connector,
+        candidate: StoredConnection,
+        *,
+        hooks: pluggy.HookRelay,
+        target: str | None = None,
+        actor: Actor | None = None,
+    ) -> StoredConnection:
+        """Store verified new credentials: a new connection, or over the account's own.
+
+        ``target`` names the connection being connected again (its account may
+        not change: ``account_mismatch``). Writes the ``connected`` or
+        ``reconnected`` event with it.
+        """
 
 
 class Flow(abc.ABC):
@@ -284,6 +307,8 @@ class Flow(abc.ABC):
         tenant: str,
         session_id: str | None,
         params: Mapping[str, str],
+        *,
+        actor: Actor | None = None,
     ) -> StoredConnection:
         """Finish a redirect flow from the provider's answer (redirect flows only).
 

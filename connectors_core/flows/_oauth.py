@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from .._events import Actor
 from .._exceptions import (
     IntegrationError,
     InvalidFieldsError,
@@ -269,6 +270,7 @@ class OAuthFlow(Flow):
                 expires_at=now + ctx.settings.state_lifetime,
                 config=dict(submission.config),
                 secrets=dict(submission.secrets),
+                connection_id=submission.connection_id,
             ),
             now=now,
             max_per_session=ctx.settings.max_pending_per_session,
@@ -282,6 +284,8 @@ class OAuthFlow(Flow):
         tenant: str,
         session_id: str | None,
         params: Mapping[str, str],
+        *,
+        actor: Actor | None = None,
     ) -> StoredConnection:
         """Complete the flow from the provider's redirect; store the connection.
 
@@ -364,9 +368,9 @@ class OAuthFlow(Flow):
             account={**candidate.account, **found.account},
             config={**candidate.config, **found.kept},
         )
-        stored = await ctx.store.put(candidate)
-        log.info("connected %s for tenant %s", connector.id, tenant)
-        return stored
+        return await ctx.save_connection(
+            connector, candidate, hooks=hooks, target=pending.connection_id, actor=actor
+        )
 
     async def _account(
         self,

@@ -22,6 +22,9 @@ async def store_new(
 ) -> StoredConnection:
     """Verify, then store a connection with the submission's values and ``credentials``.
 
+    Stored as a new connection, or over the one holding the same account
+    (:meth:`FlowContext.save_connection`).
+
     ``credentials`` are :class:`~connectors_core.store.StoredConnection`
     attributes (``api_key=``, ``username=``, ``tokens=``, ``account=``...).
     Nothing is stored unless the credentials passed verification
@@ -43,10 +46,13 @@ async def store_new(
         updated_at=now,
         **credentials,
     )
-    found = await verified_account(ctx, connector, connection, await ctx.plugin_hooks(connector))
+    hooks = await ctx.plugin_hooks(connector)
+    found = await verified_account(ctx, connector, connection, hooks)
     connection = attrs.evolve(
         connection,
         account={**connection.account, **found.account},
         config={**connection.config, **found.kept},
     )
-    return await ctx.store.put(connection)
+    return await ctx.save_connection(
+        connector, connection, hooks=hooks, target=submission.connection_id, actor=submission.actor
+    )

@@ -11,7 +11,7 @@ import os
 
 from .._exceptions import ConfigurationError
 from .._settings import Settings
-from ._base import Store
+from ._base import EventRecord, Lease, Outbox, Store, Stream
 from ._crypto import SecretBox, generate_key
 from ._memory import MemoryStore
 from ._records import (
@@ -20,18 +20,24 @@ from ._records import (
     PendingAuthorization,
     StoredConnection,
     TokenSet,
+    new_connection_id,
 )
 
 __all__ = [
     "ConnectionState",
     "ConnectionSummary",
+    "EventRecord",
+    "Lease",
     "MemoryStore",
+    "Outbox",
     "PendingAuthorization",
     "SecretBox",
     "Store",
     "StoredConnection",
+    "Stream",
     "TokenSet",
     "generate_key",
+    "new_connection_id",
     "open_store",
     "secret_box",
 ]

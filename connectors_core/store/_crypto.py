@@ -33,13 +33,20 @@ def generate_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 
 
-def connection_context(tenant: str, connector_id: str, field: str) -> str:
+def connection_context(
+    tenant: str, connector_id: str, connection_id: str | None, field: str
+) -> str:
     """The associated data binding a connection's secret to its row and column.
 
     Every backend and :func:`~connectors_core.store._rotate.rotate_keys` seal
     with this, so a ciphertext moved to another row or field fails to decrypt.
+    ``connection_id`` None is the form secrets were sealed in before
+    connections had ids (rows marked ``legacy_seal``): they open as they are
+    until they are written again.
     """
-    return json.dumps(["connection", tenant, connector_id, field])
+    if connection_id is None:
+        return json.dumps(["connection", tenant, connector_id, field])
+    return json.dumps(["connection", tenant, connector_id, connection_id, field])
 
 
 def state_context(state_hash: str, field: str = "code_verifier") -> str:

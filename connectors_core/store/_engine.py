@@ -42,6 +42,9 @@ __all__ = [
     "write",
 ]
 
+# Our own generator: jitter never touches (or depends on) the global random state.
+_jitter = random.Random()
+
 log = logging.getLogger("connectors_core.store")
 
 T = TypeVar("T")
@@ -121,7 +124,7 @@ def is_busy(error: BaseException) -> bool:
 
 def jittered(delay: float) -> float:
     """``delay`` stretched by up to half again, so retrying processes spread out."""
-    return delay * (1 + random.random() / 2)  # timing, not security: any PRNG does
+    return delay * (1 + _jitter.random() / 2)  # timing, not security: any PRNG does
 
 
 def retry_busy(function: Callable[[], T]) -> T:

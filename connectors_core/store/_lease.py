@@ -35,9 +35,11 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .._events import ConnectionEvent
 from .._exceptions import LeaseLostError, NotConnectedError
 from ._base import Lease
 from ._engine import jittered
+from ._outbox import write_event
 from ._records import StoredConnection
 from ._tables import connections, leases
 
@@ -52,19 +54,33 @@ _FIRST_PAUSE = 0.02
 _LONGEST_PAUSE = 0.5
 
 
-def _connection_key(tenant: str, connector_id: str) -> Any:
-    return sa.and_(connections.c.tenant == tenant, connections.c.connector_id == connector_id)
+def _connection_key(tenant: str, connector_id: str, connection_id: str) -> Any:
+    return sa.and_(
+        connections.c.tenant == tenant,
+        connections.c.connector_id == connector_id,
+        connections.c.connection_id == connection_id,
+    )
 
 
-def _lease_key(tenant: str, connector_id: str) -> Any:
-    return sa.and_(leases.c.tenant == tenant, leases.c.connector_id == connector_id)
+def _lease_key(tenant: str, connector_id: str, connection_id: str) -> Any:
+    return sa.and_(
+        leases.c.tenant == tenant,
+        leases.c.connector_id == connector_id,
+        leases.c.connection_id == connection_id,
+    )
 
 
-def _same_connection(tenant: str, connector_id: str, other: StoredConnection) -> None:
-    if (other.tenant, other.connector_id) != (tenant, connector_id):
+def _same_connection(
+    tenant: str, connector_id: str, connection_id: str, other: StoredConnection
+) -> None:
+    if (other.tenant, other.connector_id, other.connection_id) != (
+        tenant,
+        connector_id,
+        connection_id,
+    ):
         raise ValueError(
-            f"a lease of {connector_id} for tenant {tenant!r} cannot save "
-            f"{other.connector_id} for tenant {other.tenant!r}"
+            f"a lease of {connector_id} {connection_id} for tenant {tenant!r} cannot save "
+            f"{other.connector_id} {other.connection_id} for tenant {other.tenant!r}"
         )
 
 
@@ -82,43 +98,48 @@ class _RowLease(Lease):
         self,
         store: SQLStore,
         db: Connection,
-        tenant: str,
-        connector_id: str,
+        key: tuple[str, str, str],
         connection: StoredConnection | None,
     ) -> None:
         self.store = store
         self.db = db
-        self.tenant = tenant
-        self.connector_id = connector_id
+        self.key = key
         self.connection = connection
 
-    async def save(self, connection: StoredConnection) -> StoredConnection:
-        _same_connection(self.tenant, self.connector_id, connection)
+    async def save(
+        self, connection: StoredConnection, *, event: ConnectionEvent | None = None
+    ) -> StoredConnection:
+        _same_connection(*self.key, connection)
         values = self.store._values(connection)
         version = (self.connection.version if self.connection else 0) + 1
-        key = _connection_key(self.tenant, self.connector_id)
+        key = _connection_key(*self.key)
 
         def work() -> int:
             statement = connections.update().where(key).values(version=version, **values)
-            return int(self.db.execute(statement).rowcount)
+            updated = int(self.db.execute(statement).rowcount)
+            if updated == 1 and event is not None:
+                write_event(self.db, event)  # committed (or not) with the save
+            return updated
 
         if await anyio.to_thread.run_sync(work) != 1:
-            raise _disconnected(self.connector_id)
+            raise _disconnected(self.key[1])
         saved = attrs.evolve(connection, version=version)
         self.connection = saved
         return saved
 
 
 @asynccontextmanager
-async def row_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncIterator[Lease]:
+async def row_lease(
+    store: SQLStore, tenant: str, connector_id: str, connection_id: str
+) -> AsyncIterator[Lease]:
     """The PostgreSQL lease: the connection's row, locked for as long as it is held."""
+    params = {"tenant": tenant, "connector_id": connector_id, "connection_id": connection_id}
 
     def begin() -> tuple[Connection, Any]:
         db = store.engine.connect()
         transaction = db.begin()
         try:
-            statement = store._select_one.with_for_update()
-            row = db.execute(statement, {"tenant": tenant, "connector_id": connector_id})
+            row = db.execute(store._select_by_id.with_for_update(), params)
             return db, row.first()
         except BaseException:
             transaction.rollback()
@@ -128,7 +149,7 @@ async def row_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncIte
     db, row = await anyio.to_thread.run_sync(begin)
     try:
         connection = None if row is None else store._connection(row)
-        yield _RowLease(store, db, tenant, connector_id, connection)
+        yield _RowLease(store, db, (tenant, connector_id, connection_id), connection)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(db.rollback)
@@ -149,22 +170,22 @@ class _TableLease(Lease):
     def __init__(
         self,
         store: SQLStore,
-        tenant: str,
-        connector_id: str,
+        key: tuple[str, str, str],
         holder: str,
         connection: StoredConnection | None,
     ) -> None:
         self.store = store
-        self.tenant = tenant
-        self.connector_id = connector_id
+        self.key = key
         self.holder = holder
         self.connection = connection
 
-    async def save(self, connection: StoredConnection) -> StoredConnection:
-        _same_connection(self.tenant, self.connector_id, connection)
+    async def save(
+        self, connection: StoredConnection, *, event: ConnectionEvent | None = None
+    ) -> StoredConnection:
+        _same_connection(*self.key, connection)
         values = self.store._values(connection)
-        lease_key = _lease_key(self.tenant, self.connector_id)
-        key = _connection_key(self.tenant, self.connector_id)
+        lease_key = _lease_key(*self.key)
+        key = _connection_key(*self.key)
 
         def work(db: Connection) -> int | None:
             holder = db.execute(sa.select(leases.c.holder).where(lease_key)).scalar()
@@ -179,29 +200,35 @@ class _TableLease(Lease):
                 # tokens of this refresh belong to a grant that is gone.
                 return None
             db.execute(connections.update().where(key).values(version=old + 1, **values))
+            if event is not None:
+                write_event(db, event)
             return int(old) + 1
 
         version = await self.store._write(work)
+        tenant, connector_id, _connection_id = self.key
         if version is None:
             raise LeaseLostError(
-                f"the refresh lease of {self.connector_id} for tenant {self.tenant!r} expired "
-                "and another holder took it over, or the connection was replaced meanwhile; "
-                "this result was not saved",
-                connector_id=self.connector_id,
+                f"the lease of {connector_id} for tenant {tenant!r} expired and another holder "
+                "took it over, or the connection was replaced meanwhile; this result was not "
+                "saved",
+                connector_id=connector_id,
             )
         if version == 0:
-            raise _disconnected(self.connector_id)
+            raise _disconnected(connector_id)
         saved = attrs.evolve(connection, version=version)
         self.connection = saved
         return saved
 
 
 @asynccontextmanager
-async def table_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncIterator[Lease]:
+async def table_lease(
+    store: SQLStore, tenant: str, connector_id: str, connection_id: str
+) -> AsyncIterator[Lease]:
     """The SQLite lease: a row in ``leases``, waited for by polling, released on exit."""
     holder = secrets.token_hex(16)
-    key = _lease_key(tenant, connector_id)
+    key = _lease_key(tenant, connector_id, connection_id)
     lifetime = store.lease_lifetime
+    params = {"tenant": tenant, "connector_id": connector_id, "connection_id": connection_id}
 
     def acquire(db: Connection) -> tuple[bool, float, Any]:
         now = time.time()
@@ -209,23 +236,16 @@ async def table_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncI
         if current is not None and current.expires_at > now:
             return False, current.expires_at, None
         if current is None:
-            db.execute(
-                leases.insert().values(
-                    tenant=tenant,
-                    connector_id=connector_id,
-                    holder=holder,
-                    expires_at=now + lifetime,
-                )
-            )
+            db.execute(leases.insert().values(**params, holder=holder, expires_at=now + lifetime))
         else:
             db.execute(leases.update().where(key).values(holder=holder, expires_at=now + lifetime))
             log.warning(
-                "took over the expired refresh lease of %s for tenant %s "
+                "took over the expired lease of %s for tenant %s "
                 "(its holder neither released it nor finished in time)",
                 connector_id,
                 tenant,
             )
-        row = db.execute(store._select_one, {"tenant": tenant, "connector_id": connector_id})
+        row = db.execute(store._select_by_id, params)
         return True, now + lifetime, row.first()
 
     def release(db: Connection) -> None:
@@ -241,7 +261,7 @@ async def table_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncI
         pause = min(pause * 2, _LONGEST_PAUSE)
     try:
         connection = None if row is None else store._connection(row)
-        yield _TableLease(store, tenant, connector_id, holder, connection)
+        yield _TableLease(store, (tenant, connector_id, connection_id), holder, connection)
     finally:
         # Shielded: a cancelled holder still releases, rather than block until expiry.
         with anyio.CancelScope(shield=True):
@@ -249,8 +269,7 @@ async def table_lease(store: SQLStore, tenant: str, connector_id: str) -> AsyncI
                 await store._write(release)
             except sa.exc.OperationalError:
                 log.warning(
-                    "could not release the refresh lease of %s for tenant %s; "
-                    "it expires within %g s",
+                    "could not release the lease of %s for tenant %s; it expires within %g s",
                     connector_id,
                     tenant,
                     lifetime,

@@ -7,6 +7,7 @@ or a traceback shows no token or key.
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,13 @@ __all__ = [
     "StoredConnection",
     "TokenSet",
     "key_hint",
+    "new_connection_id",
 ]
+
+
+def new_connection_id() -> str:
+    """A fresh connection id (``conn_`` and 16 hex digits): opaque, stable for its life."""
+    return "conn_" + secrets.token_hex(8)
 
 
 @attrs.frozen
@@ -55,7 +62,7 @@ class ConnectionState(enum.Enum):
 
 @attrs.frozen
 class StoredConnection:
-    """A tenant's connection to one connector."""
+    """A tenant's connection to one connector (of possibly several, for ``multiple`` ones)."""
 
     tenant: str
     connector_id: str
@@ -88,6 +95,17 @@ class StoredConnection:
     """Why the state is what it is: for ``needs_reauth``, such as ``invalid_grant``."""
     requested_scopes: tuple[str, ...] = ()
     """The scopes asked for when it was connected (empty where unknown)."""
+    connection_id: str = attrs.field(factory=new_connection_id)
+    """Its id: stable for its life, unique per tenant and connector."""
+    account_key: str = ""
+    """The value of the connector's ``accountKey`` status field, which tells several
+    connections of one connector apart (``""`` for a single-connection connector)."""
+    label: str | None = None
+    """A name for it, shown beside the connector's."""
+    connected_by: str | None = None
+    """The id of the user who connected it, if the authenticator named one."""
+    connected_by_name: str | None = None
+    """That user's display name, if known."""
 
 
 @attrs.frozen
@@ -106,6 +124,8 @@ class PendingAuthorization:
     """The non-secret field values typed before authorizing, carried to the callback."""
     secrets: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     """The secret field values typed before authorizing, carried to the callback."""
+    connection_id: str | None = None
+    """The connection being connected again (its account must not change), or None."""
 
 
 def key_hint(api_key: str) -> str:
@@ -146,6 +166,16 @@ class ConnectionSummary:
     """Why the state is what it is (for ``needs_reauth``)."""
     requested_scopes: tuple[str, ...] = ()
     """The scopes asked for when it was connected (empty where unknown)."""
+    connection_id: str = ""
+    """Its id."""
+    account_key: str = ""
+    """What tells it apart from the connector's other connections (``""``: the only one)."""
+    label: str | None = None
+    """A name for it."""
+    connected_by: str | None = None
+    """The id of the user who connected it, if known."""
+    connected_by_name: str | None = None
+    """That user's display name, if known."""
 
     @classmethod
     def of(cls, connection: StoredConnection) -> ConnectionSummary:
@@ -169,4 +199,9 @@ class ConnectionSummary:
             last_error=connection.last_error,
             state_reason=connection.state_reason,
             requested_scopes=connection.requested_scopes,
+            connection_id=connection.connection_id,
+            account_key=connection.account_key,
+            label=connection.label,
+            connected_by=connection.connected_by,
+            connected_by_name=connection.connected_by_name,
         )

@@ -75,9 +75,16 @@ def _stale(column: Any, prefix: str) -> Any:
     return sa.and_(column.is_not(None), sa.not_(column.startswith(prefix)))
 
 
+def _stale_connections(prefix: str) -> Any:
+    """Rows holding a secret of an older key, or sealed before connections had ids."""
+    return sa.or_(
+        *(_stale(connections.c[f], prefix) for f in _FIELDS), connections.c.legacy_seal.is_(True)
+    )
+
+
 def _count(engine: Engine, prefix: str) -> int:
     with engine.connect() as db:
-        stale_connections = sa.or_(*(_stale(connections.c[f], prefix) for f in _FIELDS))
+        stale_connections = _stale_connections(prefix)
         first = db.execute(sa.select(sa.func.count()).where(stale_connections)).scalar_one()
         stale_states = sa.or_(*(_stale(oauth_states.c[f], prefix) for f in _STATE_FIELDS))
         second = db.execute(sa.select(sa.func.count()).where(stale_states)).scalar_one()
@@ -112,27 +119,32 @@ class _Batch:
 def _connections_batch(
     box: SecretBox, prefix: str, size: int, after: tuple[str, ...] | None
 ) -> Callable[[Connection], _Batch]:
-    stale = sa.or_(*(_stale(connections.c[f], prefix) for f in _FIELDS))
-    position = sa.tuple_(connections.c.tenant, connections.c.connector_id)
+    stale = _stale_connections(prefix)
+    order = (connections.c.tenant, connections.c.connector_id, connections.c.connection_id)
+    position = sa.tuple_(*order)
 
     def work(db: Connection) -> _Batch:
         query = sa.select(connections).where(stale)
         if after is not None:
             query = query.where(position > sa.tuple_(*after))
-        rows = db.execute(
-            query.order_by(connections.c.tenant, connections.c.connector_id).limit(size)
-        ).all()
+        rows = db.execute(query.order_by(*order).limit(size)).all()
         batch = _Batch(seen=len(rows), after=after)
         for row in rows:
-            values = {}
+            values: dict[str, Any] = {}
             failed = len(batch.failures)
+            # Sealed anew to the row's id, whatever key or form sealed it before.
+            opened_with = None if row.legacy_seal else row.connection_id
             for field in _FIELDS:
                 sealed = getattr(row, field)
-                if sealed is None or sealed.startswith(prefix):
+                if sealed is None or (sealed.startswith(prefix) and not row.legacy_seal):
                     continue
-                context = connection_context(row.tenant, row.connector_id, field)
                 try:
-                    values[field] = _reseal(box, sealed, context)
+                    plain = box.decrypt(
+                        sealed,
+                        context=connection_context(
+                            row.tenant, row.connector_id, opened_with, field
+                        ),
+                    )
                 except SecretError:
                     batch.failures.append(
                         RotationFailure(
@@ -143,12 +155,22 @@ def _connections_batch(
                             connector_id=row.connector_id,
                         )
                     )
+                    continue
+                context = connection_context(row.tenant, row.connector_id, row.connection_id, field)
+                values[field] = box.encrypt(plain, context=context)
+            if row.legacy_seal and len(batch.failures) > failed:
+                # Part of a legacy row cannot be opened: reseal none of it, or its
+                # ciphertexts would be sealed two ways at once.
+                values = {}
+            elif row.legacy_seal:
+                values["legacy_seal"] = False
             if values:
                 result = db.execute(
                     connections.update()
                     .where(
                         connections.c.tenant == row.tenant,
                         connections.c.connector_id == row.connector_id,
+                        connections.c.connection_id == row.connection_id,
                         connections.c.version == row.version,
                     )
                     # Compared, not bumped: a re-encryption changes no value, so a
@@ -159,10 +181,10 @@ def _connections_batch(
                     # Changed meanwhile: the next batch starts just before it, and
                     # picks it up again if it still holds an older key's secret.
                     del batch.failures[failed:]
-                    batch.conflict = (row.tenant, row.connector_id)
+                    batch.conflict = (row.tenant, row.connector_id, row.connection_id)
                     return batch
                 batch.rotated += 1
-            batch.after = (row.tenant, row.connector_id)
+            batch.after = (row.tenant, row.connector_id, row.connection_id)
         return batch
 
     return work

@@ -58,7 +58,9 @@ def _adopt_unversioned(connection: Connection) -> None:
         indexes = set()
         if inspector.has_table("oauth_states"):
             indexes = {i["name"] for i in inspector.get_indexes("oauth_states")}
-        if "last_refreshed_at" in columns:
+        if "connection_id" in columns:
+            revision = "0007"
+        elif "last_refreshed_at" in columns:
             revision = "0006"
         elif "verified_at" in columns:
             revision = "0005"

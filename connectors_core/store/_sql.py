@@ -30,11 +30,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 
+from .._events import ConnectionEvent
+from .._exceptions import AccountTakenError, ConnectionRequiredError
 from ._base import Lease, Store
 from ._crypto import SecretBox, connection_context, state_context
 from ._engine import RETRY_DELAYS, create_engine, is_busy, jittered, write
 from ._keys import check_keys
 from ._lease import row_lease, table_lease
+from ._outbox import SQLOutbox, write_event
 from ._records import (
     ConnectionState,
     ConnectionSummary,
@@ -59,6 +62,11 @@ def _hash(state: str) -> str:
 
 def _summary(row: Any) -> ConnectionSummary:
     return ConnectionSummary(
+        connection_id=row.connection_id,
+        account_key=row.account_key,
+        label=row.label,
+        connected_by=row.connected_by,
+        connected_by_name=row.connected_by_name,
         state=ConnectionState(row.state),
         account=json.loads(row.account),
         scopes=tuple(row.scopes.split()),
@@ -122,10 +130,22 @@ class SQLStore(Store):
             connections.c.tenant == sa.bindparam("tenant"),
             connections.c.connector_id == sa.bindparam("connector_id"),
         )
-        self._select_one = sa.select(connections).where(key)
+        one = sa.and_(key, connections.c.connection_id == sa.bindparam("connection_id"))
+        first = (connections.c.created_at, connections.c.connection_id)
+        # Without an id, "the only one": two rows are read to tell when there are several.
+        self._select_by_id = sa.select(connections).where(one)
+        self._select_only = sa.select(connections).where(key).order_by(*first).limit(2)
+        self._select_account = sa.select(connections).where(
+            key, connections.c.account_key == sa.bindparam("account_key")
+        )
         summary_columns = (
             connections.c.tenant,
             connections.c.connector_id,
+            connections.c.connection_id,
+            connections.c.account_key,
+            connections.c.label,
+            connections.c.connected_by,
+            connections.c.connected_by_name,
             connections.c.verified_at,
             connections.c.verify_reason,
             connections.c.state,
@@ -144,9 +164,13 @@ class SQLStore(Store):
             connections.c.requested_scopes,
         )
         self._summary_columns = summary_columns
-        self._select_summary = sa.select(*summary_columns).where(key)
-        self._select_summaries = sa.select(*summary_columns).where(
-            connections.c.tenant == sa.bindparam("tenant")
+        self._order = (connections.c.tenant, connections.c.connector_id, *first)
+        self._summary_by_id = sa.select(*summary_columns).where(one)
+        self._summary_only = sa.select(*summary_columns).where(key).order_by(*first).limit(2)
+        self._select_summaries = (
+            sa.select(*summary_columns)
+            .where(connections.c.tenant == sa.bindparam("tenant"))
+            .order_by(*self._order)
         )
         self._select_state = sa.select(oauth_states).where(
             oauth_states.c.state_hash == sa.bindparam("state_hash")
@@ -156,6 +180,7 @@ class SQLStore(Store):
         self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+        self.outbox = SQLOutbox(self)
 
     def check_keys(self) -> dict[str, int]:
         """Check that the configured keys can open every stored secret (blocking).
@@ -235,6 +260,7 @@ class SQLStore(Store):
                     expires_at=pending.expires_at,
                     config=_json(pending.config),
                     secrets=secrets,
+                    connection_id=pending.connection_id,
                 )
             )
             # The new one first, then the newest: the oldest beyond the cap go.
@@ -267,6 +293,7 @@ class SQLStore(Store):
             redirect_uri=row.redirect_uri,
             expires_at=row.expires_at,
             config=json.loads(row.config),
+            connection_id=row.connection_id,
             secrets=(
                 {}
                 if row.secrets is None
@@ -300,12 +327,20 @@ class SQLStore(Store):
     def _encrypt(self, connection: StoredConnection, field: str, value: str | None) -> str | None:
         if value is None:
             return None
-        context = connection_context(connection.tenant, connection.connector_id, field)
+        context = connection_context(
+            connection.tenant, connection.connector_id, connection.connection_id, field
+        )
         return self.box.encrypt(value, context=context)
 
     def _values(self, connection: StoredConnection) -> dict[str, Any]:
+        """The columns of ``connection`` but its key, created_at and version; sealed anew."""
         tokens = connection.tokens
         return {
+            "account_key": connection.account_key,
+            "label": connection.label,
+            "connected_by": connection.connected_by,
+            "connected_by_name": connection.connected_by_name,
+            "legacy_seal": False,
             "state": connection.state.value,
             "access_token": self._encrypt(
                 connection, "access_token", tokens.access_token if tokens else None
@@ -335,11 +370,13 @@ class SQLStore(Store):
         }
 
     def _connection(self, row: Any) -> StoredConnection:
+        sealed_to = None if row.legacy_seal else row.connection_id
+
         def plain(field: str) -> str | None:
             value = getattr(row, field)
             if value is None:
                 return None
-            context = connection_context(row.tenant, row.connector_id, field)
+            context = connection_context(row.tenant, row.connector_id, sealed_to, field)
             return self.box.decrypt(value, context=context)
 
         access = plain("access_token")
@@ -356,6 +393,11 @@ class SQLStore(Store):
         return StoredConnection(
             tenant=row.tenant,
             connector_id=row.connector_id,
+            connection_id=row.connection_id,
+            account_key=row.account_key,
+            label=row.label,
+            connected_by=row.connected_by,
+            connected_by_name=row.connected_by_name,
             state=ConnectionState(row.state),
             tokens=tokens,
             api_key=plain("api_key"),
@@ -376,73 +418,156 @@ class SQLStore(Store):
         )
 
     @staticmethod
-    def _key(tenant: str, connector_id: str) -> Any:
-        return sa.and_(connections.c.tenant == tenant, connections.c.connector_id == connector_id)
+    def _only(rows: Any, connector_id: str) -> Any:
+        """The one row of ``rows`` (at most two were read), None for none."""
+        if len(rows) > 1:
+            raise ConnectionRequiredError(
+                f"{connector_id} has several connections: name one by its id",
+                connector_id=connector_id,
+            )
+        return rows[0] if rows else None
 
-    async def get(self, tenant: str, connector_id: str) -> StoredConnection | None:
-        row = await self._read(self._select_one, tenant=tenant, connector_id=connector_id)
+    async def get(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> StoredConnection | None:
+        if connection_id is None:
+            rows = await self._read(
+                self._select_only, all_rows=True, tenant=tenant, connector_id=connector_id
+            )
+            row = self._only(rows, connector_id)
+        else:
+            row = await self._read(
+                self._select_by_id,
+                tenant=tenant,
+                connector_id=connector_id,
+                connection_id=connection_id,
+            )
         return None if row is None else self._connection(row)
 
-    async def summary(self, tenant: str, connector_id: str) -> ConnectionSummary | None:
-        row = await self._read(self._select_summary, tenant=tenant, connector_id=connector_id)
+    async def by_account(
+        self, tenant: str, connector_id: str, account_key: str
+    ) -> StoredConnection | None:
+        row = await self._read(
+            self._select_account, tenant=tenant, connector_id=connector_id, account_key=account_key
+        )
+        return None if row is None else self._connection(row)
+
+    async def summary(
+        self, tenant: str, connector_id: str, connection_id: str | None = None
+    ) -> ConnectionSummary | None:
+        if connection_id is None:
+            rows = await self._read(
+                self._summary_only, all_rows=True, tenant=tenant, connector_id=connector_id
+            )
+            row = self._only(rows, connector_id)
+        else:
+            row = await self._read(
+                self._summary_by_id,
+                tenant=tenant,
+                connector_id=connector_id,
+                connection_id=connection_id,
+            )
         return None if row is None else _summary(row)
 
-    async def summaries(self, tenant: str) -> dict[str, ConnectionSummary]:
+    async def summaries(self, tenant: str) -> list[ConnectionSummary]:
         rows = await self._read(self._select_summaries, all_rows=True, tenant=tenant)
-        return {row.connector_id: _summary(row) for row in rows}
+        return [_summary(row) for row in rows]
 
     async def list(
         self, *, tenant: str | None = None, connector_id: str | None = None
     ) -> list[ConnectionSummary]:
-        statement = sa.select(*self._summary_columns).order_by(
-            connections.c.tenant, connections.c.connector_id
-        )
+        statement = sa.select(*self._summary_columns).order_by(*self._order)
         if tenant is not None:
             statement = statement.where(connections.c.tenant == tenant)
         if connector_id is not None:
             statement = statement.where(connections.c.connector_id == connector_id)
         return [_summary(row) for row in await self._read(statement, all_rows=True)]
 
-    async def put(self, connection: StoredConnection) -> StoredConnection:
-        values = self._values(connection)
-        key = self._key(connection.tenant, connection.connector_id)
+    @staticmethod
+    def _key(connection: StoredConnection) -> Any:
+        return sa.and_(
+            connections.c.tenant == connection.tenant,
+            connections.c.connector_id == connection.connector_id,
+            connections.c.connection_id == connection.connection_id,
+        )
 
-        def work(db: SAConnection) -> int:
+    async def put(
+        self, connection: StoredConnection, *, event: ConnectionEvent | None = None
+    ) -> StoredConnection:
+        values = self._values(connection)
+        key = self._key(connection)
+        taken = sa.and_(
+            connections.c.tenant == connection.tenant,
+            connections.c.connector_id == connection.connector_id,
+            connections.c.account_key == connection.account_key,
+            connections.c.connection_id != connection.connection_id,
+        )
+
+        def work(db: SAConnection) -> int | None:
             old = db.execute(sa.select(connections.c.version).where(key)).scalar()
+            if db.execute(sa.select(connections.c.connection_id).where(taken)).first():
+                return None
             if old is None:
                 db.execute(
                     connections.insert().values(
                         tenant=connection.tenant,
                         connector_id=connection.connector_id,
+                        connection_id=connection.connection_id,
                         created_at=connection.created_at or values["updated_at"],
                         version=1,
                         **values,
                     )
                 )
-                return 1
-            db.execute(connections.update().where(key).values(version=old + 1, **values))
-            return int(old) + 1
+                version = 1
+            else:
+                db.execute(connections.update().where(key).values(version=old + 1, **values))
+                version = int(old) + 1
+            if event is not None:
+                write_event(db, event)
+            return version
 
         try:
             version = await self._write(work)
         except sa.exc.IntegrityError:
             # Two first saves at once (PostgreSQL, where a reader sees no row until
-            # the other commits): the loser finds the row now, and updates it.
+            # the other commits): the loser finds the row (or the account) now.
             version = await self._write(work)
+        if version is None:
+            raise AccountTakenError(
+                f"another connection of {connection.connector_id} holds that account",
+                connector_id=connection.connector_id,
+            )
         return attrs.evolve(connection, version=version)
 
-    async def delete(self, tenant: str, connector_id: str) -> bool:
+    async def delete(
+        self,
+        tenant: str,
+        connector_id: str,
+        connection_id: str,
+        *,
+        event: ConnectionEvent | None = None,
+    ) -> bool:
+        key = sa.and_(
+            connections.c.tenant == tenant,
+            connections.c.connector_id == connector_id,
+            connections.c.connection_id == connection_id,
+        )
+
         def work(db: SAConnection) -> bool:
-            result = db.execute(connections.delete().where(self._key(tenant, connector_id)))
-            return result.rowcount == 1
+            deleted = db.execute(connections.delete().where(key)).rowcount == 1
+            if deleted and event is not None:
+                write_event(db, event)
+            return deleted
 
         return await self._write(work)
 
-    def lease(self, tenant: str, connector_id: str) -> AbstractAsyncContextManager[Lease]:
-        """Hold the connection for a refresh (see :class:`Lease` for each backend's terms)."""
+    def lease(
+        self, tenant: str, connector_id: str, connection_id: str
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Hold the connection (see :class:`Lease` for each backend's terms)."""
         if self._sqlite:
-            return table_lease(self, tenant, connector_id)
-        return row_lease(self, tenant, connector_id)
+            return table_lease(self, tenant, connector_id, connection_id)
+        return row_lease(self, tenant, connector_id, connection_id)
 
     async def close(self) -> None:
         self.engine.dispose()

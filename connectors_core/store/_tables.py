@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["ENCRYPTED_COLUMNS", "connections", "leases", "metadata", "oauth_states"]
+__all__ = [
+    "ENCRYPTED_COLUMNS",
+    "connections",
+    "event_destinations",
+    "event_streams",
+    "events",
+    "leases",
+    "metadata",
+    "oauth_states",
+]
 
 metadata = sa.MetaData()
 
@@ -18,6 +27,16 @@ connections = sa.Table(
     metadata,
     sa.Column("tenant", sa.String(255), primary_key=True),
     sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column("connection_id", sa.String(64), primary_key=True),
+    # What tells a connector's connections apart ('' for a single-connection one): one
+    # row per account, so connecting an account again finds its connection.
+    sa.Column("account_key", sa.String(255), nullable=False, server_default=""),
+    sa.Column("label", sa.String(200)),
+    sa.Column("connected_by", sa.String(255)),
+    sa.Column("connected_by_name", sa.String(255)),
+    # Ciphertexts sealed before connections had ids are bound to tenant, connector and
+    # field only, until they are written again (or keys are rotated).
+    sa.Column("legacy_seal", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("access_token", sa.Text),
     sa.Column("refresh_token", sa.Text),
@@ -45,6 +64,7 @@ connections = sa.Table(
     sa.Column("last_error", sa.String(64)),
     sa.Column("state_reason", sa.String(64)),
     sa.Column("requested_scopes", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("tenant", "connector_id", "account_key", name="uq_connections_account"),
 )
 
 oauth_states = sa.Table(
@@ -59,6 +79,7 @@ oauth_states = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
     sa.Column("config", sa.Text, nullable=False, server_default="{}"),
     sa.Column("secrets", sa.Text),
+    sa.Column("connection_id", sa.String(64)),
 )
 
 # The refresh leases of an SQLite file (PostgreSQL locks the connection's row
@@ -68,8 +89,57 @@ leases = sa.Table(
     metadata,
     sa.Column("tenant", sa.String(255), primary_key=True),
     sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column("connection_id", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# The outbox: every event, written in the transaction of the change it reports.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("tenant", sa.String(255), nullable=False),
+    sa.Column("connector_id", sa.String(64), nullable=False),
+    sa.Column("connection_id", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Index("ix_events_stream", "tenant", "connector_id", "connection_id", "seq"),
+)
+
+# Where events go (the host's listeners, plugins' hooks, the webhook), each receiving
+# the events written after it was first seen.
+event_destinations = sa.Table(
+    "event_destinations",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("since_seq", sa.BigInteger, nullable=False),
+)
+
+# Delivery, in order, of one connection's events to one destination: how far it got,
+# who is delivering it now, and when to try again after a failure.
+event_streams = sa.Table(
+    "event_streams",
+    metadata,
+    sa.Column("destination", sa.String(32), primary_key=True),
+    sa.Column("tenant", sa.String(255), primary_key=True),
+    sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column("connection_id", sa.String(64), primary_key=True),
+    sa.Column("delivered_seq", sa.BigInteger, nullable=False),
+    sa.Column("pending", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", sa.Float),
+    sa.Column("last_error", sa.String(200)),
+    sa.Index("ix_event_streams_due", "pending", "next_attempt_at"),
 )
 
 ENCRYPTED_COLUMNS: tuple[sa.Column[str], ...] = (

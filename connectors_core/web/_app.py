@@ -39,7 +39,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -64,7 +64,7 @@ from .._manifest import Connector
 from .._reasons import Reason
 from .._registry import Registry
 from .._settings import Settings, env_prefix
-from ..connections import Connections
+from ..connections import Connections, Listener
 from ..connections._plugins import import_in_background, plugin_hooks
 from ..flows import ConnectStep, Redirect, flow_for
 from ..store import Store, open_store
@@ -74,6 +74,9 @@ from ._forms import Forms
 from ._security import Authenticator, CsrfGuard, local_tenant, resolve_tenant
 
 __all__ = ["ROUTES", "create_app"]
+
+# Our own generator: jitter never touches (or depends on) the global random state.
+_jitter = random.Random()
 
 log = logging.getLogger("connectors_core.web")
 
@@ -465,7 +468,7 @@ async def keep_alive(connections: Connections, interval: float) -> None:
     renew each token once (the lease). A run that fails is logged and the
     next one comes all the same.
     """
-    await anyio.sleep(interval * random.random())  # replicas started together spread out
+    await anyio.sleep(interval * _jitter.random())  # replicas started together spread out
     while True:
         try:
             report = await connections.refresh_due(within=interval)
@@ -492,6 +495,8 @@ def create_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     page: bool = True,
     demo: bool = False,
+    on_event: Listener | Sequence[Listener] | None = None,
+    deliver_events: bool = True,
 ) -> Starlette:
     """The integration routes as an ASGI app, to serve or mount in a host application.
 
@@ -506,6 +511,11 @@ def create_app(
     :param transport: an httpx2 transport for calls to providers (tests, proxies).
     :param page: serve the Integrations page at ``/integrations`` too.
     :param demo: label the page as a demo (connections go to a sandbox provider).
+    :param on_event: a listener (or several) given each connection event, sync or
+        async, at least once and in order per connection, off the request path.
+    :param deliver_events: run the loop that delivers events (to ``on_event``, plugins'
+        ``on_connection_event`` hooks and ``CONNECTORS_WEBHOOK_URL``); every replica
+        may run it, each event reaching each destination once.
     :raises ConfigurationError: for a missing encryption key or a bad setting.
     """
     if connections is None:
@@ -518,6 +528,8 @@ def create_app(
             registry, store or open_store(settings), settings, transport=transport
         )
     registry, settings, store = connections.registry, connections.settings, connections.store
+    if on_event is not None:
+        connections.listeners.extend([on_event] if callable(on_event) else on_event)
     secret = (
         hashlib.sha256(b"connectors-core csrf\0" + settings.secret_keys[0].encode()).digest()
         if settings.secret_keys
@@ -536,6 +548,8 @@ def create_app(
         async with anyio.create_task_group() as group:
             if settings.refresh_interval:
                 group.start_soon(keep_alive, connections, settings.refresh_interval)
+            if deliver_events:
+                group.start_soon(lambda: connections.deliverer().run())
             yield
             group.cancel_scope.cancel()
         await store.close()

@@ -66,10 +66,10 @@ def revision(url: str) -> str | None:
 
 def test_a_new_database_is_created_at_the_newest_revision(url: str) -> None:
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == head_revision() == "0006"
+    assert revision(url) == head_revision() == "0007"
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005", "0006"])
 def test_an_older_database_upgrades_without_losing_a_connection(
     url: str, start: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,7 +81,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
         monkeypatch.setenv("CONNECTORS_DATABASE_URL", url)
         result = CliRunner().invoke(cli, ["db", "upgrade"])
         assert result.exit_code == 0, result.stderr
-        assert result.stdout == f"upgraded the schema from {start} to revision 0006\n"
+        assert result.stdout == f"upgraded the schema from {start} to revision 0007\n"
     store = open_store(settings(url))  # ...an SQLite file is upgraded on start.
 
     async def read() -> tuple[str | None, dict[str, str]]:
@@ -92,7 +92,7 @@ def test_an_older_database_upgrades_without_losing_a_connection(
 
     assert anyio.run(read) == ("the-old-token", {"organizationId": "org-1"})
     anyio.run(store.close)
-    assert revision(url) == "0006"
+    assert revision(url) == "0007"
     engine = create_engine(url)
     inspector = sa.inspect(engine)
     indexes = {index["name"] for index in inspector.get_indexes("oauth_states")}
@@ -122,7 +122,7 @@ def test_a_0003_database_keeps_connections_and_pending_authorizations_without_fi
                 "expires": time.time() + 600,
             },
         )
-    assert upgrade(engine) == ("0003", "0006")
+    assert upgrade(engine) == ("0003", "0007")
     engine.dispose()
     store = open_store(settings(url))
 
@@ -147,7 +147,7 @@ def test_a_0003_database_keeps_connections_and_pending_authorizations_without_fi
         await store.close()
 
     anyio.run(read)
-    assert revision(url) == "0006"
+    assert revision(url) == "0007"
 
 
 def test_the_upgraded_sqlite_file_leases_and_caps_pending_authorizations(tmp_path: Path) -> None:
@@ -166,7 +166,9 @@ def test_the_upgraded_sqlite_file_leases_and_caps_pending_authorizations(tmp_pat
                 max_per_session=2,
             )
         assert await store.peek_authorization("state-0", now=now) is None
-        async with store.lease("t1", "evencio") as lease:
+        only = await store.get("t1", "evencio")
+        assert only is not None
+        async with store.lease("t1", "evencio", only.connection_id) as lease:
             assert lease.connection is not None
             saved = await lease.save(lease.connection)
         await store.close()
@@ -180,7 +182,7 @@ def test_upgrade_is_idempotent(url: str, monkeypatch: pytest.MonkeyPatch) -> Non
     runner = CliRunner()
     runner.invoke(cli, ["db", "upgrade"])
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert result.stdout == "the schema is already at revision 0006\n"
+    assert result.stdout == "the schema is already at revision 0007\n"
 
 
 def test_a_newer_database_is_refused(url: str) -> None:
@@ -201,4 +203,4 @@ def test_a_database_made_before_migrations_is_adopted(tmp_path: Path) -> None:
     metadata.create_all(engine)
     engine.dispose()
     anyio.run(open_store(settings(url)).close)
-    assert revision(url) == "0006"
+    assert revision(url) == "0007"

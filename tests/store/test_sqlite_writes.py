@@ -35,7 +35,7 @@ from connectors_core.store import (
 )
 from connectors_core.store._engine import is_busy, write
 from connectors_core.store._sql import SQLStore, create_engine
-from tests.store.writer import COUNTER, ROOT, api_key_connection, increment, mixed
+from tests.store.writer import COUNTER, ROOT, api_key_connection, increment, mixed, only
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +63,7 @@ async def start_counter(store: Store) -> None:
         StoredConnection(
             tenant=COUNTER[0],
             connector_id=COUNTER[1],
+            connection_id=COUNTER[2],
             state=ConnectionState.CONNECTED,
             account={"n": "0"},
             created_at=1.0,
@@ -121,7 +122,7 @@ async def test_a_lease_held_across_a_slow_call_blocks_no_other_write(
     """A refresh waiting for its provider leaves the database writable for everyone."""
     await store.put(api_key_connection("t1", "evencio", "key-0123456789abcdef"))
     with anyio.fail_after(120):
-        async with store.lease("t1", "evencio") as lease:
+        async with store.lease("t1", "evencio", only("evencio")) as lease:
             await anyio.sleep(2)  # the provider, slow to answer
             # Another request in this process, and another process, write meanwhile.
             await store.put(api_key_connection("t2", "evencio", "key-from-this-process"))
@@ -286,7 +287,7 @@ async def test_a_key_rotation_during_a_refresh_does_not_refuse_its_save(
 ) -> None:
     from connectors_core.store._rotate import rotate_keys
 
-    await store.put(api_key_connection(*COUNTER, "an-api-key-0123456789"))
+    await store.put(api_key_connection(*COUNTER[:2], "an-api-key-0123456789"))
     newer = SecretBox([generate_key(), KEY])
     async with store.lease(*COUNTER) as lease:
         assert lease.connection is not None

@@ -75,10 +75,15 @@ def store(database_url: str) -> Iterator[Store]:
     anyio.run(opened.close)
 
 
+ID = "conn-1"
+"""The id of the one connection of each test tenant and connector."""
+
+
 def connection(tenant: str = "t1", **changes: Any) -> StoredConnection:
     base = StoredConnection(
         tenant=tenant,
         connector_id="evencio",
+        connection_id=ID,
         state=ConnectionState.CONNECTED,
         tokens=TokenSet(SECRETS[0], SECRETS[1], expires_at=EXPIRY, scopes=("a",)),
         account={"organizationId": "org-1", "userId": "user-1"},
@@ -161,7 +166,7 @@ async def test_summaries_carry_the_config_and_no_field_secret(store: Store) -> N
     summary = await store.summary("tenant-a", "evencio")
     assert summary is not None
     assert summary.config == CONFIG
-    summaries = await store.summaries("tenant-a")
+    summaries = {s.connector_id: s for s in await store.summaries("tenant-a")}
     assert summaries["evencio"] == summary
     assert summaries["basic-api"].config == {}
     stored = await store.get("tenant-a", "evencio")
@@ -224,7 +229,7 @@ async def test_a_field_secret_moved_to_another_column_fails_to_decrypt(
 async def test_tenants_are_isolated(store: Store) -> None:
     await store.put(connection("tenant-a"))
     assert await store.get("tenant-b", "evencio") is None
-    assert await store.delete("tenant-b", "evencio") is False
+    assert await store.delete("tenant-b", "evencio", ID) is False
     assert await store.get("tenant-a", "evencio") is not None
 
 
@@ -234,11 +239,11 @@ async def test_summaries_are_one_tenant_s_connections_without_secrets(store: Sto
         connection("tenant-a", connector_id="acme-key", tokens=None, api_key="key-0123456789abcdef")
     )
     await store.put(connection("tenant-b"))
-    summaries = await store.summaries("tenant-a")
+    summaries = {s.connector_id: s for s in await store.summaries("tenant-a")}
     assert sorted(summaries) == ["acme-key", "evencio"]
     assert summaries["evencio"] == await store.summary("tenant-a", "evencio")
     assert summaries["acme-key"].key_hint == "••••cdef"
-    assert await store.summaries("tenant-c") == {}
+    assert await store.summaries("tenant-c") == []
 
 
 async def test_health_round_trips_and_shows_in_the_summary(store: Store) -> None:
@@ -284,8 +289,8 @@ async def test_list_filters_by_tenant_and_connector_in_a_stable_order(store: Sto
 
 async def test_delete_is_idempotent(store: Store) -> None:
     await store.put(connection())
-    assert await store.delete("t1", "evencio") is True
-    assert await store.delete("t1", "evencio") is False
+    assert await store.delete("t1", "evencio", ID) is True
+    assert await store.delete("t1", "evencio", ID) is False
     assert await store.get("t1", "evencio") is None
 
 
@@ -355,7 +360,7 @@ async def test_concurrent_lease_holders_never_overlap(store: Store) -> None:
 
     async def holder() -> None:
         for _ in range(3):
-            async with store.lease("t1", "evencio") as lease:
+            async with store.lease("t1", "evencio", ID) as lease:
                 assert lease.connection is not None  # what the previous holder saved
                 count = int(lease.connection.account["n"])
                 await anyio.sleep(0.01)  # the provider, answering
@@ -378,14 +383,17 @@ async def test_a_lease_does_not_bring_back_a_connection_deleted_meanwhile(store:
     with anyio.fail_after(60):
         if isinstance(store, SQLStore) and store.engine.dialect.name == "postgresql":
             # The delete waits for the lease's row lock, then deletes what was saved.
-            async with anyio.create_task_group() as group, store.lease("t1", "evencio") as lease:
+            async with (
+                anyio.create_task_group() as group,
+                store.lease("t1", "evencio", ID) as lease,
+            ):
                 assert lease.connection is not None
-                group.start_soon(store.delete, "t1", "evencio")
+                group.start_soon(store.delete, "t1", "evencio", ID)
                 await lease.save(lease.connection)
         else:
-            async with store.lease("t1", "evencio") as lease:
+            async with store.lease("t1", "evencio", ID) as lease:
                 assert lease.connection is not None
-                assert await store.delete("t1", "evencio") is True  # Disconnect, mid-refresh
+                assert await store.delete("t1", "evencio", ID) is True  # Disconnect, mid-refresh
                 with pytest.raises(NotConnectedError, match="disconnected"):
                     await lease.save(lease.connection)
     assert await store.get("t1", "evencio") is None

@@ -34,7 +34,12 @@ from connectors_core.store._sql import SQLStore, create_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
-COUNTER = ("shared", "counter")
+COUNTER = ("shared", "counter", "conn-counter")
+
+
+def only(connector_id: str) -> str:
+    """The id of the one connection each test tenant holds of ``connector_id``."""
+    return f"conn-{connector_id}"
 
 
 def api_key_connection(tenant: str, connector_id: str, api_key: str) -> StoredConnection:
@@ -43,6 +48,7 @@ def api_key_connection(tenant: str, connector_id: str, api_key: str) -> StoredCo
     return StoredConnection(
         tenant=tenant,
         connector_id=connector_id,
+        connection_id=only(connector_id),
         state=ConnectionState.CONNECTED,
         api_key=api_key,
         created_at=now,
@@ -71,7 +77,7 @@ async def mixed(store: Store, name: str, seconds: float) -> dict[str, Any]:
         connector_id = f"c{step % 5}"
         try:
             if step % 4 == 0:
-                await store.delete(name, connector_id)
+                await store.delete(name, connector_id, only(connector_id))
                 expected[connector_id] = None
             else:
                 value = f"key-{name}-{step:06d}"

@@ -74,7 +74,7 @@ def notice(page: Page) -> Locator:
 def stored(harness: Harness, connector_id: str) -> StoredConnection | None:
     """The stored connection, read in a thread: Playwright's loop runs in this one."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(anyio.run, harness.connections.store.get, TENANT, connector_id)
+        future = pool.submit(anyio.run, lambda: harness.connections.store.get(TENANT, connector_id))
         return future.result(timeout=TIMEOUT_MS / 1000)
 
 

@@ -67,6 +67,7 @@ async def seed(store: MemoryStore) -> None:
         StoredConnection(
             tenant=TENANT,
             connector_id="acme-oauth",
+            connection_id="conn-fuzz-oauth",  # the same one each time it is seeded again
             state=ConnectionState.CONNECTED,
             tokens=TokenSet(ACCESS, REFRESH, expires_at=now + 3600, scopes=("read",)),
             created_at=now,
@@ -77,6 +78,7 @@ async def seed(store: MemoryStore) -> None:
         StoredConnection(
             tenant=TENANT,
             connector_id="acme-key",
+            connection_id="conn-fuzz-key",
             state=ConnectionState.CONNECTED,
             api_key=API_KEY,
             created_at=now,
