@@ -383,14 +383,13 @@ def error_statuses(values: tuple[int, ...]) -> None:
     _statuses(values, 400, 599)
 
 
-# Headers the client sets itself, or that carry credentials: never constant ones.
+# Headers the client sets itself, or that carry credentials: never constant ones
+# (nor any Content-* header: they describe a body the request may not have).
 _OWN_HEADERS = (
     "authorization",
     "proxy-authorization",
     "cookie",
     "host",
-    "content-length",
-    "content-type",
     "transfer-encoding",
     "connection",
 )
@@ -405,7 +404,13 @@ def _any_case(word: str) -> str:
 @schema(
     propertyNames={
         "pattern": "^" + HEADER_TOKEN.pattern + "$",
-        "not": {"pattern": "^(?:" + "|".join(_any_case(n) for n in _OWN_HEADERS) + ")$"},
+        "not": {
+            "pattern": "^(?:"
+            + "|".join(_any_case(n) for n in _OWN_HEADERS)
+            + "|"
+            + _any_case("content-")
+            + ".*)$"
+        },
     },
     additionalProperties={"type": "string", "pattern": "^" + _HEADER_VALUE.pattern + "$"},
 )
@@ -413,7 +418,7 @@ def constant_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
         if not HEADER_TOKEN.fullmatch(name):
             raise Invalid(f"{name[:64]!r} is not an HTTP header name", f".{name[:64]}")
-        if name.lower() in _OWN_HEADERS:
+        if name.lower() in _OWN_HEADERS or name.lower().startswith("content-"):
             raise Invalid(
                 f"{name!r} is set by the client or carries credentials; it cannot be a "
                 "constant header",

@@ -31,6 +31,8 @@ import inspect
 import ipaddress
 import logging
 import random
+import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, NoReturn
@@ -57,19 +59,35 @@ _jitter = random.Random()
 
 log = logging.getLogger("connectors_core.connections")
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Methods tried again without being asked (RFC 9110 §9.2.2)."""
 
 RETRY = "connectors_core.retry"
 """A request extension: ``extensions={RETRY: True}`` lets a POST or PATCH be tried again."""
 
 _FIRST_PAUSE = 0.5
+_RECHECK = 5.0  # seconds an open client goes without reading its connection's state again
+_LINKED = ("location", "content-location", "link")  # response headers that carry URLs
+
+HostPort = tuple[str, int | None]
 
 
-def _host_port(url: httpx2.URL) -> tuple[str, int | None]:
+def _host_port(url: httpx2.URL) -> HostPort:
+    """The host (ASCII, IDNA-encoded: as patterns are written) and port, if not the default."""
     default = {"https": 443, "http": 80}.get(url.scheme)
     port = url.port if url.port is not None and url.port != default else None
-    return url.host.lower().rstrip("."), port
+    return url.raw_host.decode("ascii").lower().rstrip("."), port
+
+
+def _pattern(text: str) -> HostPort:
+    """An ``allowedHosts`` entry as (host, port): ``host``, ``*.domain``, either with ``:port``."""
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    return host.lower(), int(port) if port else None
+
+
+def _named(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -86,20 +104,20 @@ class _Policy:
     """Where requests may go, and when they are tried again (no I/O)."""
 
     connector_id: str
-    allowed: tuple[str, ...]
-    """Host patterns: the base URL's host (with its port, if not the default) and
-    ``api.allowedHosts``."""
+    base: HostPort
+    """The base URL's host and port (None: the scheme's default)."""
+    allowed: tuple[HostPort, ...]
+    """``api.allowedHosts``, parsed: ``("*.example.com", None)``."""
     retry: Retry
     expired: frozenset[int]
     retry_unsafe: bool
 
     @classmethod
     def of(cls, connector: Connector, api: Api, base_url: str, retry_unsafe: bool) -> _Policy:
-        host, port = _host_port(httpx2.URL(base_url))
-        base = host if port is None else f"{host}:{port}"
         return cls(
             connector.id,
-            (base, *api.allowed_hosts),
+            _host_port(httpx2.URL(base_url)),
+            tuple(_pattern(text) for text in api.allowed_hosts),
             api.retry,
             frozenset(api.token_expired_statuses),
             retry_unsafe,
@@ -111,12 +129,13 @@ class _Policy:
         :raises HostNotAllowedError: naming the host (never the URL's query).
         """
         host, port = _host_port(url)
-        named = host if port is None else f"{host}:{port}"
+        named = _named(host, port)
         if url.scheme not in ("https", "http") or (url.scheme == "http" and not _is_loopback(host)):
             raise HostNotAllowedError(named, f"{url.scheme}://", connector_id=self.connector_id)
-        for pattern in self.allowed:
-            wanted, _, wanted_port = pattern.partition(":")
-            if (int(wanted_port) if wanted_port else None) != port:
+        if (host, port) == self.base:
+            return
+        for wanted, wanted_port in self.allowed:
+            if wanted_port != port:
                 continue
             if wanted.startswith("*."):
                 if host.endswith(wanted[1:]) and host != wanted[2:]:
@@ -124,6 +143,10 @@ class _Policy:
             elif host == wanted:
                 return
         raise HostNotAllowedError(named, "host", connector_id=self.connector_id)
+
+    def on_base(self, url: httpx2.URL) -> bool:
+        """Whether ``url`` is on the base URL's host (whose refusals speak for the credentials)."""
+        return _host_port(url) == self.base
 
     def may_retry(self, request: httpx2.Request) -> bool:
         return (
@@ -148,14 +171,35 @@ class _Policy:
         return asked if asked <= self.retry.max_wait_seconds else None
 
     def _asked(self, response: httpx2.Response, now: float) -> float | None:
-        """The longest wait any of the declared headers asks for, if any does."""
-        waits = [
-            wait
-            for name in self.retry.retry_after_headers
-            if (value := response.headers.get(name)) is not None
-            and (wait := retry_after(value, now)) is not None
-        ]
-        return max(waits) if waits else None
+        """The wait the answer asks for, by the first declared header that says one.
+
+        ``Retry-After`` speaks for any answer; a reset header (``X-RateLimit-Reset``),
+        which many APIs send with every answer, only for a rate limit (429).
+        """
+        for name in self.retry.retry_after_headers:
+            if name.lower() != "retry-after" and response.status_code != 429:
+                continue
+            value = response.headers.get(name)
+            if value is not None and (wait := retry_after(value, now)) is not None:
+                return wait
+        return None
+
+
+def _without_param(value: str, name: str) -> str:
+    """``value`` (a URL, or a ``Link`` header of ``<URL>`` parts) without the query ``name``."""
+
+    def clean(url: str) -> str:
+        try:
+            parsed = httpx2.URL(url)
+        except httpx2.InvalidURL:
+            return re.sub(rf"(?<=[?&]){re.escape(name)}=[^&#]*&?", "", url)
+        if name not in parsed.params:
+            return url
+        return str(parsed.copy_remove_param(name))
+
+    if "<" in value:
+        return re.sub(r"<([^>]*)>", lambda m: f"<{clean(m.group(1))}>", value)
+    return clean(value.strip())
 
 
 def retry_after(value: str, now: float) -> float | None:
@@ -199,12 +243,24 @@ class _Session:
         self.flow = flow_for(connector)
         self.connection = connection
         self.hooks = hooks
+        self.read_at = time.monotonic()
 
     async def credentials(self) -> StoredConnection:
-        """The connection to send with, its tokens renewed first if they are due."""
+        """The connection to send with, its tokens renewed first if they are due.
+
+        Read again every few seconds, so a connection disconnected or marked
+        meanwhile stops being used by a client still open.
+
+        :raises NotConnectedError: it was disconnected.
+        :raises NeedsReauthError: it needs the user again.
+        """
         connection = self.connection
+        if time.monotonic() - self.read_at > _RECHECK:
+            key = (connection.tenant, connection.connector_id, connection.connection_id)
+            connection = await self.connections._usable(*key)
+            self.connection, self.read_at = connection, time.monotonic()
         if self.connections._token_due(connection):
-            connection, _renewed = await self.connections._renewed(connection, seen=connection)
+            connection = await self.connections._renewed_or_current(connection)
             self.connection = connection
         return connection
 
@@ -281,11 +337,15 @@ class _Transport(httpx2.AsyncBaseTransport):
         self.policy.check(request.url)
         await request.aread()  # sent again after a refusal or a retry
         retrying = self.policy.may_retry(request)
+        # Only the base host's refusals speak for the credentials (a file CDN's do not),
+        # and only when the flow sends any.
+        judged = self.session.flow.has_credentials and self.policy.on_base(request.url)
         clock = self.session.connections.now
         attempt, refused = 1, False
         while True:
             connection = await self.session.credentials()
             sent = await self.session.authenticated(request, connection)
+            self.policy.check(sent.url)  # a plugin's prepare_request may not send it elsewhere
             try:
                 response = await self.inner.handle_async_request(sent)
             except httpx2.TransportError as exc:
@@ -294,18 +354,35 @@ class _Transport(httpx2.AsyncBaseTransport):
                     raise
                 self._log_retry(request, type(exc).__name__, wait, attempt)
             else:
-                if response.status_code in self.policy.expired:
+                if judged and response.status_code in self.policy.expired:
                     await response.aclose()
                     await self.session.refused(connection, again=refused)
                     refused = True
                     continue
                 wait = self.policy.wait(response, attempt, clock()) if retrying else None
                 if wait is None:
-                    return response
+                    return self._scrubbed(response)
                 await response.aclose()
                 self._log_retry(request, f"HTTP {response.status_code}", wait, attempt)
             await anyio.sleep(wait)
             attempt += 1
+
+    def _scrubbed(self, response: httpx2.Response) -> httpx2.Response:
+        """The response, the query credential taken out of the URLs its headers carry.
+
+        A server redirecting (or linking the next page) with the request's query
+        would otherwise hand the key to the job, its logs and the next request.
+        """
+        name = self.session.flow.query_credential(self.session.connector)
+        if name is None or not any(h in response.headers for h in _LINKED):
+            return response
+        response.headers = httpx2.Headers(
+            [
+                (key, _without_param(value, name) if key.lower() in _LINKED else value)
+                for key, value in response.headers.multi_items()
+            ]
+        )
+        return response
 
     def _log_retry(self, request: httpx2.Request, why: str, wait: float, attempt: int) -> None:
         # The path only: a query may hold values a job would not log.
@@ -404,7 +481,8 @@ class _Bridge(httpx2.BaseTransport):
             )
             response = await self.transport.handle_async_request(copy)
             try:
-                content = await response.aread()
+                # The raw bytes: the sync client decodes them once, by Content-Encoding.
+                content = b"".join([chunk async for chunk in response.aiter_raw()])
             finally:
                 await response.aclose()
             return httpx2.Response(

@@ -198,8 +198,28 @@ class TokenKeeper:
         connection = await self._usable(tenant, connector_id, connection_id)
         if not self._token_due(connection):
             return connection
-        connection, _renewed = await self._renewed(connection, seen=connection)
-        return connection
+        return await self._renewed_or_current(connection)
+
+    async def _renewed_or_current(self, connection: StoredConnection) -> StoredConnection:
+        """The connection, its due tokens renewed; on a transient failure, as it is while
+        its token has not expired yet (the failure stays recorded as ``lastError``).
+
+        :raises NeedsReauthError: the provider refused; the connection is marked.
+        :raises ProviderUnavailableError: a transient failure, and the token expired.
+        """
+        try:
+            renewed, _by_us = await self._renewed(connection, seen=connection)
+        except NeedsReauthError:
+            raise
+        except IntegrationError:
+            tokens = connection.tokens
+            expired = tokens is None or (
+                tokens.expires_at is not None and tokens.expires_at <= self._clock()
+            )
+            if expired:
+                raise
+            return connection
+        return renewed
 
     # --- renewing -------------------------------------------------------------------
 
@@ -211,6 +231,7 @@ class TokenKeeper:
         rejected: bool,
         within: float,
         idle: float,
+        since: float | None = None,
     ) -> bool:
         """Whether ``connection`` needs no renewal now (someone else may have just done it).
 
@@ -222,6 +243,9 @@ class TokenKeeper:
         tokens = connection.tokens
         if tokens is None:
             return True
+        renewed = connection.last_refreshed_at
+        if since is not None and renewed is not None and renewed >= since:
+            return True  # renewed since this run began, by another replica or cron
         changed = (
             seen is not None
             and seen.tokens is not None
@@ -244,8 +268,10 @@ class TokenKeeper:
         rejected: bool = False,
         within: float = 0.0,
         idle: float = 0.0,
+        since: float | None = None,
     ) -> tuple[StoredConnection, bool]:
-        """Renew ``connection``'s tokens unless someone else did since ``seen``: the
+        """Renew ``connection``'s tokens unless someone else did since ``seen`` (or since
+        ``since``, when a run of :meth:`refresh_due` began): the
         connection after, and whether this call renewed them.
 
         :raises NeedsReauthError: the provider refused; the connection is marked.
@@ -258,9 +284,13 @@ class TokenKeeper:
         )
         async with self._lock(connection):
             current = await self._usable(tenant, connector_id, connection_id)
-            if self._settled(current, seen, rejected=rejected, within=within, idle=idle):
+            if self._settled(
+                current, seen, rejected=rejected, within=within, idle=idle, since=since
+            ):
                 return current, False
-            return await self._refresh(current, seen, rejected=rejected, within=within, idle=idle)
+            return await self._refresh(
+                current, seen, rejected=rejected, within=within, idle=idle, since=since
+            )
 
     async def _refresh(
         self,
@@ -270,6 +300,7 @@ class TokenKeeper:
         rejected: bool,
         within: float,
         idle: float,
+        since: float | None = None,
     ) -> tuple[StoredConnection, bool]:
         connector = self.registry.get(connection.connector_id)
         flow = flow_for(connector)
@@ -277,7 +308,7 @@ class TokenKeeper:
         tenant, connection_id = connection.tenant, connection.connection_id
         async with self.store.lease(tenant, connector.id, connection_id) as lease:
             held = self._check(connector, lease.connection)
-            if self._settled(held, seen, rejected=rejected, within=within, idle=idle):
+            if self._settled(held, seen, rejected=rejected, within=within, idle=idle, since=since):
                 return held, False
 
             async def keep(rotated: str) -> None:
@@ -413,6 +444,7 @@ class TokenKeeper:
         :returns: what was done for each connection looked at.
         """
         idle = float(self.settings.refresh_idle if idle is None else idle)
+        since = self._clock()
         candidates = [
             summary
             for summary in await self.store.list(tenant=tenant, connector_id=connector_id)
@@ -423,7 +455,7 @@ class TokenKeeper:
 
         async def renew(summary: ConnectionSummary) -> None:
             async with limiter:
-                outcomes.append(await self._renew_one(summary, within, idle))
+                outcomes.append(await self._renew_one(summary, within, idle, since))
 
         async with anyio.create_task_group() as group:
             for summary in candidates:
@@ -448,12 +480,12 @@ class TokenKeeper:
         )
 
     async def _renew_one(
-        self, summary: ConnectionSummary, within: float, idle: float
+        self, summary: ConnectionSummary, within: float, idle: float, since: float
     ) -> RefreshOutcome:
         key = (summary.tenant, summary.connector_id, summary.connection_id)
         try:
             connection = await self._usable(*key)
-            _after, renewed = await self._renewed(connection, within=within, idle=idle)
+            _after, renewed = await self._renewed(connection, within=within, idle=idle, since=since)
         except NeedsReauthError as exc:
             return RefreshOutcome(*key, "needs_reauth", exc.cause)
         except IntegrationError as exc:
@@ -475,6 +507,7 @@ class TokenKeeper:
         *,
         connection_id: str | None = None,
         actor: Actor | None = None,
+        if_unchanged_since: float | None = None,
     ) -> bool:
         """Record that the connection's credentials are dead: the user must connect again.
 
@@ -486,7 +519,12 @@ class TokenKeeper:
 
         :param reason: a short code, such as ``revoked`` or ``uninstalled``
             (lowercase letters, digits and underscores, at most 64).
-        :returns: whether the connection changed (False: it was marked already).
+        :param if_unchanged_since: mark only if the credentials were not written
+            (connected again, renewed) after this moment (UNIX time): a job that
+            learned of the failure with credentials read then does not mark the
+            ones the user connected meanwhile.
+        :returns: whether the connection changed (False: it was marked already, or
+            it changed since ``if_unchanged_since``).
         :raises UnknownConnectorError: for an unknown connector id.
         :raises NotConnectedError: nothing is connected.
         :raises ValueError: for a malformed reason.
@@ -497,7 +535,7 @@ class TokenKeeper:
         connection = await self.store.get(tenant, connector.id, connection_id)
         if connection is None:
             raise NotConnectedError(f"{connector_id} is not connected", connector_id=connector_id)
-        return await self._mark(connection, reason, actor=actor)
+        return await self._mark(connection, reason, actor=actor, unchanged_since=if_unchanged_since)
 
     async def _mark(
         self,
@@ -506,8 +544,10 @@ class TokenKeeper:
         *,
         only_if: str | None = None,
         actor: Actor | None = None,
+        unchanged_since: float | None = None,
     ) -> bool:
-        """Mark the connection; with ``only_if``, only while its credentials are still those."""
+        """Mark the connection; with ``only_if``, only while its credentials are still those
+        (with ``unchanged_since``, only if they were not written after it)."""
         tenant, connector_id = connection.tenant, connection.connector_id
         async with self.store.lease(tenant, connector_id, connection.connection_id) as lease:
             held = lease.connection
@@ -519,6 +559,8 @@ class TokenKeeper:
                 return False
             if only_if is not None and _credential_of(held) != only_if:
                 return False  # reconnected or renewed meanwhile: not the credentials refused
+            if unchanged_since is not None and held.updated_at > unchanged_since:
+                return False
             marked = attrs.evolve(held, state=ConnectionState.NEEDS_REAUTH, state_reason=reason)
             event = ConnectionEvent.about(
                 marked, EventType.NEEDS_REAUTH, at=self._clock(), reason=reason, actor=actor

@@ -87,6 +87,9 @@ class ApiKeyFlow(Flow):
         key = submission.credentials.get("api_key", "").strip()
         return await store_new(ctx, connector, tenant, submission, api_key=key)
 
+    def query_credential(self, connector: Connector) -> str | None:
+        return _auth(connector).query_param
+
     def status_details(self, connector: Connector, summary: ConnectionSummary) -> dict[str, Any]:
         return {} if summary.key_hint is None else {"keyHint": summary.key_hint}
 

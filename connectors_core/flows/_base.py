@@ -235,6 +235,9 @@ class Flow(abc.ABC):
     credential_reason: ClassVar[str] = "invalid_fields"
     """The reason code when only the flow's own credentials are invalid."""
 
+    has_credentials: ClassVar[bool] = True
+    """Whether a connection of this auth type sends credentials its API may refuse."""
+
     # --- from the manifest ---------------------------------------------------------
 
     def credential_inputs(self, connector: Connector) -> tuple[Input, ...]:
@@ -330,6 +333,13 @@ class Flow(abc.ABC):
         """Revoke at the provider where the auth type allows (nothing by default).
 
         Failures are logged, never raised: the local secrets go regardless.
+        """
+        return None
+
+    def query_credential(self, connector: Connector) -> str | None:
+        """The query parameter the credentials travel in, if they do (an API key's ``queryParam``).
+
+        The API client keeps it out of every URL a job sees.
         """
         return None
 

@@ -21,6 +21,7 @@ class NoAuthFlow(Flow):
 
     auth_type: ClassVar[str] = "none"
     label: ClassVar[str] = "No credentials"
+    has_credentials: ClassVar[bool] = False
 
     def scaffold(self, connector_id: str, name: str) -> tuple[dict[str, Any], str]:
         return {"type": "none"}, f"Nothing to configure: {name} needs no credentials."

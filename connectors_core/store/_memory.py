@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import anyio
 import attrs
 
 from .._events import ConnectionEvent
@@ -203,7 +203,9 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._pending: dict[str, PendingAuthorization] = {}
         self._connections: dict[Key, StoredConnection] = {}
-        self._leases: dict[Key, asyncio.Lock] = {}
+        # Thread locks, waited for without blocking the loop: a sync client's loop and the
+        # server's may both hold leases.
+        self._leases: dict[Key, threading.Lock] = {}
         self.outbox: _MemoryOutbox = _MemoryOutbox(self._lock)
 
     async def put_authorization(
@@ -328,6 +330,11 @@ class MemoryStore(Store):
         self, tenant: str, connector_id: str, connection_id: str
     ) -> AsyncIterator[Lease]:
         key = (tenant, connector_id, connection_id)
-        lock = self._leases.setdefault(key, asyncio.Lock())
-        async with lock:
+        with self._lock:
+            lock = self._leases.setdefault(key, threading.Lock())
+        while not lock.acquire(blocking=False):
+            await anyio.sleep(0.002)
+        try:
             yield _MemoryLease(self, key, await self.get(tenant, connector_id, connection_id))
+        finally:
+            lock.release()

@@ -144,14 +144,23 @@ async def _forget_sandbox_grants(connections: Connections, provider: Any) -> Non
     """A sandbox that starts afresh issued nothing: the connections it minted are dead.
 
     (Its grants live in ``<file>.sandbox.json``; when that is gone, or the
-    store is not a file, every connection of a sandboxed connector needs the
-    user again rather than saying "Connected" over dead tokens.)
+    store is not a file, every connection the sandbox made needs the user
+    again rather than saying "Connected" over dead tokens. Connections made
+    elsewhere, to the real provider, are not its to judge.)
     """
     sandboxed = {client_id.removeprefix("sandbox-") for client_id in provider.client_ids}
+    minted = provider.account.organization_id
     for summary in await connections.list():
-        if summary.connector_id in sandboxed and summary.state.value == "connected":
+        if (
+            summary.connector_id in sandboxed
+            and summary.state.value == "connected"
+            and summary.account.get("organizationId") == minted
+        ):
             await connections.mark_needs_reauth(
-                summary.tenant, summary.connector_id, "sandbox_reset"
+                summary.tenant,
+                summary.connector_id,
+                "sandbox_reset",
+                connection_id=summary.connection_id,
             )
 
 

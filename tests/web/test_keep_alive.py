@@ -36,9 +36,13 @@ def test_the_server_renews_what_is_due_when_asked_to(make_harness: Any) -> None:
 
 
 def test_by_default_the_server_renews_nothing_by_itself(harness: Harness) -> None:
+    from connectors_core.connections import Settings
+
+    assert Settings().refresh_interval == 0
+    assert harness.settings.refresh_interval == 0
     connect(harness)
     harness.advance(3600)
-    time.sleep(1.5)
+    time.sleep(1.5)  # what a loop would have had time for
     assert harness.provider.token_requests == ["authorization_code"]
 
 
