@@ -141,12 +141,20 @@ class Deliverer:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
 
+    async def register(self) -> None:
+        """Make this process's destinations known to the store (the first pass does it).
+
+        A destination receives the events written after it was first registered,
+        by any process.
+        """
+        await self.connections.store.outbox.register_destinations(list(self.destinations))
+        self._registered = True
+
     async def run_once(self) -> int:
         """One pass: claim due streams, deliver what they hold; how many events went out."""
         outbox = self.connections.store.outbox
         if not self._registered:
-            await outbox.register_destinations(list(self.destinations))
-            self._registered = True
+            await self.register()
         now = time.time()
         if now - self._pruned_at > 600:
             self._pruned_at = now
