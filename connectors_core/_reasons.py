@@ -48,6 +48,7 @@ class Reason(enum.StrEnum):
     NO_API = "no_api"
     HOST_NOT_ALLOWED = "host_not_allowed"
     CONNECTION_REQUIRED = "connection_required"
+    UNKNOWN_CONNECTION = "unknown_connection"
     ACCOUNT_MISMATCH = "account_mismatch"
     ACCOUNT_TAKEN = "account_taken"
     FORBIDDEN = "forbidden"
@@ -244,6 +245,11 @@ _TABLE: dict[Reason, tuple[int, str, str]] = {
         "Choose which {name} connection.",
         "a route or call without a connection id, for a connector holding several connections "
         "for the tenant (`connection.multiple`)",
+    ),
+    Reason.UNKNOWN_CONNECTION: (
+        404,
+        "That {name} connection is gone.",
+        "a route names a connection id the tenant does not have (disconnected, or never made)",
     ),
     Reason.ACCOUNT_MISMATCH: (
         409,

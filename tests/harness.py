@@ -80,8 +80,24 @@ def header_tenant(request: Request) -> str | None:
     return request.headers.get(TENANT_HEADER)
 
 
-def oauth_manifest(connector_id: str, provider_url: str, *, revocation: bool = True) -> Any:
+def oauth_manifest(
+    connector_id: str, provider_url: str, *, revocation: bool = True, multiple: bool = False
+) -> Any:
+    several = {"multiple": True, "accountKey": "organizationId"} if multiple else {}
+    # The provider says whose token it is at /oauth/status (the account of a connection).
+    whose = (
+        {
+            "verify": {
+                "baseUrl": provider_url,
+                "path": "/oauth/status",
+                "account": {"organizationId": "organizationId", "userId": "userId"},
+            }
+        }
+        if multiple
+        else {}
+    )
     return define_connector(
+        **whose,
         id=connector_id,
         name=connector_id.title(),
         summary="A generic OAuth connector.",
@@ -100,6 +116,7 @@ def oauth_manifest(connector_id: str, provider_url: str, *, revocation: bool = T
             "startPath": f"/api/integrations/{connector_id}/connect",
             "statusPath": f"/api/integrations/{connector_id}/status",
             "disconnectPath": f"/api/integrations/{connector_id}/disconnect",
+            **several,
         },
     )
 
@@ -303,6 +320,7 @@ def build_registry(provider_url: str) -> Registry:
     registry = discover(allow=["evencio"])
     registry.register(oauth_manifest("acme-oauth", provider_url))
     registry.register(oauth_manifest("acme-norevoke", provider_url, revocation=False))
+    registry.register(oauth_manifest("acme-multi", provider_url, multiple=True))
     for manifest in fields_manifests(provider_url):
         registry.register(define_connector(manifest))
     registry.register(
@@ -324,6 +342,7 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         *,
         keys: tuple[str, ...] | None = None,
         authenticator: Any = header_tenant,
+        authorizer: Any = None,
         database: str | None = None,
         **settings_overrides: Any,
     ) -> Harness:
@@ -345,7 +364,7 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
                     ACME_SECRET,
                     tuple(
                         f"{origin}/api/integrations/{name}/callback"
-                        for name in ("acme-oauth", "acme-norevoke", "acme-shop")
+                        for name in ("acme-oauth", "acme-norevoke", "acme-shop", "acme-multi")
                     ),
                     ("read",),
                     ALL_GRANTS,
@@ -370,6 +389,8 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             "CONNECTORS_ACME_NOREVOKE_CLIENT_SECRET": ACME_SECRET,
             "CONNECTORS_ACME_SHOP_CLIENT_ID": "acme-client",
             "CONNECTORS_ACME_SHOP_CLIENT_SECRET": ACME_SECRET,
+            "CONNECTORS_ACME_MULTI_CLIENT_ID": "acme-client",
+            "CONNECTORS_ACME_MULTI_CLIENT_SECRET": ACME_SECRET,
         }
         connector_environ = settings_overrides.pop("environ", None)
         settings = Settings.from_env(environ, **settings_overrides)
@@ -379,7 +400,9 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         connections = Connections(
             build_registry(provider_url), open_store(settings), settings, clock=clock
         )
-        app = create_app(connections=connections, authenticator=authenticator)
+        app = create_app(
+            connections=connections, authenticator=authenticator, authorizer=authorizer
+        )
         app_cm = serve(app, app_socket)
         app_cm.__enter__()
         stack.append(app_cm)

@@ -163,6 +163,23 @@ def test_keygen_prints_a_usable_key() -> None:
     )
 
 
+def test_keygen_webhook_prints_a_secret_the_settings_and_the_signature_take() -> None:
+    from connectors_core._settings import Settings
+    from connectors_core.connections import sign_webhook
+
+    secret = run("keygen", "--webhook").stdout.strip()
+    assert secret.startswith("whsec_")
+    assert secret != run("keygen", "--webhook").stdout.strip()
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_WEBHOOK_URL": "https://hooks.example.com/in",
+            "CONNECTORS_WEBHOOK_SECRET": secret,
+        }
+    )
+    assert settings.webhook_secret == secret
+    assert sign_webhook(secret, "evt_1", 1, b"{}").startswith("v1,")
+
+
 def test_version() -> None:
     assert run("--version").stdout == f"connectors, version {__version__}\n"
 

@@ -196,12 +196,24 @@ def schema() -> None:
 
 
 @cli.command()
-def keygen() -> None:
+@click.option(
+    "--webhook",
+    is_flag=True,
+    help="Print a webhook signing secret (whsec_...) for CONNECTORS_WEBHOOK_SECRET instead.",
+)
+def keygen(webhook: bool) -> None:
     """Print a new key for CONNECTORS_SECRET_KEYS.
 
     To rotate, put the new key first and keep the old ones after it:
-    CONNECTORS_SECRET_KEYS=<new>,<old>.
+    CONNECTORS_SECRET_KEYS=<new>,<old>. With --webhook, a Standard Webhooks
+    signing secret for CONNECTORS_WEBHOOK_SECRET: give the receiver the same one.
     """
+    if webhook:
+        import base64
+        import secrets
+
+        click.echo("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+        return
     try:
         from ..store import generate_key
     except ImportError:

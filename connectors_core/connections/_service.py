@@ -322,10 +322,15 @@ class Connections(TokenKeeper, Lifecycle):
             connector, await self.store.summary(tenant, connector.id, connection_id)
         )
 
-    async def statuses(self, tenant: str) -> dict[str, dict[str, Any]]:
-        """The status JSON of every connectable connector, from one read of the store."""
+    async def statuses(
+        self, tenant: str, summaries: Sequence[ConnectionSummary] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The status JSON of every connectable connector, from one read of the store
+        (none if the tenant's ``summaries`` are given)."""
+        if summaries is None:
+            summaries = await self.store.summaries(tenant)
         by_connector: dict[str, list[ConnectionSummary]] = {}
-        for summary in await self.store.summaries(tenant):
+        for summary in summaries:
             by_connector.setdefault(summary.connector_id, []).append(summary)
         found: dict[str, dict[str, Any]] = {}
         for connector in self.registry:
@@ -627,12 +632,23 @@ def _statuses_json(connector: Connector, found: list[ConnectionSummary]) -> dict
     return result
 
 
+def _identified(summary: ConnectionSummary) -> dict[str, Any]:
+    """What tells a connection that needs the user again apart from the connector's others."""
+    found: dict[str, Any] = {"connectionId": summary.connection_id}
+    if summary.label is not None:
+        found["label"] = summary.label
+    if summary.account:
+        found["account"] = dict(summary.account)
+    return found
+
+
 def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dict[str, Any]:
     """``{"connected": true, "status": {...}}`` or ``{"connected": false, "error": ...}``.
 
     A connection that needs the user again says why: ``{"connected": false,
     "error": "needs_reauth", "reason": "invalid_grant", "connectionId": ...}``
-    (``scopes_missing`` with ``missingScopes`` when the connector now asks for more).
+    (``scopes_missing`` with ``missingScopes`` when the connector now asks for more),
+    with its ``label`` and the ``account`` it was connected to, if known.
     """
     if summary is None:
         return {"connected": False, "error": "not_connected"}
@@ -641,7 +657,7 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
             "connected": False,
             "error": "needs_reauth",
             "reason": summary.state_reason or "invalid_grant",
-            "connectionId": summary.connection_id,
+            **_identified(summary),
         }
     if missing := missing_scopes(connector, summary):
         return {
@@ -649,7 +665,7 @@ def _status_json(connector: Connector, summary: ConnectionSummary | None) -> dic
             "error": "needs_reauth",
             "reason": "scopes_missing",
             "missingScopes": list(missing),
-            "connectionId": summary.connection_id,
+            **_identified(summary),
         }
     details: dict[str, Any] = {
         **summary.account,

@@ -1,14 +1,28 @@
 """The web layer: a mountable Starlette app with the integration routes (``server`` extra)."""
 
 from ._app import ROUTES, create_app
-from ._security import Authenticator, is_loopback, local_tenant
+from ._security import (
+    Action,
+    Authenticator,
+    Authorizer,
+    Identity,
+    by_role,
+    identity_of,
+    is_loopback,
+    local_tenant,
+)
 from ._server import AccessLogFilter
 
 __all__ = [
     "ROUTES",
     "AccessLogFilter",
+    "Action",
     "Authenticator",
+    "Authorizer",
+    "Identity",
+    "by_role",
     "create_app",
+    "identity_of",
     "is_loopback",
     "local_tenant",
 ]

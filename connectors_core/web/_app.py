@@ -7,10 +7,25 @@ connector that declares ``connection`` paths::
     POST /api/integrations/{id}/connect      submit the form's values (CSRF-protected)
     GET  /api/integrations/{id}/callback     the OAuth redirect URI
     GET  /api/integrations/{id}/status       {"connected": true, "status": {...}} or an error reason
+    GET  /api/integrations/{id}/disconnect   the page asking "disconnect?" (its form posts)
     POST /api/integrations/{id}/disconnect   revoke and forget (CSRF-protected, idempotent)
     POST /api/integrations/{id}/test         verify the stored credentials (CSRF-protected)
     GET  /api/integrations/csrf              the CSRF token of this browser session
     GET  /api/integrations/openapi.json      the OpenAPI document of these routes
+
+and the same for one connection, under
+``/api/integrations/{id}/connections/{connection_id}/``: ``connect`` (GET and
+POST: connect that connection again; its account may not change), ``status``,
+``disconnect`` (GET and POST), ``test``, and ``rename`` (POST ``label``). The
+routes without a connection id mean "the only connection" (a connector with
+``connection.multiple`` answers their status with every connection, and
+``connection_required`` for the others when it holds several); their connect
+adds a connection, or updates the one of the same account.
+
+Who asks is the authenticator's (a tenant, or an :class:`Identity` naming
+the user, who is recorded as the actor); what they may do, the optional
+authorizer's, asked before each action with the connection concerned: a
+refusal is ``403 {"error": "forbidden"}``.
 
 What each step does is the connector's flow (:mod:`connectors_core.flows`);
 the endpoints resolve the connector and the tenant once, read the body, and
@@ -59,7 +74,12 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._exceptions import IntegrationError, InvalidFieldsError, UnknownConnectorError
+from .._exceptions import (
+    ConnectionRequiredError,
+    IntegrationError,
+    InvalidFieldsError,
+    UnknownConnectorError,
+)
 from .._manifest import Connector
 from .._reasons import Reason
 from .._registry import Registry
@@ -67,11 +87,20 @@ from .._settings import Settings, env_prefix
 from ..connections import Connections, Listener
 from ..connections._plugins import import_in_background, plugin_hooks
 from ..flows import ConnectStep, Redirect, flow_for
-from ..store import Store, open_store
+from ..store import ConnectionSummary, Store, open_store
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
 from ._forms import Forms
-from ._security import Authenticator, CsrfGuard, local_tenant, resolve_tenant
+from ._security import (
+    Action,
+    Authenticator,
+    Authorizer,
+    CsrfGuard,
+    Identity,
+    is_allowed,
+    local_tenant,
+    resolve_identity,
+)
 
 __all__ = ["ROUTES", "create_app"]
 
@@ -87,8 +116,15 @@ _NAVIGATIONS = {
     "integrations:connect",
     "integrations:submit",
     "integrations:callback",
+    "integrations:confirm-disconnect",
     "integrations:disconnect",
     "integrations:test",
+    "integrations:connection-connect",
+    "integrations:connection-submit",
+    "integrations:connection-confirm-disconnect",
+    "integrations:connection-disconnect",
+    "integrations:connection-test",
+    "integrations:connection-rename",
 }
 
 
@@ -149,19 +185,21 @@ class _App:
         settings: Settings,
         authenticator: Authenticator,
         guard: CsrfGuard,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.registry = registry
         self.connections = connections
         self.settings = settings
         self.authenticator = authenticator
+        self.authorizer = authorizer
         self.guard = guard
         self.forms = Forms()
         self.routes: list[BaseRoute] = []
 
     # --- common steps ------------------------------------------------------------------
 
-    async def _context(self, request: Request) -> tuple[Connector, str]:
-        """The connector (which must be connectable) and the tenant, resolved once.
+    async def _context(self, request: Request) -> tuple[Connector, Identity]:
+        """The connector (which must be connectable) and who asks, resolved once.
 
         :raises IntegrationError: ``unknown_connector``, ``not_connectable`` or
             ``unauthenticated``.
@@ -178,14 +216,67 @@ class _App:
                 f"no connector with id {connector_id[:64]!r}", reason="unknown_connector"
             ) from None
         request.state.connector = connector
-        tenant = await resolve_tenant(self.authenticator, request)
-        if tenant is None:
+        identity = await resolve_identity(self.authenticator, request)
+        if identity is None:
             raise IntegrationError(
                 "sign in to manage integrations",
                 reason="unauthenticated",
                 connector_id=connector.id,
             )
-        return connector, tenant
+        return connector, identity
+
+    async def _named(
+        self, request: Request, connector: Connector, tenant: str, *, required: bool = True
+    ) -> ConnectionSummary | None:
+        """The connection a ``/connections/<connection_id>/...`` route names.
+
+        None on the connector's own routes, and for a connection that is gone
+        when ``required`` is false (an idempotent disconnect).
+
+        :raises IntegrationError: ``unknown_connection``.
+        """
+        connection_id: str | None = request.path_params.get("connection_id")
+        if connection_id is None:
+            return None
+        found = None
+        if _CONNECTION_ID.fullmatch(connection_id):
+            found = await self.connections.store.summary(tenant, connector.id, connection_id)
+        if found is None and required:
+            raise IntegrationError(
+                f"{connector.id} has no connection {connection_id[:64]!r}",
+                reason="unknown_connection",
+                connector_id=connector.id,
+            )
+        return found
+
+    async def _only(self, connector: Connector, tenant: str) -> ConnectionSummary | None:
+        """The connector's only connection, for an authorizer (None without one, or when
+        the connector holds several: the action then fails with ``connection_required``)."""
+        if self.authorizer is None:
+            return None
+        try:
+            return await self.connections.store.summary(tenant, connector.id)
+        except ConnectionRequiredError:
+            return None
+
+    async def _authorize(
+        self,
+        request: Request,
+        action: Action,
+        connector: Connector,
+        connection: ConnectionSummary | None,
+    ) -> None:
+        """Ask the authorizer.
+
+        :raises IntegrationError: ``forbidden``.
+        """
+        if not await is_allowed(self.authorizer, request, action, connector, connection):
+            raise IntegrationError(
+                f"you may not {action.value} {connector.id}"
+                + (f" connection {connection.connection_id}" if connection else ""),
+                reason="forbidden",
+                connector_id=connector.id,
+            )
 
     def _return(self, connector_id: str, **outcome: str) -> RedirectResponse:
         """Back to the fixed return path (never a target taken from the request)."""
@@ -227,10 +318,14 @@ class _App:
         errors: Mapping[str, str] | None = None,
         status_code: int = 200,
     ) -> Response:
-        """The connect form of ``connector`` (with the session cookie if it is new)."""
+        """The connect form of ``connector`` (with the session cookie if it is new): of a new
+        connection, or of the one the route names."""
         session_id, new = self.guard.ensure_session(request)
+        connection_id = request.path_params.get("connection_id")
         response = self.forms.connect_page(
             connector,
+            action=_connect_path(connector.id, connection_id),
+            again=connection_id is not None,
             return_path=self.settings.return_path,
             csrf_token=self.guard.token(session_id),
             values=values or {},
@@ -269,7 +364,7 @@ class _App:
         if connector is None:
             query = urlencode({"error": exc.reason})
             return RedirectResponse(f"{self.settings.return_path}?{query}", status_code=303)
-        if fields is not None and name == "integrations:submit":
+        if fields is not None and name in ("integrations:submit", "integrations:connection-submit"):
             return self._form_page(
                 request,
                 connector,
@@ -289,7 +384,10 @@ class _App:
         return response
 
     async def connect(self, request: Request) -> Response:
-        connector, tenant = await self._context(request)
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
+        again = await self._named(request, connector, tenant)
+        await self._authorize(request, Action.CONNECT, connector, again)
         hook = await plugin_hooks(
             self.registry, connector.id, timeout=self.settings.plugin_load_timeout
         )
@@ -319,55 +417,140 @@ class _App:
         if flow.connect_step(connector) is not ConnectStep.REDIRECT:
             return self._form_page(request, connector)
         session_id, new = self.guard.ensure_session(request)
-        url = await self.connections.begin_oauth(tenant, connector.id, session_id)
+        url = await self.connections.begin_oauth(
+            tenant,
+            connector.id,
+            session_id,
+            connection_id=again.connection_id if again else None,
+        )
         response: Response = RedirectResponse(url, status_code=303)
         if new:
             self.guard.set_cookie(response, session_id)
         return response
 
     async def submit(self, request: Request) -> Response:
-        connector, tenant = await self._context(request)
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
         inputs = flow_for(connector).inputs(connector)
         fields = await self._fields(request, {i.name: i.json_name for i in inputs})
+        again = await self._named(request, connector, tenant)
+        await self._authorize(request, Action.CONNECT, connector, again)
         # Kept for the form shown again on an error: non-secret values only.
         secret = {i.name for i in inputs if i.secret}
         request.state.submitted = {k: v for k, v in fields.items() if k not in secret}
-        session_id = self.guard.session(request)
-        result = await self.connections.connect(tenant, connector.id, fields, session_id=session_id)
+        result = await self.connections.connect(
+            tenant,
+            connector.id,
+            fields,
+            session_id=self.guard.session(request),
+            connection_id=again.connection_id if again else None,
+            actor=identity.actor,
+        )
         if isinstance(result, Redirect):
             if _wants_html(request):
                 return RedirectResponse(result.url, status_code=303)
             return JSONResponse({"connected": False, "redirect": result.url})
         if _wants_html(request):
             return self._return(connector.id, result="connected")
-        return JSONResponse(await self.connections.status(tenant, connector.id))
+        return JSONResponse(
+            await self.connections.status(tenant, connector.id, result.connection_id)
+        )
 
     async def callback(self, request: Request) -> Response:
-        connector, tenant = await self._context(request)
+        connector, identity = await self._context(request)
+        await self._authorize(request, Action.CONNECT, connector, None)
         params = {k: v[:2048] for k, v in request.query_params.items()}
         await self.connections.finish_oauth(
-            connector.id, tenant, self.guard.session(request), params
+            connector.id,
+            identity.tenant,
+            self.guard.session(request),
+            params,
+            actor=identity.actor,
         )
         return self._return(connector.id, result="connected")
 
     async def status(self, request: Request) -> Response:
-        connector, tenant = await self._context(request)
-        return JSONResponse(await self.connections.status(tenant, connector.id))
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
+        named = await self._named(request, connector, tenant)
+        connection = named or await self._only(connector, tenant)
+        await self._authorize(request, Action.VIEW, connector, connection)
+        connection_id = named.connection_id if named else None
+        return JSONResponse(await self.connections.status(tenant, connector.id, connection_id))
+
+    async def confirm_disconnect(self, request: Request) -> Response:
+        """The page asking "disconnect?", whose form posts to the disconnect route."""
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
+        named = await self._named(request, connector, tenant)
+        connection = named or await self.connections.store.summary(tenant, connector.id)
+        await self._authorize(request, Action.DISCONNECT, connector, connection)
+        if connection is None:
+            return self._return(connector.id, error="not_connected")
+        status = await self.connections.status(tenant, connector.id, connection.connection_id)
+        session_id, new = self.guard.ensure_session(request)
+        response = self.forms.confirm_disconnect_page(
+            connector,
+            status,
+            action=_path(connector.id, "disconnect", named.connection_id if named else None),
+            return_path=self.settings.return_path,
+            csrf_token=self.guard.token(session_id),
+        )
+        if new:
+            self.guard.set_cookie(response, session_id)
+        return response
 
     async def disconnect(self, request: Request) -> Response:
-        connector, tenant = await self._context(request)
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
         await self._fields(request, {})
-        await self.connections.disconnect(tenant, connector.id)
+        named = await self._named(request, connector, tenant, required=False)
+        connection = named or await self._only(connector, tenant)
+        await self._authorize(request, Action.DISCONNECT, connector, connection)
+        connection_id = request.path_params.get("connection_id")
+        if connection_id is None or named is not None:
+            await self.connections.disconnect(
+                tenant, connector.id, connection_id, actor=identity.actor
+            )
         if _wants_html(request):
             return self._return(connector.id, result="disconnected")
+        if connection_id is not None:
+            return JSONResponse({"connected": False, "error": "not_connected"})
         return JSONResponse(await self.connections.status(tenant, connector.id))
 
     async def test(self, request: Request) -> Response:
-        connector, tenant = await self._context(request)
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
         await self._fields(request, {})
-        status = await self.connections.verify(tenant, connector.id)
+        named = await self._named(request, connector, tenant)
+        connection = named or await self._only(connector, tenant)
+        await self._authorize(request, Action.TEST, connector, connection)
+        status = await self.connections.verify(
+            tenant,
+            connector.id,
+            named.connection_id if named else None,
+            actor=identity.actor,
+        )
         if _wants_html(request):
             return self._return(connector.id, result="verified")
+        return JSONResponse(status)
+
+    async def rename(self, request: Request) -> Response:
+        connector, identity = await self._context(request)
+        tenant = identity.tenant
+        fields = await self._fields(request, {"label": "label"})
+        named = await self._named(request, connector, tenant)
+        assert named is not None  # the route names one
+        await self._authorize(request, Action.MANAGE, connector, named)
+        label = fields.get("label", "").strip() or None
+        try:
+            status = await self.connections.rename(tenant, connector.id, named.connection_id, label)
+        except ValueError as exc:
+            raise InvalidFieldsError(
+                {"label": str(exc)}, reason="invalid_fields", connector_id=connector.id
+            ) from None
+        if _wants_html(request):
+            return self._return(connector.id, result="renamed")
         return JSONResponse(status)
 
     async def openapi(self, request: Request) -> Response:
@@ -416,6 +599,22 @@ class _App:
 Endpoint = Callable[[_App], Callable[[Request], Awaitable[Response]]]
 
 _ONE = "/api/integrations/{connector_id}"
+_EACH = _ONE + "/connections/{connection_id}"
+
+# What a stored connection id can look like (``conn_`` and hex digits, or a host's own).
+_CONNECTION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _path(connector_id: str, action: str, connection_id: str | None = None) -> str:
+    """The route of an action on a connector, or on one of its connections."""
+    if connection_id is None:
+        return f"{_API}/{connector_id}/{action}"
+    return f"{_API}/{connector_id}/connections/{connection_id}/{action}"
+
+
+def _connect_path(connector_id: str, connection_id: str | None) -> str:
+    return _path(connector_id, "connect", connection_id)
+
 
 ROUTES: list[tuple[str, str, str, Endpoint]] = [
     ("integrations:csrf", "GET", "/api/integrations/csrf", lambda a: a.csrf),
@@ -424,8 +623,31 @@ ROUTES: list[tuple[str, str, str, Endpoint]] = [
     ("integrations:submit", "POST", f"{_ONE}/connect", lambda a: a.submit),
     ("integrations:callback", "GET", f"{_ONE}/callback", lambda a: a.callback),
     ("integrations:status", "GET", f"{_ONE}/status", lambda a: a.status),
+    (
+        "integrations:confirm-disconnect",
+        "GET",
+        f"{_ONE}/disconnect",
+        lambda a: a.confirm_disconnect,
+    ),
     ("integrations:disconnect", "POST", f"{_ONE}/disconnect", lambda a: a.disconnect),
     ("integrations:test", "POST", f"{_ONE}/test", lambda a: a.test),
+    ("integrations:connection-connect", "GET", f"{_EACH}/connect", lambda a: a.connect),
+    ("integrations:connection-submit", "POST", f"{_EACH}/connect", lambda a: a.submit),
+    ("integrations:connection-status", "GET", f"{_EACH}/status", lambda a: a.status),
+    (
+        "integrations:connection-confirm-disconnect",
+        "GET",
+        f"{_EACH}/disconnect",
+        lambda a: a.confirm_disconnect,
+    ),
+    (
+        "integrations:connection-disconnect",
+        "POST",
+        f"{_EACH}/disconnect",
+        lambda a: a.disconnect,
+    ),
+    ("integrations:connection-test", "POST", f"{_EACH}/test", lambda a: a.test),
+    ("integrations:connection-rename", "POST", f"{_EACH}/rename", lambda a: a.rename),
 ]
 """(name, method, path, endpoint) of every route, in matching order."""
 
@@ -492,6 +714,7 @@ def create_app(
     store: Store | None = None,
     connections: Connections | None = None,
     authenticator: Authenticator | None = None,
+    authorizer: Authorizer | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
     page: bool = True,
     demo: bool = False,
@@ -506,8 +729,12 @@ def create_app(
     :param connections: the :class:`Connections` to serve (then ``registry``,
         ``settings``, ``store`` and ``transport`` come from it); share it with
         the host's jobs, which call its ``get_access_token``.
-    :param authenticator: resolves a request's tenant (``request -> str | None``,
-        sync or async). Default: one local tenant, for loopback only.
+    :param authenticator: resolves who asks (``request -> str | Identity | None``:
+        the tenant, or an :class:`Identity` naming the user and their roles too; sync
+        or async). Default: one local tenant, for loopback only.
+    :param authorizer: decides what they may do (``(request, action, connector,
+        connection) -> bool``, sync or async; see :func:`by_role`), asked before each
+        action and by the page, which hides the rest. Default: everything.
     :param transport: an httpx2 transport for calls to providers (tests, proxies).
     :param page: serve the Integrations page at ``/integrations`` too.
     :param demo: label the page as a demo (connections go to a sandbox provider).
@@ -538,7 +765,7 @@ def create_app(
     guard = CsrfGuard(
         secret, origin=settings.origin, secure_cookies=settings.origin.startswith("https://")
     )
-    app = _App(registry, connections, settings, authenticator or local_tenant, guard)
+    app = _App(registry, connections, settings, authenticator or local_tenant, guard, authorizer)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> Any:
@@ -561,7 +788,9 @@ def create_app(
     if page:
         from ._page import STATIC, IntegrationsPage
 
-        view = IntegrationsPage(registry, connections, app.authenticator, guard, demo=demo)
+        view = IntegrationsPage(
+            registry, connections, app.authenticator, guard, authorizer=authorizer, demo=demo
+        )
         routes += [
             _Route("/integrations", view.render, methods=["GET"], name="integrations:page"),
             Mount("/integrations/static", StaticFiles(directory=STATIC), name="static"),

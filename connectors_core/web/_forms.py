@@ -1,4 +1,4 @@
-"""Server-rendered pages of the connect step: the connect form and "sign in first".
+"""Server-rendered pages of the routes: the connect form, "disconnect?", "sign in first".
 
 Rendered from Jinja templates (``templates/connect.html``, with the inputs
 macro the Integrations page shares), never from HTML strings. A secret input
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
@@ -23,15 +25,38 @@ __all__ = ["Forms", "templates"]
 HERE = Path(__file__).parent
 
 
+def day(timestamp: float | None) -> str:
+    """A UNIX time as the day it fell on (UTC, ``2026-12-07``); empty for None."""
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
 @functools.cache
 def templates() -> Environment:
     """The Jinja environment of the built-in templates (autoescaped)."""
-    return Environment(
+    environment = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["day"] = day
+    return environment
+
+
+def connection_title(connector: Connector, status: Mapping[str, Any]) -> str:
+    """How the page names one connection: its label, else its account, else its id."""
+    details = status.get("status") or {}
+    if status.get("error") == "needs_reauth":
+        details = {**status.get("account", {}), "label": status.get("label")}
+    if details.get("label"):
+        return str(details["label"])
+    key = connector.connection.account_key if connector.connection else None
+    for name in (key, "accountName", "organizationId", "userId", "keyHint"):
+        if name and details.get(name):
+            return str(details[name])
+    return str(details.get("connectionId") or status.get("connectionId") or connector.name)
 
 
 class Forms:
@@ -41,13 +66,16 @@ class Forms:
         self,
         connector: Connector,
         *,
+        action: str,
         return_path: str,
         csrf_token: str,
         values: Mapping[str, str],
         errors: Mapping[str, str],
+        again: bool = False,
         status_code: int = 200,
     ) -> HTMLResponse:
-        """The connect form of ``connector``; ``values`` and ``errors`` by input name."""
+        """The connect form of ``connector``, posting to ``action``; ``values`` and ``errors``
+        by input name (``again``: of an existing connection)."""
         flow = flow_for(connector)
         inputs = flow.inputs(connector)
         known = {i.name for i in inputs}
@@ -56,6 +84,8 @@ class Forms:
             .get_template("connect.html")
             .render(
                 connector=connector,
+                action=action,
+                again=again,
                 return_path=return_path,
                 inputs=inputs,
                 values=values,
@@ -67,6 +97,33 @@ class Forms:
             )
         )
         return HTMLResponse(html, status_code=status_code)
+
+    def confirm_disconnect_page(
+        self,
+        connector: Connector,
+        status: Mapping[str, Any],
+        *,
+        action: str,
+        return_path: str,
+        csrf_token: str,
+    ) -> HTMLResponse:
+        """The page asking whether to disconnect one connection (its status JSON): a form
+        posting to ``action``, and a way back."""
+        details = status.get("status") or {}
+        html = (
+            templates()
+            .get_template("confirm.html")
+            .render(
+                connector=connector,
+                title=connection_title(connector, status),
+                connected_by=(details.get("connectedBy") or {}),
+                connected_at=details.get("connectedAt"),
+                action=action,
+                return_path=return_path,
+                csrf_token=csrf_token,
+            )
+        )
+        return HTMLResponse(html)
 
     def signed_out(self, connector: Connector | None, return_path: str) -> HTMLResponse:
         """A page for a browser without a signed-in user (a 401)."""

@@ -117,6 +117,204 @@ def document(registry: Registry) -> dict[str, Any]:
     }
     submit, connect_schemas = _connect_bodies(registry)
     disconnect = _body({}, {})
+    connection = {
+        "name": "connection_id",
+        "in": "path",
+        "required": True,
+        "description": "The connection's id (connectionId in its status).",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+    }
+    label = "A name for the connection (one line, at most 200 characters); empty clears it."
+    paths: dict[str, Any] = {
+        "/api/integrations/csrf": {
+            "get": {
+                "operationId": "csrf",
+                "summary": "The CSRF token of this browser session (sets the session cookie)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"csrfToken": {"type": "string"}},
+                            "required": ["csrfToken"],
+                        },
+                        "The token",
+                    )
+                },
+            }
+        },
+        "/api/integrations/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {
+                    "200": _json({"type": "object"}, "The OpenAPI document of these routes")
+                },
+            }
+        },
+        "/api/integrations/{connector_id}/connect": {
+            "get": {
+                "operationId": "connect",
+                "summary": "Start connecting: a redirect to the provider, or the connect form",
+                "parameters": [connector],
+                "responses": {
+                    "303": {"description": "Redirect to the provider's authorization page"},
+                    "200": {
+                        "description": "The connect form (the connector's inputs)",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 401, 404, 409, 503),
+                },
+            },
+            "post": {
+                "operationId": "submitConnect",
+                "summary": "Connect with the connector's fields and credentials (stored "
+                "server-side; secrets never echoed back)",
+                "parameters": [connector, csrf],
+                "requestBody": submit,
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [_STATUS, {"$ref": "#/components/schemas/Redirect"}]},
+                        "The new status, or where to send the browser next (OAuth)",
+                    ),
+                    "303": {"description": "A browser: to the provider, or back to the page"},
+                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
+                },
+            },
+        },
+        "/api/integrations/{connector_id}/callback": {
+            "get": {
+                "operationId": "callback",
+                "summary": "The OAuth redirect URI: exchanges the code server-side",
+                "parameters": [
+                    connector,
+                    *(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                        for name in ("code", "state", "error")
+                    ),
+                ],
+                "responses": {
+                    "303": {"description": "Back to the Integrations page, with the outcome"},
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/api/integrations/{connector_id}/status": {
+            "get": {
+                "operationId": "status",
+                "summary": "Whether the connector is connected for this tenant",
+                "parameters": [connector],
+                "responses": {"200": _json(_STATUS, "The status"), **_errors(401, 404)},
+            }
+        },
+        "/api/integrations/{connector_id}/test": {
+            "post": {
+                "operationId": "test",
+                "summary": "Verify the stored credentials with the provider; records when",
+                "parameters": [connector, csrf],
+                "requestBody": _body({}, {}),
+                "responses": {
+                    "200": _json(_STATUS, "The status, with verifiedAt"),
+                    "303": {"description": "Back to the Integrations page"},
+                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
+                },
+            }
+        },
+        "/api/integrations/{connector_id}/disconnect": {
+            "get": {
+                "operationId": "confirmDisconnect",
+                "summary": "The page asking whether to disconnect (its form posts here)",
+                "parameters": [connector],
+                "responses": {
+                    "200": {
+                        "description": "The confirmation page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "303": {"description": "Back to the Integrations page"},
+                    **_errors(401, 403, 404, 409),
+                },
+            },
+            "post": {
+                "operationId": "disconnect",
+                "summary": "Revoke at the provider where possible and forget the secrets",
+                "parameters": [connector, csrf],
+                "requestBody": disconnect,
+                "responses": {
+                    "200": _json(_STATUS, "The new status"),
+                    "303": {"description": "Back to the Integrations page"},
+                    **_errors(400, 401, 403, 404, 413, 415),
+                },
+            },
+        },
+    }
+    each = "/api/integrations/{connector_id}/connections/{connection_id}"
+    paths.update(
+        {
+            f"{each}/connect": {
+                "get": {
+                    **paths["/api/integrations/{connector_id}/connect"]["get"],
+                    "operationId": "connectAgain",
+                    "summary": "Connect this connection again (its account may not change)",
+                    "parameters": [connector, connection],
+                },
+                "post": {
+                    **paths["/api/integrations/{connector_id}/connect"]["post"],
+                    "operationId": "submitConnectAgain",
+                    "summary": "Connect this connection again with new credentials (its "
+                    "account may not change: account_mismatch)",
+                    "parameters": [connector, connection, csrf],
+                },
+            },
+            f"{each}/status": {
+                "get": {
+                    "operationId": "connectionStatus",
+                    "summary": "The status of one connection",
+                    "parameters": [connector, connection],
+                    "responses": {"200": _json(_STATUS, "The status"), **_errors(401, 403, 404)},
+                }
+            },
+            f"{each}/test": {
+                "post": {
+                    **paths["/api/integrations/{connector_id}/test"]["post"],
+                    "operationId": "connectionTest",
+                    "summary": "Verify one connection's credentials with the provider",
+                    "parameters": [connector, connection, csrf],
+                }
+            },
+            f"{each}/disconnect": {
+                "get": {
+                    **paths["/api/integrations/{connector_id}/disconnect"]["get"],
+                    "operationId": "confirmConnectionDisconnect",
+                    "summary": "The page asking whether to disconnect this connection",
+                    "parameters": [connector, connection],
+                },
+                "post": {
+                    **paths["/api/integrations/{connector_id}/disconnect"]["post"],
+                    "operationId": "connectionDisconnect",
+                    "summary": "Revoke one connection where possible and forget its secrets "
+                    "(idempotent)",
+                    "parameters": [connector, connection, csrf],
+                },
+            },
+            f"{each}/rename": {
+                "post": {
+                    "operationId": "rename",
+                    "summary": "Name one connection (the manage action)",
+                    "parameters": [connector, connection, csrf],
+                    "requestBody": _body({"label": label}, {"label": label}),
+                    "responses": {
+                        "200": _json(_STATUS, "The status, with its label"),
+                        "303": {"description": "Back to the Integrations page"},
+                        **_errors(400, 401, 403, 404, 413, 415, 422),
+                    },
+                }
+            },
+        }
+    )
     return {
         "openapi": "3.0.3",
         "info": {
@@ -125,119 +323,7 @@ def document(registry: Registry) -> dict[str, Any]:
             "description": "Connect, check and disconnect integrations. Secrets never leave "
             "the server.",
         },
-        "paths": {
-            "/api/integrations/csrf": {
-                "get": {
-                    "operationId": "csrf",
-                    "summary": "The CSRF token of this browser session (sets the session cookie)",
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {"csrfToken": {"type": "string"}},
-                                "required": ["csrfToken"],
-                            },
-                            "The token",
-                        )
-                    },
-                }
-            },
-            "/api/integrations/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": _json({"type": "object"}, "The OpenAPI document of these routes")
-                    },
-                }
-            },
-            "/api/integrations/{connector_id}/connect": {
-                "get": {
-                    "operationId": "connect",
-                    "summary": "Start connecting: a redirect to the provider, or the connect form",
-                    "parameters": [connector],
-                    "responses": {
-                        "303": {"description": "Redirect to the provider's authorization page"},
-                        "200": {
-                            "description": "The connect form (the connector's inputs)",
-                            "content": {"text/html": {"schema": {"type": "string"}}},
-                        },
-                        **_errors(400, 401, 404, 409, 503),
-                    },
-                },
-                "post": {
-                    "operationId": "submitConnect",
-                    "summary": "Connect with the connector's fields and credentials (stored "
-                    "server-side; secrets never echoed back)",
-                    "parameters": [connector, csrf],
-                    "requestBody": submit,
-                    "responses": {
-                        "200": _json(
-                            {"oneOf": [_STATUS, {"$ref": "#/components/schemas/Redirect"}]},
-                            "The new status, or where to send the browser next (OAuth)",
-                        ),
-                        "303": {"description": "A browser: to the provider, or back to the page"},
-                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
-                    },
-                },
-            },
-            "/api/integrations/{connector_id}/callback": {
-                "get": {
-                    "operationId": "callback",
-                    "summary": "The OAuth redirect URI: exchanges the code server-side",
-                    "parameters": [
-                        connector,
-                        *(
-                            {
-                                "name": name,
-                                "in": "query",
-                                "required": False,
-                                "schema": {"type": "string"},
-                            }
-                            for name in ("code", "state", "error")
-                        ),
-                    ],
-                    "responses": {
-                        "303": {"description": "Back to the Integrations page, with the outcome"},
-                        **_errors(401, 404),
-                    },
-                }
-            },
-            "/api/integrations/{connector_id}/status": {
-                "get": {
-                    "operationId": "status",
-                    "summary": "Whether the connector is connected for this tenant",
-                    "parameters": [connector],
-                    "responses": {"200": _json(_STATUS, "The status"), **_errors(401, 404)},
-                }
-            },
-            "/api/integrations/{connector_id}/test": {
-                "post": {
-                    "operationId": "test",
-                    "summary": "Verify the stored credentials with the provider; records when",
-                    "parameters": [connector, csrf],
-                    "requestBody": _body({}, {}),
-                    "responses": {
-                        "200": _json(_STATUS, "The status, with verifiedAt"),
-                        "303": {"description": "Back to the Integrations page"},
-                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
-                    },
-                }
-            },
-            "/api/integrations/{connector_id}/disconnect": {
-                "post": {
-                    "operationId": "disconnect",
-                    "summary": "Revoke at the provider where possible and forget the secrets",
-                    "parameters": [connector, csrf],
-                    "requestBody": disconnect,
-                    "responses": {
-                        "200": _json(_STATUS, "The new status"),
-                        "303": {"description": "Back to the Integrations page"},
-                        **_errors(400, 401, 403, 404, 413, 415),
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {
             "schemas": {
                 "Error": {
@@ -270,6 +356,17 @@ def document(registry: Registry) -> dict[str, Any]:
                         "error": {
                             "type": "string",
                             "enum": ["not_connected", "needs_reauth", "provider_unavailable"],
+                        },
+                        "reason": {"type": "string", "description": "Why it needs the user"},
+                        "connectionId": {"type": "string"},
+                        "label": {"type": "string"},
+                        "account": {"type": "object", "additionalProperties": True},
+                        "missingScopes": {"type": "array", "items": {"type": "string"}},
+                        "connections": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Status"},
+                            "description": "A connector with connection.multiple, asked "
+                            "without a connection id: the status of each connection",
                         },
                     },
                     "required": ["connected"],

@@ -2,16 +2,21 @@
 
 Readable and usable without JavaScript: the filters are a GET form, Connect is
 what the connector's flow says (a link to the provider, a form of its inputs
-on the card or on the connect page, or one button), Disconnect is a form with
-the session's CSRF token. A connector whose server side is not set up (an
-OAuth client without its id) says so instead of offering Connect.
+on the card or on the connect page, or one button), Disconnect goes through a
+page asking for confirmation, whose form carries the session's CSRF token. A
+connector whose server side is not set up (an OAuth client without its id)
+says so instead of offering Connect. A connector that may hold several
+connections lists each (its label or account, who connected it and when,
+its own Test, Reconnect, Disconnect and rename) and offers to add another.
+With an authorizer, a card the user may not ``view`` is left out, and each
+action they may not take is not offered (plugin failures need ``manage``).
 ``integrations.js`` only improves it: filtering as you type, and live
 connection state from the status route.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,9 @@ from .._registry import Registry
 from .._settings import Settings
 from ..connections import Connections
 from ..flows import flow_for
-from ._forms import templates
-from ._security import Authenticator, CsrfGuard, resolve_tenant
+from ..store import ConnectionSummary
+from ._forms import connection_title, templates
+from ._security import Action, Authenticator, Authorizer, CsrfGuard, is_allowed, resolve_identity
 
 __all__ = ["IntegrationsPage"]
 
@@ -36,12 +42,13 @@ _RESULTS = {
     "connected": "{name} is connected.",
     "disconnected": "{name} is disconnected.",
     "verified": "{name} answered: the connection works.",
+    "renamed": "The {name} connection is renamed.",
 }
 INLINE_INPUTS = 2
 """A card shows its connect form inline up to this many inputs; beyond, Connect opens it."""
 
 
-def _check_failed(connector: Connector, state: dict[str, Any]) -> str | None:
+def _check_failed(connector: Connector, state: Mapping[str, Any]) -> str | None:
     """The page's message for a failed on-demand check of a connection, if one failed."""
     reason = (state.get("status") or {}).get("verificationError")
     return Reason.of(reason).message.format(name=connector.name) if reason else None
@@ -57,19 +64,21 @@ class IntegrationsPage:
         authenticator: Authenticator,
         guard: CsrfGuard,
         *,
+        authorizer: Authorizer | None = None,
         demo: bool = False,
     ) -> None:
         self.registry = registry
         self.connections = connections
         self.authenticator = authenticator
+        self.authorizer = authorizer
         self.guard = guard
         self.demo = demo
         self.templates = templates()
 
     async def render(self, request: Request) -> Response:
-        """The page, for the request's tenant."""
-        tenant = await resolve_tenant(self.authenticator, request)
-        if tenant is None:
+        """The page, for the request's tenant, with what its user may see and do."""
+        identity = await resolve_identity(self.authenticator, request)
+        if identity is None:
             return HTMLResponse(
                 "<!doctype html><title>Sign in</title><p>Sign in to manage integrations.</p>",
                 status_code=401,
@@ -82,10 +91,18 @@ class IntegrationsPage:
             "status": query.get("status", ""),
             "tag": query.get("tag", ""),
         }
-        states = await self.connections.statuses(tenant)
+        summaries = await self.connections.store.summaries(identity.tenant)
+        states = await self.connections.statuses(identity.tenant, summaries)
+        held = {(s.connector_id, s.connection_id): s for s in summaries}
         settings = self.connections.settings
-        cards = [self._card(c, states, settings) for c in self.registry]
+        cards = []
+        for connector in self.registry:
+            if await is_allowed(self.authorizer, request, Action.VIEW, connector):
+                card = self._card(connector, states, settings)
+                await self._permit(request, connector, card, held)
+                cards.append(card)
         visible = [card for card in cards if self._matches(card, wanted)]
+        manager = await is_allowed(self.authorizer, request, Action.MANAGE, None)
         html = self.templates.get_template("integrations.html").render(
             cards=visible,
             total=len(cards),
@@ -95,7 +112,7 @@ class IntegrationsPage:
             tags=sorted({tag for card in cards for tag in card["tags"]}),
             csrf_token=self.guard.token(session_id),
             notice=self._notice(query.get("connector"), query.get("result"), query.get("error")),
-            failures=self._failures(),
+            failures=self._failures() if manager else (),
             demo=self.demo,
         )
         response = HTMLResponse(html)
@@ -111,6 +128,7 @@ class IntegrationsPage:
         state = states.get(connector.id) or {"connected": False, "error": "not_connected"}
         flow = flow_for(connector)
         inputs = flow.inputs(connector)
+        multiple = connector.connection is not None and connector.connection.multiple
         return {
             "id": connector.id,
             "name": connector.name,
@@ -130,11 +148,36 @@ class IntegrationsPage:
             "configured": flow.configured(connector, settings),
             "check_failed": _check_failed(connector, state),
             "connectable": connectable,
+            "multiple": multiple,
             "state": state,
+            "entries": [
+                _entry(connector, each)
+                for each in (state.get("connections", []) if multiple else [state])
+                if _connection_id(each)
+            ],
+            "can_connect": True,
             "search": " ".join(
                 [connector.name, connector.summary, connector.id, *connector.tags]
             ).lower(),
         }
+
+    async def _permit(
+        self,
+        request: Request,
+        connector: Connector,
+        card: dict[str, Any],
+        held: Mapping[tuple[str, str], ConnectionSummary],
+    ) -> None:
+        """Ask the authorizer what the user may do on a card and each of its connections."""
+        if self.authorizer is None or not card["connectable"]:
+            return
+        card["can_connect"] = await is_allowed(self.authorizer, request, Action.CONNECT, connector)
+        for entry in card["entries"]:
+            summary = held.get((connector.id, entry["id"]))
+            entry["can"] = {
+                action.value: await is_allowed(self.authorizer, request, action, connector, summary)
+                for action in (Action.CONNECT, Action.TEST, Action.DISCONNECT, Action.MANAGE)
+            }
 
     @staticmethod
     def _matches(card: dict[str, Any], wanted: dict[str, str]) -> bool:
@@ -170,3 +213,26 @@ class IntegrationsPage:
             }
             for record in self.registry.failures
         ]
+
+
+def _connection_id(state: Mapping[str, Any]) -> str | None:
+    """The id of the connection a status JSON describes, if it describes one."""
+    found = (state.get("status") or {}).get("connectionId") or state.get("connectionId")
+    return str(found) if found else None
+
+
+def _entry(connector: Connector, state: Mapping[str, Any]) -> dict[str, Any]:
+    """One connection as a card shows it (every action allowed until asked)."""
+    details = state.get("status") or {}
+    return {
+        "id": _connection_id(state),
+        "title": connection_title(connector, state),
+        "state": state,
+        "connected": bool(state.get("connected")),
+        "reauth": state.get("error") == "needs_reauth",
+        "label": details.get("label") or state.get("label") or "",
+        "by": details.get("connectedBy") or {},
+        "at": details.get("connectedAt"),
+        "check_failed": _check_failed(connector, state),
+        "can": {action.value: True for action in Action},
+    }

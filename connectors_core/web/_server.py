@@ -218,8 +218,10 @@ def create_server(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if provider is not None and not provider.restored:
             await _forget_sandbox_grants(connections, provider)
-        yield
-        await store.close()
+        # A mounted app's lifespan is not run by its parent: this one delivers the
+        # events, renews tokens (CONNECTORS_REFRESH_INTERVAL) and closes the store.
+        async with integrations.router.lifespan_context(integrations):
+            yield
 
     routes: list[Any] = [Route("/", home, methods=["GET"])]
     if provider is not None:

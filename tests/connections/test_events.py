@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
+import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -231,29 +232,50 @@ def test_plugins_hear_of_their_connections(
 # --- the webhook ---------------------------------------------------------------------------
 
 
+def documented_check() -> Callable[..., bool]:
+    """``verify_webhook`` exactly as docs/connections.md gives it."""
+    text = (Path(__file__).parents[2] / "docs" / "connections.md").read_text(encoding="utf-8")
+    section = text.split("### The webhook", 1)[1]
+    code = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+        if "def verify_webhook" in block
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/connections.md", "exec"), namespace)
+    return namespace["verify_webhook"]  # type: ignore[no-any-return]
+
+
 class Receiver:
-    """A webhook receiver that checks every signature as the docs say to, and can be down."""
+    """A webhook receiver that checks every signature as the docs say to, and can be down.
+
+    Each message must pass the docs' own check and the Standard Webhooks reference
+    library's, and fail both once a byte of it changes.
+    """
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.ids: list[str] = []
         self.down = False
+        self.refused = 0  # attempts made while it was down
+        self.check = documented_check()
         self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
 
     async def hook(self, request: Request) -> Response:
         if self.down:
+            self.refused += 1
             return Response(status_code=503)
         body = await request.body()
-        message_id = request.headers["webhook-id"]
-        stamp = request.headers["webhook-timestamp"]
-        key = base64.b64decode(SECRET.removeprefix("whsec_"))
-        expected = base64.b64encode(
-            hmac.new(key, f"{message_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
-        ).decode()
-        signatures = [s.partition(",")[2] for s in request.headers["webhook-signature"].split()]
-        if expected not in signatures or abs(time.time() - int(stamp)) > 300:
+        headers = dict(request.headers)
+        if not self.check(SECRET, headers, body):
             return Response(status_code=401)
-        self.ids.append(message_id)
+        Webhook(SECRET).verify(body, headers)  # raises if the reference disagrees
+        assert not self.check(SECRET, headers, body + b" ")
+        with pytest.raises(WebhookVerificationError):
+            Webhook(SECRET).verify(body.replace(b"tenant", b"tenanT"), headers)
+        stale = {**headers, "webhook-timestamp": str(int(time.time()) - 3600)}
+        assert not self.check(SECRET, stale, body)
+        self.ids.append(headers["webhook-id"])
         self.received.append(json.loads(body))
         return Response(status_code=204)
 

@@ -355,7 +355,10 @@ def connect_evencio(page: Page, server: Server) -> Locator:
     expect(state).to_contain_text("Connected")
     expect(state).to_contain_text("organization sandbox-org")
     expect(evencio.get_by_role("link", name="Connect Evencio", exact=True)).to_have_count(0)
-    expect(evencio.get_by_role("button", name="Disconnect Evencio", exact=True)).to_be_visible()
+    expect(evencio.get_by_role("link", name="Disconnect Evencio", exact=True)).to_be_visible()
+    expect(evencio.locator("[data-attribution]")).to_have_text(
+        re.compile(r"^Connected on \d{4}-\d{2}-\d{2}$")
+    )
     return evencio
 
 
@@ -371,7 +374,15 @@ def test_connecting_evencio_through_the_sandbox(page: Page, server: Server) -> N
 def test_disconnecting_evencio_from_its_card(page: Page, server: Server) -> None:
     evencio = connect_evencio(page, server)
 
-    submit(page, evencio.get_by_role("button", name="Disconnect Evencio", exact=True))
+    evencio.get_by_role("link", name="Disconnect Evencio", exact=True).click()
+    # A page asks first; Cancel goes back with nothing changed.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Disconnect Evencio?")
+    expect(page.get_by_role("main")).to_contain_text("sandbox-org")
+    page.get_by_role("link", name="Cancel").click()
+    expect(card(page, "evencio")).to_have_class(re.compile(r"\bis-connected\b"))
+
+    card(page, "evencio").get_by_role("link", name="Disconnect Evencio", exact=True).click()
+    submit(page, page.get_by_role("button", name=re.compile("^Disconnect")))
 
     expect(page).to_have_url(server.url("/integrations?connector=evencio&result=disconnected"))
     expect(page.get_by_role("status")).to_have_text("Evencio is disconnected.")

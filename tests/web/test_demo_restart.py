@@ -12,13 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
 import pytest
 
+from tests.connections.test_events import SECRET, Receiver
+from tests.harness import serve
 from tests.helpers import without_id
 
 pytestmark = pytest.mark.slow
@@ -31,9 +33,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def demo(folder: Path, port: int) -> Iterator[httpx2.Client]:
-    """``connectors serve --demo`` in ``folder``; a browser on its origin."""
+def demo(
+    folder: Path, port: int, settings: Mapping[str, str] | None = None, *, killed: bool = False
+) -> Iterator[httpx2.Client]:
+    """``connectors serve --demo`` in ``folder`` (with these ``CONNECTORS_*`` settings); a
+    browser on its origin. ``killed``: it ends with SIGKILL, not a shutdown."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTORS_")}
+    environ.update(settings or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "connectors_core", "serve", "--demo", "--port", str(port)],
         cwd=folder,
@@ -56,7 +62,10 @@ def demo(folder: Path, port: int) -> Iterator[httpx2.Client]:
         with httpx2.Client(base_url=origin, follow_redirects=False, timeout=10) as browser:
             yield browser
     finally:
-        process.terminate()
+        if killed:
+            process.kill()  # no shutdown, no lifespan end: as a crash or an OOM kill
+        else:
+            process.terminate()
         try:
             process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
@@ -119,6 +128,49 @@ def test_a_restarted_demo_keeps_its_connections_working(tmp_path: Path) -> None:
             "connected": False,
             "error": "needs_reauth",
             "reason": "sandbox_reset",
+            "account": {"organizationId": "sandbox-org", "userId": "sandbox-user"},
         }
         connect(browser)  # connecting again is all it takes
         assert status(browser)["connected"] is True
+
+
+def test_a_killed_server_loses_no_event(tmp_path: Path) -> None:
+    # The webhook is down while the server makes changes; the server is killed with
+    # their events undelivered; another one, started later, delivers every one.
+    hook = Receiver()
+    hook.down = True
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    webhook = {
+        "CONNECTORS_WEBHOOK_URL": f"http://127.0.0.1:{sock.getsockname()[1]}/hook",
+        "CONNECTORS_WEBHOOK_SECRET": SECRET,
+    }
+    port = free_port()
+    with serve(hook.app, sock):
+        with demo(tmp_path, port, webhook, killed=True) as browser:
+            connect(browser)
+            token = browser.get("/api/integrations/csrf").json()["csrfToken"]
+            origin = str(browser.base_url).rstrip("/")
+            gone = browser.post(
+                "/api/integrations/evencio/disconnect",
+                headers={"X-CSRF-Token": token, "Origin": origin},
+            )
+            assert gone.status_code == 200
+            deadline = time.monotonic() + 30
+            while hook.refused == 0:  # it tried, and failed: a retry is pending
+                assert time.monotonic() < deadline, "the server never tried the webhook"
+                time.sleep(0.05)
+        assert hook.received == []
+
+        hook.down = False
+        with demo(tmp_path, port, webhook):
+            deadline = time.monotonic() + 60
+            while len(hook.received) < 2:
+                assert time.monotonic() < deadline, f"only {hook.received} arrived"
+                time.sleep(0.1)
+    # Each signed (the receiver checked), in order, each once.
+    assert [m["type"] for m in hook.received] == [
+        "connection.connected",
+        "connection.disconnected",
+    ]
+    assert len(set(hook.ids)) == 2

@@ -145,6 +145,7 @@ def test_the_openapi_document_lists_every_route() -> None:
         "evencio",
         "acme-oauth",
         "acme-norevoke",
+        "acme-multi",
         "acme-key",
         "acme-plain",
         "acme-fields",

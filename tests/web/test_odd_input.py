@@ -533,8 +533,10 @@ def test_a_wrong_method_is_a_json_405_naming_every_allowed_method(raw: Raw) -> N
     allowed = {
         KEY_URL: "GET, HEAD, POST",
         STATUS_URL: "GET, HEAD",
-        DISCONNECT_URL: "POST",
+        DISCONNECT_URL: "GET, HEAD, POST",
         "/api/integrations/evencio/callback": "GET, HEAD",
+        "/api/integrations/evencio/connections/conn_1/status": "GET, HEAD",
+        "/api/integrations/evencio/connections/conn_1/rename": "POST",
         "/api/integrations/csrf": "GET, HEAD",
         "/api/integrations/openapi.json": "GET, HEAD",
     }

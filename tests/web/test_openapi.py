@@ -35,8 +35,21 @@ def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(path, method.upper()) for path, item in document["paths"].items() for method in item}
 
 
-def concrete(path: str) -> str:
-    return path.replace("{connector_id}", CONNECTOR)
+def concrete(path: str, connection_id: str = "conn_0123456789abcdef") -> str:
+    return path.replace("{connector_id}", CONNECTOR).replace("{connection_id}", connection_id)
+
+
+def connection_of(harness: Harness, browser: httpx2.Client, connector: str) -> str:
+    """The id of ``connector``'s connection, connected first if it is not."""
+    status = browser.get(f"{harness.origin}/api/integrations/{connector}/status").json()
+    if not status["connected"]:
+        body = {"apiKey": KEY} if connector == CONNECTOR else {}
+        status = browser.post(
+            f"{harness.origin}/api/integrations/{connector}/connect",
+            json=body,
+            headers={"X-CSRF-Token": harness.csrf(browser)},
+        ).json()
+    return str(status["status"]["connectionId"])
 
 
 def test_every_documented_operation_is_routed_and_every_route_documented(
@@ -62,7 +75,11 @@ def test_documented_path_parameters_are_the_routes_parameters(
             parameters = [p for p in operation.get("parameters", []) if p["in"] == "path"]
             assert {p["name"] for p in parameters} == in_path, path
             for parameter in parameters:
-                assert sorted(parameter["schema"]["enum"]) == connectable
+                if parameter["name"] == "connector_id":
+                    assert sorted(parameter["schema"]["enum"]) == connectable
+                else:
+                    assert parameter["name"] == "connection_id"
+                    assert parameter["schema"]["type"] == "string"
 
 
 def test_other_methods_are_a_405_naming_the_documented_ones(
@@ -133,6 +150,8 @@ def send(
     media_type: str,
     connector: str = CONNECTOR,
 ) -> httpx2.Response:
+    if "{connection_id}" in path:
+        path = path.replace("{connection_id}", connection_of(harness, browser, connector))
     return browser.request(
         method,
         f"{harness.origin}{path.replace('{connector_id}', connector)}",
@@ -145,10 +164,15 @@ def test_documented_bodies_are_accepted_with_exactly_their_fields(
     harness: Harness, document: dict[str, Any]
 ) -> None:
     documented = bodies(document)
+    each = "/api/integrations/{connector_id}/connections/{connection_id}"
     assert {(path, method) for path, method, _, _, _ in documented} == {
         ("/api/integrations/{connector_id}/connect", "POST"),
         ("/api/integrations/{connector_id}/test", "POST"),
         ("/api/integrations/{connector_id}/disconnect", "POST"),
+        (f"{each}/connect", "POST"),
+        (f"{each}/test", "POST"),
+        (f"{each}/disconnect", "POST"),
+        (f"{each}/rename", "POST"),
     }
     connectable = {c.id for c in harness.connections.registry if c.connection is not None}
     per_connector = {c for path, _, _, c, _ in documented if path.endswith("/connect")}
@@ -189,6 +213,8 @@ def test_each_connectors_documented_fields_are_the_ones_its_route_takes(
         for path, _method, media_type, connector, schema in bodies(document):
             if not path.endswith("/connect") or media_type != "application/json":
                 continue
+            if "{connection_id}" in path:
+                continue  # the same bodies, for a connection the provider would have to make
             for name in schema["properties"]:
                 body = json.dumps({name: "x"}).encode()
                 answer = send(harness, browser, "POST", path, body, media_type, connector)
@@ -225,9 +251,10 @@ def test_a_request_without_a_body_needs_no_content_type(
     with harness.browser() as browser:
         for path, method, _media_type, _connector, _schema in bodies(document):
             assert document["paths"][path][method.lower()]["requestBody"]["required"] is False
+            target = concrete(path, connection_of(harness, browser, "acme-plain"))
             response = browser.request(
                 method,
-                f"{harness.origin}{concrete(path).replace(CONNECTOR, 'acme-plain')}",
+                f"{harness.origin}{target.replace(CONNECTOR, 'acme-plain')}",
                 headers={"X-CSRF-Token": harness.csrf(browser)},
             )
             assert response.status_code == 200, (path, response.text)

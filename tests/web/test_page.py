@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from connectors_core import define_connector
 from connectors_core.connections import Connections, Settings
 from connectors_core.store import MemoryStore, generate_key
-from connectors_core.web import create_app
+from connectors_core.web import Action, Identity, by_role, create_app
 from tests.harness import build_registry
 
 
@@ -74,6 +74,7 @@ def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
         "acme-cc",
         "acme-fields",
         "acme-key",
+        "acme-multi",
         "acme-norevoke",
         "acme-oauth",
         "acme-plain",
@@ -87,7 +88,7 @@ def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
     assert 'href="/api/integrations/evencio/connect"' in html
     assert 'action="/api/integrations/acme-key/connect"' in html
     assert 'type="password"' in html
-    assert "Showing 13 of 13 integrations" in html
+    assert "Showing 14 of 14 integrations" in html
 
 
 def card(html: str, connector_id: str) -> str:
@@ -198,12 +199,17 @@ def test_failed_plugins_are_noticed() -> None:
     )
     app = create_app(
         connections=Connections(registry, MemoryStore(), settings),
-        authenticator=lambda request: "t",
+        authenticator=lambda request: Identity("t", roles={request.headers.get("x-role", "")}),
+        authorizer=by_role({"admin": list(Action), "member": [Action.VIEW]}),
     )
     with TestClient(app) as client:
-        html = client.get("/integrations").text
+        html = client.get("/integrations", headers={"x-role": "admin"}).text
+        member = client.get("/integrations", headers={"x-role": "member"}).text
     assert "1 connector plugin failed to load" in html
     assert "<strong>broken</strong> (broken-dist), failed during load" in html
+    # What failed in a plugin is for those who manage the integrations.
+    assert "failed to load" not in member
+    assert "broken-dist" not in member
 
 
 def test_the_page_needs_a_tenant(client: TestClient) -> None:

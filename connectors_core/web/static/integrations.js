@@ -35,12 +35,16 @@
   // Live connection state from the status route.
   function render(card, status) {
     var line = card.querySelector("[data-state]");
-    if (!line) return;
+    // A card listing several connections is the server's to draw.
+    if (!line || status.connections) return;
+    var by = card.querySelector("[data-attribution]");
+    if (by && !status.connected && status.error !== "needs_reauth") by.hidden = true;
     card.classList.toggle("is-connected", !!status.connected);
     card.classList.toggle("is-reauth", status.error === "needs_reauth");
     if (status.connected) {
       var s = status.status || {};
       var parts = [];
+      if (s.label) parts.push(s.label);
       if (s.organizationId) parts.push("organization " + s.organizationId);
       if (s.userId) parts.push("user " + s.userId);
       if (s.keyHint) parts.push("key " + s.keyHint);
