@@ -5,10 +5,12 @@ connected through the harness app and the strict provider, and an API-key
 one verified against the provider's connector API. The command finds its
 connectors the way it does in production, through entry points: a small
 plugin distribution installed for the test provides ``acme-oauth`` (pointed
-at the provider by ``CONNECTORS_ACME_OAUTH_BASE_URL``) and ``keyed``; the
-app's ``acme-norevoke`` is a connector the command does not have. It runs
-with the environment the app was configured with, as an operator's shell
-or a cron would.
+at the provider by ``CONNECTORS_ACME_OAUTH_BASE_URL``), ``acme-multi`` (one
+connection per provider organization, which the provider's ``/oauth/status``
+names) and ``keyed``; the app's ``acme-norevoke`` is a connector the command
+does not have. It runs with the environment the app was configured with, as
+an operator's shell or a cron would. The app delivers the events to its
+plugins' hooks meanwhile, as a server does.
 """
 
 from __future__ import annotations
@@ -28,18 +30,25 @@ import anyio
 import attrs
 import pytest
 from click.testing import CliRunner, Result
+from starlette.requests import Request
 
-from connectors_core import discover
+from connectors_core import ConnectionEvent, discover
 from connectors_core.cli import cli
-from connectors_core.connections import Connections
-from connectors_core.store import generate_key
+from connectors_core.connections import Connections, Deliverer
+from connectors_core.store import EventRecord, generate_key
+from connectors_core.testing.oauth_provider import Account
+from connectors_core.web import Identity
 from tests.distributions import Dist
-from tests.harness import ACME_SECRET, EVENCIO_SECRET, Harness
+from tests.harness import ACME_SECRET, EVENCIO_SECRET, TENANT_HEADER, Harness
 
 T = TypeVar("T")
 
 KEY = "keyed-secret-key-0123456789abcdef"
 HINT = "••••cdef"
+MULTI = "acme-multi"
+USER_HEADER = "x-test-user"
+CONNECTION_ID = r"conn_[0-9a-f]{16}"
+WHEN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 PLUGIN = Dist(
     "connectors-cli-test",
     "1.0.0",
@@ -65,6 +74,32 @@ PLUGIN = Dist(
                 capabilities=[{"id": "read", "label": "Read"}],
                 connection={"startPath": "/api/integrations/acme-oauth/connect"},
             )
+            MULTI = define_connector(
+                id="acme-multi",
+                name="Acme Multi",
+                summary="An OAuth connector with one connection per organization.",
+                description="Its provider says whose token it is at /oauth/status.",
+                category="marketing",
+                status="available",
+                auth={
+                    "type": "oauth",
+                    "authorizeUrl": "https://auth.acme.example/oauth/authorize",
+                    "tokenUrl": "https://auth.acme.example/api/oauth/token",
+                    "revocationUrl": "https://auth.acme.example/api/oauth/revoke",
+                    "scopes": ["read"],
+                },
+                verify={
+                    "baseUrl": "https://auth.acme.example",
+                    "path": "/oauth/status",
+                    "account": {"organizationId": "organizationId", "userId": "userId"},
+                },
+                capabilities=[{"id": "read", "label": "Read"}],
+                connection={
+                    "startPath": "/api/integrations/acme-multi/connect",
+                    "multiple": True,
+                    "accountKey": "organizationId",
+                },
+            )
             KEYED = define_connector(
                 id="keyed",
                 name="Keyed",
@@ -81,7 +116,7 @@ PLUGIN = Dist(
 
             @hookimpl
             def provide_connector():
-                return [ACME, KEYED]
+                return [ACME, MULTI, KEYED]
         """
     },
 )
@@ -134,18 +169,29 @@ class World:
         return call(self.env, lambda service: service.status(tenant, connector_id))
 
 
+def signed_in(request: Request) -> Identity | None:
+    """The tenant from a header, and the user, when a browser names one, from another."""
+    tenant = request.headers.get(TENANT_HEADER)
+    return Identity(tenant, user=request.headers.get(USER_HEADER)) if tenant else None
+
+
 @pytest.fixture
 def world(
     make_harness: Callable[..., Harness], make_site: Callable[[Sequence[Dist]], Path]
 ) -> World:
     site = make_site([PLUGIN])
-    harness = make_harness()
+    harness = make_harness(authenticator=signed_in)
     env = {
         **harness.settings.environ,
         "CONNECTORS_PLUGINS_ALLOW": "cli-test",  # whatever else is installed here
         "CONNECTORS_ACME_OAUTH_BASE_URL": harness.provider_url,
+        "CONNECTORS_ACME_MULTI_BASE_URL": harness.provider_url,
+        "CONNECTORS_ACME_MULTI_VERIFY_BASE_URL": harness.provider_url,
         "CONNECTORS_KEYED_API_BASE_URL": f"{harness.provider_url}/connector-api",
     }
+    # The app's deliverer registers its destination on its first pass; registered
+    # now, before anything happens, every event below is one it delivers.
+    call(env, lambda service: service.store.outbox.register_destinations(["hooks"]))
     harness.provider.api_credentials.add(KEY)
     harness.provider.answer_api("/me", {"team": {"id": "team-9"}, "name": "Keyed Team"})
     for tenant, connector_id in [
@@ -157,6 +203,23 @@ def world(
             assert harness.connect(browser, connector_id).endswith("result=connected")
     call(env, lambda service: service.connect_api_key("tenant-a", "keyed", KEY))
     return World(harness, env, site)
+
+
+@pytest.fixture
+def several(world: World) -> dict[str, str]:
+    """Two ``acme-multi`` connections of tenant-a, by organization: ``org-1`` connected by
+    ada and labelled "Marketing", ``org-2`` by grace. Their connection ids."""
+    for organization, user in (("org-1", "ada"), ("org-2", "grace")):
+        world.harness.provider.account = Account(
+            user_id=f"user-of-{organization}", organization_id=organization
+        )
+        with world.harness.browser("tenant-a") as browser:
+            browser.headers[USER_HEADER] = user
+            assert world.harness.connect(browser, MULTI).endswith("result=connected")
+    found = call(world.env, lambda service: service.list(tenant="tenant-a", connector_id=MULTI))
+    ids = {summary.account["organizationId"]: summary.connection_id for summary in found}
+    call(world.env, lambda service: service.rename("tenant-a", MULTI, ids["org-1"], "Marketing"))
+    return ids
 
 
 def table(result: Result) -> list[list[str]]:
@@ -191,30 +254,101 @@ def refreshes(world: World) -> int:
     return world.harness.provider.token_requests.count("refresh_token")
 
 
+def connection_ids(world: World) -> dict[tuple[str, str], str]:
+    """The id of each connection of a connector that holds one, by tenant and connector."""
+    found = call(world.env, lambda service: service.list())
+    return {(s.tenant, s.connector_id): s.connection_id for s in found if s.connector_id != MULTI}
+
+
+def recent(world: World, **options: Any) -> list[EventRecord]:
+    return call(world.env, lambda service: service.store.outbox.recent(**options))
+
+
+def delivered(world: World) -> list[EventRecord]:
+    """Every event, once the app delivered each to its plugins' hooks (it does so shortly)."""
+    deadline = time.monotonic() + 10
+    while True:
+        records = recent(world, limit=1000)
+        if all(record.deliveries.get("hooks") == "delivered" for record in records):
+            return records
+        assert time.monotonic() < deadline, [record.deliveries for record in records]
+        time.sleep(0.05)
+
+
 # --- list -----------------------------------------------------------------------------
 
 
 def test_list_prints_every_connection_by_tenant_then_connector(world: World) -> None:
     result = world.run("list")
 
+    ids = connection_ids(world)
     assert result.exit_code == 0, result.stderr
     assert table(result) == [
-        ["TENANT", "CONNECTOR", "STATE", "ACCOUNT", "LAST REFRESHED", "LAST ERROR"],
-        ["tenant-a", "acme-oauth", "connected", "-", "-", "-"],
-        ["tenant-a", "keyed", "connected", "teamId=team-9", "-", "-"],
-        ["tenant-b", "acme-norevoke", "unknown_connector", "-", "-", "-"],
-        ["tenant-b", "acme-oauth", "connected", "-", "-", "-"],
+        ["TENANT", "CONNECTOR", "CONNECTION", "STATE", "ACCOUNT", "LAST REFRESHED", "LAST ERROR"],
+        ["tenant-a", "acme-oauth", ids["tenant-a", "acme-oauth"], "connected", "-", "-", "-"],
+        ["tenant-a", "keyed", ids["tenant-a", "keyed"], "connected", "teamId=team-9", "-", "-"],
+        [
+            "tenant-b",
+            "acme-norevoke",
+            ids["tenant-b", "acme-norevoke"],
+            "unknown_connector",
+            "-",
+            "-",
+            "-",
+        ],
+        ["tenant-b", "acme-oauth", ids["tenant-b", "acme-oauth"], "connected", "-", "-", "-"],
     ]
+    assert all(re.fullmatch(CONNECTION_ID, connection_id) for connection_id in ids.values())
+    assert len(set(ids.values())) == 4
     assert result.stderr == ""
+
+
+def test_list_shows_each_of_several_connections_by_id_with_its_label_and_account(
+    world: World, several: dict[str, str]
+) -> None:
+    result = world.run("list", "--connector", MULTI)
+
+    assert result.exit_code == 0, result.stderr
+    assert table(result)[1:] == [
+        [
+            "tenant-a",
+            MULTI,
+            several["org-1"],
+            "connected",
+            "Marketing (organizationId=org-1, userId=user-of-org-1)",
+            "-",
+            "-",
+        ],
+        [
+            "tenant-a",
+            MULTI,
+            several["org-2"],
+            "connected",
+            "organizationId=org-2, userId=user-of-org-2",
+            "-",
+            "-",
+        ],
+    ]
+    data = json.loads(world.run("list", "--connector", MULTI, "--json").stdout)
+    assert [(item["connectionId"], item["status"]["connectionId"]) for item in data] == [
+        (several["org-1"], several["org-1"]),
+        (several["org-2"], several["org-2"]),
+    ]
+    assert data[0]["status"]["label"] == "Marketing"
+    assert data[1]["status"]["connectedBy"] == {"id": "grace", "name": None}
 
 
 def test_list_json_prints_each_connection_as_describe_gives_it(world: World) -> None:
     data = json.loads(world.run("list", "--json").stdout)
 
     async def described(service: Connections) -> list[dict[str, Any]]:
-        return [service.describe(summary) for summary in await service.list()]
+        return [
+            {"connectionId": summary.connection_id, **service.describe(summary)}
+            for summary in await service.list()
+        ]
 
     assert data == call(world.env, described)
+    assert list(data[0])[:3] == ["tenant", "connectorId", "connectionId"]
     assert [(item["tenant"], item["connectorId"]) for item in data] == [
         ("tenant-a", "acme-oauth"),
         ("tenant-a", "keyed"),
@@ -225,6 +359,7 @@ def test_list_json_prints_each_connection_as_describe_gives_it(world: World) -> 
     assert data[2] == {
         "tenant": "tenant-b",
         "connectorId": "acme-norevoke",
+        "connectionId": connection_ids(world)["tenant-b", "acme-norevoke"],
         "connected": False,
         "error": "unknown_connector",
     }
@@ -302,7 +437,7 @@ def test_show_says_why_a_connection_needs_the_user_again(world: World) -> None:
         "error": "needs_reauth",
         "reason": "uninstalled",
     }
-    assert table(world.run("list", "--tenant", "tenant-b"))[2][2] == "needs_reauth: uninstalled"
+    assert table(world.run("list", "--tenant", "tenant-b"))[2][3] == "needs_reauth: uninstalled"
 
 
 # --- test -----------------------------------------------------------------------------
@@ -383,8 +518,8 @@ def test_refresh_renews_one_connection_now(world: World) -> None:
     assert abs(data["status"]["lastRefreshedAt"] - time.time()) < 60
     assert refreshes(world) == before + 2
     rows = table(world.run("list", "--connector", "acme-oauth"))
-    assert rows[1][4] != "-"  # tenant-a: renewed
-    assert rows[2][4] == "-"  # tenant-b: untouched
+    assert rows[1][5] != "-"  # tenant-a: renewed
+    assert rows[2][5] == "-"  # tenant-b: untouched
 
 
 def test_refreshing_an_api_key_connection_is_a_clean_unsupported_auth_error(world: World) -> None:
@@ -409,9 +544,12 @@ def test_refresh_due_renews_only_what_is_due(world: World) -> None:
     result = world.run("refresh", "--due")
 
     assert result.exit_code == 0, result.stderr
-    assert table(result) == [
-        ["TENANT", "CONNECTOR", "RESULT", "REASON"],
-        ["tenant-a", "acme-oauth", "refreshed", "-"],
+    rows = table(result)
+    assert rows[1][2].startswith("conn_")  # which connection of the connector
+    rows[1][2] = "<id>"
+    assert rows == [
+        ["TENANT", "CONNECTOR", "CONNECTION", "RESULT", "REASON"],
+        ["tenant-a", "acme-oauth", "<id>", "refreshed", "-"],
         [
             "1 due: 1 refreshed, 0 unchanged (renewed meanwhile), 0 failed (tried again next "
             "time), 0 need the user to connect again."
@@ -423,6 +561,7 @@ def test_refresh_due_renews_only_what_is_due(world: World) -> None:
     # A cron every two hours renews what expires before its next run; the API key
     # and the connection of a connector not installed are left alone.
     data = json.loads(world.run("refresh", "--due", "--within", "7200", "--json").stdout)
+    assert all(o.pop("connectionId").startswith("conn_") for o in data["outcomes"])
     assert data == {
         "ok": True,
         "outcomes": [
@@ -455,7 +594,8 @@ def test_refresh_due_exits_1_when_a_renewal_fails_or_needs_the_user(world: World
     refused = world.run("refresh", "--due")
 
     assert refused.exit_code == 1
-    assert table(refused)[1] == ["tenant-a", "acme-oauth", "needs_reauth", "invalid_grant"]
+    row = table(refused)[1]
+    assert row[:2] + row[3:] == ["tenant-a", "acme-oauth", "needs_reauth", "invalid_grant"]
     assert "0 refreshed" in refused.stdout
     assert "1 need the user to connect again." in refused.stdout
 
@@ -465,6 +605,7 @@ def test_refresh_due_exits_1_when_a_renewal_fails_or_needs_the_user(world: World
     assert failed.exit_code == 1
     data = json.loads(failed.stdout)
     assert data["ok"] is False
+    assert data["outcomes"][0].pop("connectionId").startswith("conn_")
     assert data["outcomes"] == [
         {
             "tenant": "tenant-b",
@@ -474,8 +615,8 @@ def test_refresh_due_exits_1_when_a_renewal_fails_or_needs_the_user(world: World
         }
     ]
     rows = table(world.run("list", "--connector", "acme-oauth"))
-    assert rows[1][2] == "needs_reauth: invalid_grant"
-    assert (rows[2][2], rows[2][5]) == ("connected", "provider_unavailable")
+    assert rows[1][3] == "needs_reauth: invalid_grant"
+    assert (rows[2][3], rows[2][6]) == ("connected", "provider_unavailable")
 
 
 @pytest.mark.parametrize(
@@ -487,6 +628,7 @@ def test_refresh_due_exits_1_when_a_renewal_fails_or_needs_the_user(world: World
         (["tenant-a", "acme-oauth", "--within", "60"], "--within go with --due"),
         (["tenant-a", "acme-oauth", "--tenant", "tenant-b"], "--within go with --due"),
         (["--due", "--within", "-1"], "Invalid value for '--within'"),
+        (["--due", "--connection", "conn_0000"], "--due renews every connection that is due"),
     ],
 )
 def test_refresh_usage_mistakes_exit_2(args: list[str], message: str) -> None:
@@ -535,6 +677,304 @@ def test_disconnect_without_yes_and_without_a_terminal_refuses(world: World) -> 
             "there is no terminal to ask on; pass --yes\n"
         )
     assert world.status("tenant-a", "keyed")["connected"] is True
+
+
+# --- several connections of one connector ---------------------------------------------
+
+
+def test_connection_names_one_of_several_for_show_test_and_refresh(
+    world: World, several: dict[str, str]
+) -> None:
+    one, two = several["org-1"], several["org-2"]
+
+    shown = world.run("show", "tenant-a", MULTI, "--connection", one)
+    assert shown.exit_code == 0, shown.stderr
+    assert {key: fields(shown)[key] for key in ("state", "connectionId", "label")} == {
+        "state": "connected",
+        "connectionId": one,
+        "label": "Marketing",
+    }
+    assert (fields(shown)["organizationId"], fields(shown)["id"]) == ("org-1", "ada")
+    data = json.loads(world.run("show", "tenant-a", MULTI, "--connection", two, "--json").stdout)
+    assert (data["status"]["connectionId"], data["status"]["organizationId"]) == (two, "org-2")
+
+    tested = world.run("test", "tenant-a", MULTI, "--connection", two)
+    assert (tested.exit_code, tested.stdout) == (0, f"verified: tenant-a/{MULTI}/{two}\n")
+    verified = {
+        s["status"]["connectionId"]: s for s in world.status("tenant-a", MULTI)["connections"]
+    }
+    assert "verifiedAt" in verified[two]["status"]
+    assert "verifiedAt" not in verified[one]["status"]
+
+    before = refreshes(world)
+    renewed = world.run("refresh", "tenant-a", MULTI, "--connection", one)
+    assert (renewed.exit_code, renewed.stdout) == (0, f"refreshed: tenant-a/{MULTI}/{one}\n")
+    assert refreshes(world) == before + 1
+    rows = {row[2]: row for row in table(world.run("list", "--connector", MULTI))[1:]}
+    assert (rows[one][5] != "-", rows[two][5]) == (True, "-")
+
+
+def test_connection_names_a_connector_s_only_connection_too(world: World) -> None:
+    only = connection_ids(world)["tenant-a", "keyed"]
+
+    shown = json.loads(
+        world.run("show", "tenant-a", "keyed", "--connection", only, "--json").stdout
+    )
+    assert shown["status"]["connectionId"] == only
+    tested = world.run("test", "tenant-a", "keyed", "--connection", only)
+    assert tested.stdout == f"verified: tenant-a/keyed/{only}\n"
+
+    for command in (["show"], ["test"], ["refresh"]):
+        wrong = world.run(*command, "tenant-a", "acme-oauth", "--connection", "conn_0000")
+        assert wrong.exit_code == 1
+        assert wrong.stderr.startswith("error: tenant-a/acme-oauth/conn_0000: ")
+        assert wrong.stderr.endswith("not_connected: acme-oauth has no such connection\n")
+        assert wrong.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["show"], ["show", "--json"], ["test"], ["test", "--json"], ["refresh"], ["disconnect"]],
+)
+def test_a_connector_holding_several_needs_connection_and_lists_their_ids(
+    world: World, several: dict[str, str], command: list[str]
+) -> None:
+    before = world.status("tenant-a", MULTI)
+
+    result = world.run(command[0], "tenant-a", MULTI, *command[1:])
+
+    one, two = several["org-1"], several["org-2"]
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: tenant-a/{MULTI}: connection_required: {MULTI} holds 2 connections for this "
+        f"tenant; pass --connection with one of their ids: {one} (Marketing, "
+        f"organizationId=org-1, userId=user-of-org-1), {two} (organizationId=org-2, "
+        "userId=user-of-org-2)\n"
+    )
+    if command == ["test", "--json"]:
+        assert json.loads(result.stdout) == {
+            "tenant": "tenant-a",
+            "connectorId": MULTI,
+            "verified": False,
+            "error": "connection_required",
+        }
+    else:
+        assert result.stdout == ""
+    assert world.status("tenant-a", MULTI) == before  # nothing verified, renewed or removed
+
+
+def test_a_multiple_connector_with_one_connection_needs_no_connection(
+    world: World, several: dict[str, str]
+) -> None:
+    gone = world.run("disconnect", "tenant-a", MULTI, "--connection", several["org-2"], "--yes")
+    assert gone.exit_code == 0, gone.stderr
+
+    shown = fields(world.run("show", "tenant-a", MULTI))
+    assert (shown["connectionId"], shown["label"]) == (several["org-1"], "Marketing")
+    assert world.run("test", "tenant-a", MULTI).stdout == f"verified: tenant-a/{MULTI}\n"
+
+
+def test_disconnect_with_connection_removes_that_one_only(
+    world: World, several: dict[str, str]
+) -> None:
+    one, two = several["org-1"], several["org-2"]
+    provider = world.harness.provider
+
+    result = world.run("disconnect", "tenant-a", MULTI, "--connection", one, "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"disconnected: tenant-a/{MULTI}/{one}\n"
+    assert len(provider.revocations) == 2  # its refresh and access token
+    left = world.status("tenant-a", MULTI)["connections"]
+    assert [s["status"]["connectionId"] for s in left] == [two]
+    again = world.run("disconnect", "tenant-a", MULTI, "--connection", one, "--yes")
+    assert (again.exit_code, again.stdout) == (
+        0,
+        f"tenant-a/{MULTI}/{one} was not connected; nothing to do\n",
+    )
+    refused = world.run("disconnect", "tenant-a", MULTI, "--connection", two)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: not disconnecting tenant-a/{MULTI}/{two} without confirmation: "
+        "there is no terminal to ask on; pass --yes\n"
+    )
+    assert len(world.status("tenant-a", MULTI)["connections"]) == 1
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def test_events_lists_what_happened_newest_first_with_who_and_delivery(
+    world: World, several: dict[str, str]
+) -> None:
+    one, two = several["org-1"], several["org-2"]
+    ids = connection_ids(world)
+    world.harness.provider.api_credentials.discard(KEY)  # the key was revoked at the provider
+    assert world.run("test", "tenant-a", "keyed").exit_code == 1
+    assert world.run("disconnect", "tenant-a", MULTI, "--connection", two, "--yes").exit_code == 0
+    delivered(world)
+
+    result = world.run("events", "--tenant", "tenant-a")
+
+    assert result.exit_code == 0, result.stderr
+    rows = table(result)
+    assert rows[0] == [
+        "WHEN",
+        "EVENT",
+        "TENANT",
+        "CONNECTOR",
+        "CONNECTION",
+        "ACCOUNT",
+        "ACTOR",
+        "REASON",
+        "DELIVERY",
+    ]
+    assert all(re.fullmatch(WHEN, row[0]) for row in rows[1:])
+    org = "organizationId=org-{0}, userId=user-of-org-{0}"
+    assert [row[1:] for row in rows[1:]] == [
+        ["disconnected", "tenant-a", MULTI, two, org.format(2), "-", "-", "hooks delivered"],
+        [
+            "verification_failed",
+            "tenant-a",
+            "keyed",
+            ids["tenant-a", "keyed"],
+            "teamId=team-9",
+            "-",
+            "invalid_credentials",
+            "hooks delivered",
+        ],
+        ["connected", "tenant-a", MULTI, two, org.format(2), "grace", "-", "hooks delivered"],
+        ["connected", "tenant-a", MULTI, one, org.format(1), "ada", "-", "hooks delivered"],
+        [
+            "connected",
+            "tenant-a",
+            "keyed",
+            ids["tenant-a", "keyed"],
+            "teamId=team-9",
+            "-",
+            "-",
+            "hooks delivered",
+        ],
+        [
+            "connected",
+            "tenant-a",
+            "acme-oauth",
+            ids["tenant-a", "acme-oauth"],
+            "-",
+            "-",
+            "-",
+            "hooks delivered",
+        ],
+    ]
+
+
+def test_events_filter_by_tenant_and_connector_and_keep_the_newest(
+    world: World, several: dict[str, str]
+) -> None:
+    def listed(*options: str) -> list[tuple[str, str, str]]:
+        result = world.run("events", "--json", *options)
+        assert result.exit_code == 0, result.stderr
+        return [(e["type"], e["tenant"], e["connectorId"]) for e in json.loads(result.stdout)]
+
+    assert listed() == [
+        ("connected", "tenant-a", MULTI),
+        ("connected", "tenant-a", MULTI),
+        ("connected", "tenant-a", "keyed"),
+        ("connected", "tenant-b", "acme-norevoke"),
+        ("connected", "tenant-a", "acme-oauth"),
+        ("connected", "tenant-b", "acme-oauth"),
+    ]
+    assert listed("--tenant", "tenant-b") == [
+        ("connected", "tenant-b", "acme-norevoke"),
+        ("connected", "tenant-b", "acme-oauth"),
+    ]
+    assert listed("--connector", "acme-oauth") == [
+        ("connected", "tenant-a", "acme-oauth"),
+        ("connected", "tenant-b", "acme-oauth"),
+    ]
+    assert listed("--connector", "acme-oauth", "--tenant", "tenant-b") == [
+        ("connected", "tenant-b", "acme-oauth")
+    ]
+    assert listed("--limit", "2") == [("connected", "tenant-a", MULTI)] * 2
+    newest = json.loads(world.run("events", "--json", "--limit", "1").stdout)
+    assert newest[0]["connectionId"] == several["org-2"]
+    assert len(table(world.run("events", "--limit", "3"))) == 4  # the header and three
+
+
+def test_events_json_is_each_event_s_json_with_its_deliveries(
+    world: World, several: dict[str, str]
+) -> None:
+    gone = world.run("disconnect", "tenant-a", MULTI, "--connection", several["org-1"], "--yes")
+    assert gone.exit_code == 0, gone.stderr
+    records = delivered(world)
+
+    data = json.loads(world.run("events", "--json").stdout)
+
+    assert data == [{**r.event.to_json(), "deliveries": {"hooks": "delivered"}} for r in records]
+    assert data[0] == {
+        "id": data[0]["id"],
+        "type": "disconnected",
+        "tenant": "tenant-a",
+        "connectorId": MULTI,
+        "connectionId": several["org-1"],
+        "account": {"organizationId": "org-1", "userId": "user-of-org-1"},
+        "reason": None,
+        "actor": None,  # the command names no user
+        "at": data[0]["at"],
+        "deliveries": {"hooks": "delivered"},
+    }
+    assert re.fullmatch(r"evt_[0-9a-f]{32}", data[0]["id"])
+    assert abs(data[0]["at"] - time.time()) < 60
+    assert ConnectionEvent.from_json(data[0]) == records[0].event
+    assert data[-2]["actor"] is None
+
+
+def test_events_say_which_delivery_is_pending_and_why(world: World) -> None:
+    def fail(event: ConnectionEvent) -> None:
+        raise RuntimeError("the host's listener is down")
+
+    async def deliver(service: Connections, listener: Callable[[ConnectionEvent], None]) -> int:
+        deliverer = Deliverer(service, listeners=[listener], first_retry=0)
+        try:
+            return await deliverer.run_once()
+        finally:
+            await deliverer.aclose()
+
+    # A host job's deliverer with a listener: a destination from now on.
+    call(world.env, lambda service: service.store.outbox.register_destinations(["listeners"]))
+    assert world.run("disconnect", "tenant-a", "keyed", "--yes").exit_code == 0
+    call(world.env, lambda service: deliver(service, fail))
+    delivered(world)
+
+    rows = table(world.run("events", "--connector", "keyed"))
+    assert [row[-1] for row in rows[1:]] == [
+        "hooks delivered, listeners pending (1 failed: RuntimeError)",
+        "hooks delivered",  # written before the listeners were a destination
+    ]
+    call(world.env, lambda service: deliver(service, lambda event: None))
+    again = json.loads(world.run("events", "--connector", "keyed", "--json").stdout)
+    assert again[0]["deliveries"] == {"hooks": "delivered", "listeners": "delivered"}
+
+
+def test_events_says_when_there_are_none(world: World, tmp_path: Path) -> None:
+    nothing = world.run("events", "--tenant", "nobody")
+    assert (nothing.exit_code, nothing.stdout) == (0, "No events.\n")
+    assert json.loads(world.run("events", "--tenant", "nobody", "--json").stdout) == []
+
+    (tmp_path / "empty").mkdir()
+    database = empty_store(tmp_path / "empty")
+    env: dict[str, str | None] = {"CONNECTORS_DATABASE_URL": f"sqlite:///{database}"}
+    assert world.run("events", env=env).stdout == "No events.\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "many"])
+def test_events_limit_is_1_to_1000(limit: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["connections", "events", "--limit", limit], catch_exceptions=False
+    )
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--limit'" in result.stderr
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -805,3 +1245,26 @@ def test_disconnect_asks_on_a_terminal(world: World, answer: str, code: int) -> 
     assert world.status("tenant-a", "acme-oauth")["connected"] is (answer == "n")
     if answer == "n":
         assert result.stderr == "Aborted!\n"
+
+
+@pytest.mark.slow
+def test_disconnect_asks_naming_the_connection(world: World, several: dict[str, str]) -> None:
+    one = several["org-1"]
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, b"y\n")
+        result = process(
+            world, "disconnect", "tenant-a", MULTI, "--connection", one, stdin=follower
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"Disconnect {MULTI} connection {one} (Marketing, organizationId=org-1, "
+        "userId=user-of-org-1) for tenant 'tenant-a'? "
+    )
+    assert result.stdout.endswith(f"disconnected: tenant-a/{MULTI}/{one}\n")
+    left = world.status("tenant-a", MULTI)["connections"]
+    assert [s["status"]["connectionId"] for s in left] == [several["org-2"]]

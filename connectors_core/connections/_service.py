@@ -561,12 +561,17 @@ class Connections(TokenKeeper, Lifecycle):
         return await self.store.list(tenant=tenant, connector_id=connector_id)
 
     def describe(self, summary: ConnectionSummary) -> dict[str, Any]:
-        """``{"tenant", "connectorId", "connected", "status" | "error", ...}`` for one summary.
+        """``{"tenant", "connectorId", "connectionId", "connected", "status" | "error", ...}``
+        for one summary.
 
-        The status JSON of the connection, with whose it is; a connection of a
-        connector no longer installed says ``unknown_connector``.
+        The status JSON of the connection, with whose and which it is; a
+        connection of a connector no longer installed says ``unknown_connector``.
         """
-        head = {"tenant": summary.tenant, "connectorId": summary.connector_id}
+        head = {
+            "tenant": summary.tenant,
+            "connectorId": summary.connector_id,
+            "connectionId": summary.connection_id,
+        }
         if summary.connector_id not in self.registry:
             return {**head, "connected": False, "error": "unknown_connector"}
         return {**head, **_status_json(self.registry.get(summary.connector_id), summary)}
