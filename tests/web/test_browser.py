@@ -26,7 +26,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Response, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.distributions import Dist, install, manifest_source
@@ -190,18 +190,6 @@ def chromium_executable() -> str:
     if os.environ.get("CI"):
         pytest.fail(f"the browser tests must run on CI: {reason}")
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = chromium_executable()
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

@@ -16,28 +16,16 @@ from contextlib import contextmanager
 
 import anyio
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from connectors_core.store import StoredConnection
 from tests.harness import ACME_SECRET, TENANT_HEADER, WORKSPACES, Harness
-from tests.web.test_browser import CHROMIUM_ARGS, TIMEOUT_MS, Traffic, chromium_executable
+from tests.web.test_browser import TIMEOUT_MS, Traffic
 
 pytestmark = pytest.mark.slow
 
 TENANT = "tenant-a"
 KEY = "acme_live_FormsTest_3b8e61d0c2"  # 30 visible ASCII characters
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = chromium_executable()
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @contextmanager

@@ -14,27 +14,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.harness import TENANT_HEADER, Harness
-from tests.web.test_browser import CHROMIUM_ARGS, TIMEOUT_MS, chromium_executable
+from tests.web.test_browser import TIMEOUT_MS
 from tests.web.test_lifecycle import EXAMPLE, ROLE_HEADER, USER_HEADER, as_org, identity
 
 pytestmark = pytest.mark.slow
 
 DAY = r"\d{4}-\d{2}-\d{2}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = chromium_executable()
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
