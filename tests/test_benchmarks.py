@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.environments import ROOT
+from tests.postgres import SERVER
 
 pytestmark = pytest.mark.slow
 
@@ -52,3 +53,29 @@ def test_client_benchmark_runs_and_reports_the_ratio_against_its_goal() -> None:
     assert "bare httpx2.AsyncClient" in result.stdout
     assert "client / bare:" in result.stdout
     assert "(goal <= 1.2x: " in result.stdout
+
+
+def test_events_benchmark_loses_nothing_and_duplicates_only_across_a_replica_kill(
+    postgres_url: str,  # skips without a PostgreSQL server (fails under CI)
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "events.py"),
+            *("--events", "600", "--connections", "60", "--rounds", "1", "--hold", "3"),
+            *("--postgres-url", SERVER, "--no-goal-check"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rounds = [line for line in result.stdout.splitlines() if line.startswith("  round ")]
+    assert len(rounds) == 3, result.stdout  # 2 replicas, 1 replica, 2 with one killed
+    assert all("| lost 0, " in line and ", bad 0 |" in line for line in rounds), result.stdout
+    assert ", one killed: " in rounds[-1]
+    assert "kill round: lost 0, " in result.stdout
+    assert "other duplicates 0, out of order 0;" in result.stdout
+    assert "events/s with 2 replicas:" in result.stdout
+    assert "all checks passed" in result.stdout

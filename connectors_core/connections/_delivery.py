@@ -15,13 +15,15 @@ each destination this process can reach:
     ``webhook-signature``: HMAC-SHA256 of ``id.timestamp.body`` with the key
     of ``CONNECTORS_WEBHOOK_SECRET``).
 
-A deliverer claims a connection's stream of events for one destination,
-delivers its events in order and records each; a failure (an exception, a
-non-2xx answer, a timeout) keeps the event for a later attempt, with a
-doubling pause, and holds back that connection's later events for that
-destination only. Replicas claim different streams, so each event reaches
-each destination once; one killed mid-delivery lets its claims run out, and
-another replica delivers again what it had not recorded (at least once).
+A deliverer claims a connection's stream of events for one destination when
+it can start on it, delivers its events in order and records how far it got
+(behind the deliveries: a record does not hold up the next one); a failure
+(an exception, a non-2xx answer, a timeout) keeps the event for a later
+attempt, with a doubling pause, and holds back that connection's later
+events for that destination only. Replicas claim different streams, so each
+event reaches each destination once; one killed mid-delivery lets its claims
+run out, and another replica delivers again what it had not recorded (at
+least once).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ from .._events import ConnectionEvent
 from .._settings import webhook_key
 
 if TYPE_CHECKING:
-    from ..store import Stream
+    from anyio.abc import TaskGroup
+
+    from ..store import Outbox, Stream
     from ._service import Connections
 
 __all__ = ["Deliverer", "Listener", "sign_webhook"]
@@ -56,6 +60,10 @@ __all__ = ["Deliverer", "Listener", "sign_webhook"]
 _jitter = random.Random()
 
 log = logging.getLogger("connectors_core.events")
+
+UNRECORDED = 4
+"""Deliveries of a stream that may go out before the earlier ones are recorded: the most
+that go out again, per stream a deliverer was delivering, after it crashes."""
 
 Listener = Callable[[ConnectionEvent], Awaitable[None] | None]
 """A host's listener: called with each event (sync or async); raising means "try again"."""
@@ -77,9 +85,11 @@ class Deliverer:
 
     :param connections: the service (its store, registry and settings).
     :param listeners: the host's listeners (the ``listeners`` destination, if any).
-    :param batch: streams claimed at once.
+    :param batch: streams claimed in one pass (a few at a time), and events read from
+        a stream at once.
     :param concurrency: streams delivered at the same time.
-    :param hold: seconds a claim lasts without news (a dead deliverer's run out).
+    :param hold: seconds a claim lasts without news (a dead deliverer's run out); at
+        least twice ``CONNECTORS_EVENT_TIMEOUT``, so that a slow delivery keeps its claim.
     :param first_retry: seconds before the first retry of a failed event; it doubles.
     :param max_retry: the longest pause between two attempts.
     :param max_attempts: attempts at one event before it is given up (logged) and the
@@ -105,7 +115,9 @@ class Deliverer:
         self.listeners = tuple(listeners)
         self.batch = batch
         self.concurrency = concurrency
-        self.hold = hold
+        # A delivery may take event_timeout; its claim must outlast it, or another
+        # deliverer would take the stream over meanwhile and deliver the event again.
+        self.hold = max(hold, 2 * self.settings.event_timeout)
         self.first_retry = first_retry
         self.max_retry = max_retry
         self.max_attempts = max_attempts
@@ -151,7 +163,13 @@ class Deliverer:
         self._registered = True
 
     async def run_once(self) -> int:
-        """One pass: claim due streams, deliver what they hold; how many events went out."""
+        """One pass: claim due streams, deliver what they hold; how many events went out
+        (each once, whatever the number of destinations it went to).
+
+        A pass claims up to ``batch`` streams, a few at a time as its ``concurrency``
+        slots free up (a stream claimed only when it can start keeps its claim for
+        its delivery, not for a wait in a queue), until no stream is due.
+        """
         outbox = self.connections.store.outbox
         if not self._registered:
             await self.register()
@@ -159,54 +177,86 @@ class Deliverer:
         if now - self._pruned_at > 600:
             self._pruned_at = now
             await outbox.prune(now - self.settings.event_retention)
-        streams = await outbox.claim(
-            list(self.destinations), self.holder, now=now, limit=self.batch, hold=self.hold
-        )
-        delivered = 0
-        limiter = anyio.CapacityLimiter(self.concurrency)
+        destinations = list(self.destinations)
+        chunk = max(1, self.concurrency // 4)  # claim when this many slots are free
+        sent: set[int] = set()  # the events' sequence numbers
+        running = claimed = 0
+        freed = anyio.Event()
 
         async def one(stream: Stream) -> None:
-            nonlocal delivered
-            async with limiter:
-                delivered += await self._stream(stream)
+            nonlocal running
+            try:
+                await self._stream(stream, sent)
+            finally:
+                running -= 1
+                freed.set()
 
         async with anyio.create_task_group() as group:
-            for stream in streams:
-                group.start_soon(one, stream)
-        return delivered
+            due = True
+            while True:
+                room = min(self.concurrency - running, self.batch - claimed)
+                if due and room > 0 and (room >= chunk or running == 0):
+                    streams = await outbox.claim(
+                        destinations, self.holder, now=time.time(), limit=room, hold=self.hold
+                    )
+                    due = len(streams) == room  # fewer: nothing else is due for now
+                    claimed += len(streams)
+                    running += len(streams)
+                    for stream in streams:
+                        group.start_soon(one, stream)
+                if running == 0:
+                    break
+                freed = anyio.Event()  # no await since the check: no wake-up is missed
+                await freed.wait()
+        return len(sent)
 
-    async def _stream(self, stream: Stream) -> int:
-        """Deliver one stream's events in order, until one fails; how many went out."""
+    async def _stream(self, stream: Stream, sent: set[int]) -> None:
+        """Deliver one stream's events in order, until one fails; add them to ``sent``."""
         outbox = self.connections.store.outbox
         deliver = self.destinations[stream.destination]
-        count = 0
+        progress = _Progress(outbox, stream, self.holder, self.hold)
+        delivered = False
         try:
-            for seq, event in await outbox.events(stream, limit=self.batch):
-                try:
-                    with anyio.fail_after(self.settings.event_timeout):
-                        await deliver(event)
-                except Exception as exc:  # noqa: BLE001 - any failure means "later", never a crash
-                    await self._failed(stream, seq, event, exc)
-                    return count
-                count += 1
-                if not await outbox.delivered(
-                    stream, self.holder, seq, until=time.time() + self.hold
-                ):
-                    return count  # the claim ran out and another deliverer took over
-            await outbox.release(stream, self.holder, now=time.time())
+            async with anyio.create_task_group() as records:
+                for seq, event in await outbox.events(stream, limit=self.batch):
+                    await progress.room()
+                    if progress.lost:
+                        break
+                    try:
+                        with anyio.fail_after(self.settings.event_timeout):
+                            await deliver(event)
+                    except Exception as exc:  # noqa: BLE001 - any failure means "later", never a crash
+                        await progress.settled()
+                        if not progress.lost:
+                            # A delivery in this pass started the count again.
+                            earlier = 0 if delivered else stream.attempts
+                            await self._failed(stream, seq, event, exc, earlier)
+                        return
+                    delivered = True
+                    sent.add(seq)
+                    progress.note(seq, records)
+            if not progress.lost:  # else the claim ran out and another deliverer took over
+                await outbox.release(stream, self.holder, now=time.time())
         except BaseException:
             with anyio.CancelScope(shield=True):
+                await progress.record_last()
                 await outbox.release(stream, self.holder, now=time.time())
             raise
-        return count
 
     async def _failed(
-        self, stream: Stream, seq: int, event: ConnectionEvent, exc: BaseException
+        self,
+        stream: Stream,
+        seq: int,
+        event: ConnectionEvent,
+        exc: BaseException,
+        earlier: int,
     ) -> None:
+        """Keep ``event`` for a later attempt (``earlier`` attempts at it failed before), or
+        give it up after ``max_attempts``."""
         why = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
         if not isinstance(exc, _Failed | TimeoutError):
             why = type(exc).__name__  # a listener's message may quote anything
-        attempts = stream.attempts + 1
+        attempts = earlier + 1
         outbox = self.connections.store.outbox
         if attempts >= self.max_attempts:
             log.error(
@@ -295,3 +345,68 @@ class Deliverer:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+class _Progress:
+    """How far a stream's delivery got, recorded behind it.
+
+    A delivery does not wait for the previous one's record: one record is on its
+    way at a time, with the latest delivery, and the deliveries made meanwhile
+    are recorded together by the next one, up to :data:`UNRECORDED` of them. After
+    a crash, the deliveries not yet recorded go out again (at least once).
+    """
+
+    def __init__(self, outbox: Outbox, stream: Stream, holder: str, hold: float) -> None:
+        self._outbox = outbox
+        self._stream = stream
+        self._holder = holder
+        self._hold = hold
+        self._latest = self._recorded = stream.delivered_seq
+        self._noted = self._counted = 0  # deliveries so far; of them, recorded
+        self._recording = False
+        self._changed = anyio.Event()  # set, and replaced, after each record
+        self.lost = False
+        """Whether a record found the claim gone (run out, and another deliverer took it)."""
+
+    def note(self, seq: int, group: TaskGroup) -> None:
+        """The stream's events up to ``seq`` were delivered: record it (in ``group``)."""
+        self._latest = seq
+        self._noted += 1
+        if not self._recording:
+            self._recording = True
+            group.start_soon(self._record)
+
+    async def _record(self) -> None:
+        try:
+            while self._recorded < self._latest and not self.lost:
+                seq, noted = self._latest, self._noted
+                until = time.time() + self._hold  # each record extends the claim
+                if await self._outbox.delivered(self._stream, self._holder, seq, until=until):
+                    self._recorded, self._counted = seq, noted
+                else:
+                    self.lost = True
+                self._wake()
+        finally:
+            self._recording = False
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def room(self) -> None:
+        """Wait while :data:`UNRECORDED` deliveries are not recorded yet."""
+        while self._recording and self._noted - self._counted >= UNRECORDED:
+            await self._changed.wait()
+
+    async def settled(self) -> None:
+        """Wait until every delivery so far is recorded (or the claim is found lost)."""
+        while self._recording:
+            await self._changed.wait()
+
+    async def record_last(self) -> None:
+        """Record the latest delivery now, if a record may be missing (the stream stops)."""
+        if not self.lost and self._latest > self._recorded:
+            until = time.time() + self._hold
+            if await self._outbox.delivered(self._stream, self._holder, self._latest, until=until):
+                self._recorded = self._latest

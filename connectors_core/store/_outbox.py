@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -82,21 +83,57 @@ def write_event(db: Connection, event: ConnectionEvent) -> int:
     return seq
 
 
-def _stream_key(stream: Stream) -> Any:
-    return sa.and_(
-        event_streams.c.destination == stream.destination,
-        event_streams.c.tenant == stream.tenant,
-        event_streams.c.connector_id == stream.connector_id,
-        event_streams.c.connection_id == stream.connection_id,
+# The statements a deliverer runs for each stream and event, built once (SQLAlchemy then
+# only looks up their compiled form), with the stream's key as parameters. A parameter
+# may not be named after a column an UPDATE sets, hence the prefix.
+_STREAM = sa.and_(
+    event_streams.c.destination == sa.bindparam("s_destination"),
+    event_streams.c.tenant == sa.bindparam("s_tenant"),
+    event_streams.c.connector_id == sa.bindparam("s_connector_id"),
+    event_streams.c.connection_id == sa.bindparam("s_connection_id"),
+)
+_OF_STREAM = sa.and_(
+    events.c.tenant == sa.bindparam("s_tenant"),
+    events.c.connector_id == sa.bindparam("s_connector_id"),
+    events.c.connection_id == sa.bindparam("s_connection_id"),
+)
+_CLAIM = (
+    event_streams.update()
+    .where(_STREAM)
+    .values(claimed_by=sa.bindparam("s_holder"), claimed_until=sa.bindparam("s_until"))
+)
+_EVENTS = (
+    sa.select(events.c.seq, events.c.payload)
+    .where(_OF_STREAM, events.c.seq > sa.bindparam("s_after"))
+    .order_by(events.c.seq)
+    .limit(sa.bindparam("s_limit"))
+)
+_DELIVERED = (
+    event_streams.update()
+    .where(_STREAM, event_streams.c.claimed_by == sa.bindparam("s_holder"))
+    .values(
+        delivered_seq=sa.bindparam("s_seq"),
+        attempts=0,
+        last_error=None,
+        claimed_until=sa.bindparam("s_until"),
     )
+)
+_HELD = (
+    sa.select(event_streams.c.claimed_by, event_streams.c.delivered_seq)
+    .where(_STREAM)
+    .with_for_update()
+)
+_MORE = sa.select(events.c.seq).where(_OF_STREAM, events.c.seq > sa.bindparam("s_after")).limit(1)
 
 
-def _of_stream(stream: Stream) -> Any:
-    return sa.and_(
-        events.c.tenant == stream.tenant,
-        events.c.connector_id == stream.connector_id,
-        events.c.connection_id == stream.connection_id,
-    )
+def _key(stream: Stream) -> dict[str, Any]:
+    """The parameters of the statements above that name ``stream``."""
+    return {
+        "s_destination": stream.destination,
+        "s_tenant": stream.tenant,
+        "s_connector_id": stream.connector_id,
+        "s_connection_id": stream.connection_id,
+    }
 
 
 class SQLOutbox(Outbox):
@@ -108,6 +145,15 @@ class SQLOutbox(Outbox):
     async def register_destinations(self, names: Sequence[str]) -> None:
         def work(db: Connection) -> None:
             known = set(db.execute(sa.select(event_destinations.c.name)).scalars())
+            if known.issuperset(names):
+                return
+            if db.dialect.name == "postgresql":
+                # An event being written now (its seq taken, not committed yet) must
+                # either be seen below, or see the new destination: wait for the writers
+                # under way, and hold new ones back until this commits. (Once per
+                # destination; on SQLite, writes are one at a time already.)
+                db.execute(sa.text("LOCK TABLE events IN EXCLUSIVE MODE"))
+                known = set(db.execute(sa.select(event_destinations.c.name)).scalars())
             latest = db.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0
             for name in names:
                 if name not in known:
@@ -148,37 +194,35 @@ class SQLOutbox(Outbox):
                 )
                 for row in db.execute(due)
             ]
-            for stream in claimed:
-                db.execute(
-                    event_streams.update()
-                    .where(_stream_key(stream))
-                    .values(claimed_by=holder, claimed_until=now + hold)
-                )
+            if claimed:  # one statement, many parameter sets (pipelined by the driver)
+                claim = {"s_holder": holder, "s_until": now + hold}
+                db.execute(_CLAIM, [_key(stream) | claim for stream in claimed])
             return claimed
 
         return await self.store._write(work)
 
     async def events(self, stream: Stream, *, limit: int) -> list[tuple[int, ConnectionEvent]]:
-        statement = (
-            sa.select(events.c.seq, events.c.payload)
-            .where(_of_stream(stream), events.c.seq > stream.delivered_seq)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        rows = await self.store._read(statement, all_rows=True)
+        params = _key(stream) | {"s_after": stream.delivered_seq, "s_limit": limit}
+        rows = await self.store._read(_EVENTS, all_rows=True, **params)
         return [(int(seq), ConnectionEvent.from_json(json.loads(payload))) for seq, payload in rows]
 
     async def delivered(self, stream: Stream, holder: str, seq: int, *, until: float) -> bool:
-        statement = (
-            event_streams.update()
-            .where(_stream_key(stream), event_streams.c.claimed_by == holder)
-            .values(delivered_seq=seq, attempts=0, last_error=None, claimed_until=until)
-        )
+        params = _key(stream) | {"s_holder": holder, "s_seq": seq, "s_until": until}
+        if self.store._sqlite:
 
-        def work(db: Connection) -> bool:
-            return bool(db.execute(statement).rowcount == 1)
+            def work(db: Connection) -> bool:
+                return bool(db.execute(_DELIVERED, params).rowcount == 1)
 
-        return await self.store._write(work)
+            return await self.store._write(work)
+
+        def one_statement() -> bool:
+            # The hottest write (one per delivery or so), a statement of its own: in
+            # autocommit it is one round trip, not BEGIN, UPDATE and COMMIT.
+            engine = self.store.engine
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+                return bool(db.execute(_DELIVERED, params).rowcount == 1)
+
+        return await anyio.to_thread.run_sync(one_statement)
 
     async def release(
         self,
@@ -190,20 +234,16 @@ class SQLOutbox(Outbox):
         error: str | None = None,
         skip_to: int | None = None,
     ) -> None:
+        key = _key(stream)
+
         def work(db: Connection) -> None:
             # The stream's row first (a writer marking it pending waits for us, or we
             # for it): what is left to deliver is then read afresh, after the lock.
-            row = db.execute(
-                sa.select(event_streams.c.claimed_by, event_streams.c.delivered_seq)
-                .where(_stream_key(stream))
-                .with_for_update()
-            ).first()
+            row = db.execute(_HELD, key).first()
             if row is None or row.claimed_by != holder:
                 return
             delivered = int(row.delivered_seq) if skip_to is None else skip_to
-            more = db.execute(
-                sa.select(events.c.seq).where(_of_stream(stream), events.c.seq > delivered).limit(1)
-            ).first()
+            more = db.execute(_MORE, key | {"s_after": delivered}).first()
             values: dict[str, Any] = {
                 "claimed_by": None,
                 "claimed_until": None,
@@ -220,7 +260,7 @@ class SQLOutbox(Outbox):
                 )
             else:
                 values.update(next_attempt_at=now)
-            db.execute(event_streams.update().where(_stream_key(stream)).values(**values))
+            db.execute(event_streams.update().where(_STREAM).values(**values), key)
 
         await self.store._write(work)
 

@@ -112,6 +112,8 @@ events = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Index("ix_events_stream", "tenant", "connector_id", "connection_id", "seq"),
+    # Never a number used before, even once old events are deleted (see migration 0007).
+    sqlite_autoincrement=True,
 )
 
 # Where events go (the host's listeners, plugins' hooks, the webhook), each receiving

@@ -98,7 +98,10 @@ def test_a_replica_that_stops_leaves_the_rest_to_the_other(postgres_url: str) ->
     # A replica that claimed streams and stopped without recording anything: its claims
     # run out, and the other delivers every event.
     reset(postgres_url)
-    settings = Settings(database_url=postgres_url, secret_keys=(generate_key(),))
+    # A claim lasts at least twice a delivery's timeout: short ones, for a short test.
+    settings = Settings(
+        database_url=postgres_url, secret_keys=(generate_key(),), event_timeout=0.25
+    )
     seen: list[str] = []
     first = Connections(registry(), open_store(settings), settings)
     second = Connections(

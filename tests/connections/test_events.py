@@ -371,3 +371,120 @@ def test_events_written_while_nobody_delivered_go_out_after_a_restart(tmp_path: 
     assert got == ["connected", "disconnected"]
     assert anyio.run(again.deliver_events) == 0  # delivered once
     anyio.run(again.aclose)
+
+
+# --- what could once go wrong ----------------------------------------------------------------
+
+
+def plain_service(tmp_path: Path, listener: Any) -> Connections:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", secret_keys=(generate_key(),)
+    )
+    registry = Registry()
+    registry.register(
+        define_connector(
+            id="acme-plain",
+            name="Plain",
+            summary="S.",
+            description="S.",
+            category="custom",
+            status="available",
+            auth={"type": "none"},
+            capabilities=[{"id": "x", "label": "X"}],
+            connection={"startPath": "/api/integrations/acme-plain/connect"},
+        )
+    )
+    return Connections(registry, open_store(settings), settings, listeners=[listener])
+
+
+def test_an_event_delivered_after_failures_does_not_count_against_the_next(
+    tmp_path: Path, captured_logs: pytest.LogCaptureFixture
+) -> None:
+    failures = {"connected": 2, "disconnected": 1}
+    got: list[str] = []
+
+    def flaky(event: ConnectionEvent) -> None:
+        if failures[event.type.value]:
+            failures[event.type.value] -= 1
+            raise RuntimeError("not now")
+        got.append(event.type.value)
+
+    service = plain_service(tmp_path, flaky)
+    deliverer = service.deliverer(first_retry=0.01, max_retry=0.01, max_attempts=3)
+    anyio.run(deliverer.register)
+    anyio.run(service.connect_none, TENANT, "acme-plain")
+    anyio.run(service.disconnect, TENANT, "acme-plain")
+    deliver_until(deliverer, lambda: len(got) == 2)
+    assert got == ["connected", "disconnected"]
+    assert "gave up" not in captured_logs.text
+    anyio.run(service.aclose)
+
+
+def test_events_after_old_ones_were_pruned_are_delivered(tmp_path: Path) -> None:
+    got: list[str] = []
+    service = plain_service(tmp_path, lambda event: got.append(event.type.value))
+    outbox = service.store.outbox
+    anyio.run(service.deliverer().register)
+    anyio.run(service.connect_none, TENANT, "acme-plain")
+    assert anyio.run(service.deliver_events) == 1
+    assert anyio.run(outbox.prune, time.time() + 1) == 1  # every event is gone
+    anyio.run(service.disconnect, TENANT, "acme-plain")  # the same connection's next one
+    assert anyio.run(service.deliver_events) == 1  # not taken for the one delivered already
+    assert got == ["connected", "disconnected"]
+    [record] = anyio.run(outbox.recent)
+    assert record.deliveries == {"hooks": "delivered", "listeners": "delivered"}
+    anyio.run(service.aclose)
+
+
+def test_a_destination_registered_while_an_event_is_written_gets_it(postgres_url: str) -> None:
+    # The event's transaction has written it (and found the destinations) but not
+    # committed when another process registers a new destination: that one must not
+    # start after an event it has no stream for.
+    import threading
+
+    from connectors_core.store._outbox import write_event
+    from tests.postgres import reset
+
+    reset(postgres_url)
+    store = open_store(Settings(database_url=postgres_url, secret_keys=(generate_key(),)))
+    anyio.run(store.outbox.register_destinations, ["hooks"])
+    event = ConnectionEvent(
+        type=EventType.CONNECTED, tenant=TENANT, connector_id=ACME, connection_id="c1", at=1.0
+    )
+    engine = store.engine  # type: ignore[attr-defined]
+    writer = engine.connect()
+    transaction = writer.begin()
+    seq = write_event(writer, event)
+    registered = threading.Thread(
+        target=anyio.run, args=(store.outbox.register_destinations, ["late"])
+    )
+    registered.start()
+    registered.join(timeout=0.5)  # it waits for the writer (or, wrongly, does not)
+    transaction.commit()
+    writer.close()
+    registered.join(timeout=30)
+    assert not registered.is_alive()
+
+    async def streams_of_late() -> list[Any]:
+        return await store.outbox.claim(["late"], "probe", now=time.time(), limit=10, hold=1)
+
+    import sqlalchemy as sa
+
+    from connectors_core.store._tables import event_destinations
+
+    with engine.connect() as db:
+        since = db.execute(
+            sa.select(event_destinations.c.since_seq).where(event_destinations.c.name == "late")
+        ).scalar_one()
+    # Either the event came before "late" began, or "late" has a stream holding it.
+    assert since >= seq or [s.connection_id for s in anyio.run(streams_of_late)] == ["c1"]
+    anyio.run(store.close)
+
+
+def test_a_claim_outlasts_a_delivery_s_timeout(tmp_path: Path) -> None:
+    # Else a slow delivery's stream would be taken over, and its event delivered twice.
+    service = plain_service(tmp_path, lambda event: None)
+    assert service.settings.event_timeout == 10
+    assert service.deliverer(hold=1).hold == 20
+    assert service.deliverer(hold=90).hold == 90
+    anyio.run(service.aclose)

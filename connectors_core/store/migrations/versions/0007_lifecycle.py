@@ -146,6 +146,9 @@ def upgrade() -> None:
         sa.Column("connection_id", sa.String(64), nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
+        # Never a number used before, even once old events are deleted: a deliverer
+        # would take a reused one for an event it delivered already.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_events_created_at", "events", ["created_at"])
     op.create_index(
