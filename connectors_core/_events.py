@@ -43,8 +43,8 @@ class EventType(enum.Enum):
     """The credentials stopped working for good; the user must connect again (``reason``)."""
 
     RECOVERED = "recovered"
-    """Without the user: a connection that needed them, or whose renewal kept failing,
-    works again."""
+    """A connection that needed the user again, or whose last check failed, passed a check
+    without being connected again."""
 
     VERIFICATION_FAILED = "verification_failed"
     """A check of the stored credentials failed (``reason``); the connection is kept."""

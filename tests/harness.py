@@ -343,6 +343,7 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         keys: tuple[str, ...] | None = None,
         authenticator: Any = header_tenant,
         authorizer: Any = None,
+        on_event: Any = None,
         database: str | None = None,
         **settings_overrides: Any,
     ) -> Harness:
@@ -401,7 +402,10 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             build_registry(provider_url), open_store(settings), settings, clock=clock
         )
         app = create_app(
-            connections=connections, authenticator=authenticator, authorizer=authorizer
+            connections=connections,
+            authenticator=authenticator,
+            authorizer=authorizer,
+            on_event=on_event,
         )
         app_cm = serve(app, app_socket)
         app_cm.__enter__()

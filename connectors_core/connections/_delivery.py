@@ -29,6 +29,7 @@ least once).
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
 import inspect
@@ -36,6 +37,7 @@ import json
 import logging
 import random
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -64,6 +66,9 @@ log = logging.getLogger("connectors_core.events")
 UNRECORDED = 4
 """Deliveries of a stream that may go out before the earlier ones are recorded: the most
 that go out again, per stream a deliverer was delivering, after it crashes."""
+
+THREADS = 8
+"""Sync listeners that may run at once (each in a thread of its own), hung ones included."""
 
 Listener = Callable[[ConnectionEvent], Awaitable[None] | None]
 """A host's listener: called with each event (sync or async); raising means "try again"."""
@@ -124,7 +129,12 @@ class Deliverer:
         self.holder = "deliverer-" + secrets.token_hex(8)
         self._transport = transport
         self._http: httpx2.AsyncClient | None = None
-        self._threads = anyio.CapacityLimiter(8)  # sync listeners that hang hold no more
+        # Threads of sync listeners still running, per connection: one that hangs past its
+        # timeout keeps its thread (Python cannot stop it), and holds back the connection's
+        # next events until it ends; at most THREADS such threads at once.
+        self._threads = threading.BoundedSemaphore(THREADS)
+        self._running: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._running_lock = threading.Lock()
         self._registered = False
         self._pruned_at = 0.0
         self.destinations: dict[str, Callable[[ConnectionEvent], Awaitable[None]]] = {
@@ -176,7 +186,7 @@ class Deliverer:
         now = time.time()
         if now - self._pruned_at > 600:
             self._pruned_at = now
-            await outbox.prune(now - self.settings.event_retention)
+            await self._prune(now)
         destinations = list(self.destinations)
         chunk = max(1, self.concurrency // 4)  # claim when this many slots are free
         sent: set[int] = set()  # the events' sequence numbers
@@ -209,6 +219,21 @@ class Deliverer:
                 freed = anyio.Event()  # no await since the check: no wake-up is missed
                 await freed.wait()
         return len(sent)
+
+    async def _prune(self, now: float) -> None:
+        """Forget the events kept long enough: once every destination had them, after the
+        retention; those still waited for, after four times it (logged: a destination
+        nobody serves any more, or deliverers down that long)."""
+        outbox = self.connections.store.outbox
+        retention = self.settings.event_retention
+        await outbox.prune(now - retention)
+        dropped = await outbox.prune(now - 4 * retention, waiting=True)
+        if dropped:
+            log.error(
+                "deleted %d event(s) never delivered to every destination within %d s",
+                dropped,
+                4 * retention,
+            )
 
     async def _stream(self, stream: Stream, sent: set[int]) -> None:
         """Deliver one stream's events in order, until one fails; add them to ``sent``."""
@@ -294,10 +319,36 @@ class Deliverer:
                 await listener(event)
                 continue
             result = await anyio.to_thread.run_sync(
-                listener, event, abandon_on_cancel=True, limiter=self._threads
+                self._in_thread(listener, event), abandon_on_cancel=True
             )
             if inspect.isawaitable(result):
                 await result
+
+    def _in_thread(self, listener: Listener, event: ConnectionEvent) -> Callable[[], object]:
+        """``listener(event)`` for a thread of its own, which it holds until it returns.
+
+        :raises _Failed: a listener's thread for an earlier event of the connection is
+            still running (the order would break), or every thread is taken.
+        """
+        key = (event.tenant, event.connector_id, event.connection_id)
+        with self._running_lock:
+            if self._running[key]:
+                raise _Failed("a listener still runs for an earlier event of this connection")
+            if not self._threads.acquire(blocking=False):
+                raise _Failed(f"{THREADS} listener threads are still running")
+            self._running[key] += 1
+
+        def call() -> object:
+            try:
+                return listener(event)
+            finally:
+                with self._running_lock:
+                    self._running[key] -= 1
+                    if not self._running[key]:
+                        del self._running[key]
+                self._threads.release()
+
+        return call
 
     async def _to_hook(self, event: ConnectionEvent) -> None:
         registry = self.connections.registry

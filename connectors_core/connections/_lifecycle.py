@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,8 +29,8 @@ from .._exceptions import (
 from .._manifest import Connector
 from .._registry import Registry
 from .._settings import Settings
-from ..flows import flow_for
-from ..store import Store, StoredConnection
+from ..flows import ReplaceCheck, flow_for
+from ..store import ConnectionSummary, Store, StoredConnection
 from ._tokens import _credential_of
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class Lifecycle:
         hooks: pluggy.HookRelay,
         target: str | None = None,
         actor: Actor | None = None,
+        may_replace: ReplaceCheck | None = None,
     ) -> StoredConnection:
         """Store verified new credentials: a new connection, or over the account's own.
 
@@ -80,13 +82,17 @@ class Lifecycle:
         ``accountKey`` status field: connecting an account already connected
         updates that connection (``reconnected``), and its old credentials
         are revoked where the provider allows; any other account is a new
-        connection (``connected``). ``target`` names the connection being
-        connected again, whose account may not change.
+        connection (``connected``). A connector with one connection per
+        tenant replaces it. ``target`` names the connection being connected
+        again, whose account may not change (its ``accountKey``; for a
+        single-connection connector its organization, else its user, where
+        both are known). ``may_replace`` is asked before an existing
+        connection's credentials are replaced.
 
         :raises IntegrationError: ``account_mismatch`` (``target`` holds another
             account), ``verification_failed`` (the provider did not say which
-            account); the new credentials are revoked where they can be, and
-            nothing is stored.
+            account), ``forbidden`` (``may_replace`` refused); the new
+            credentials are revoked where they can be, and nothing is stored.
         :raises NotConnectedError: ``target`` is gone.
         """
         candidate = await self._after_connect(connector, candidate, hooks)
@@ -100,6 +106,15 @@ class Lifecycle:
             for attempt in (1, 2):
                 existing = await self._existing(connector, candidate, target)
                 if existing is not None:
+                    if may_replace is not None and not await may_replace(
+                        ConnectionSummary.of(existing)
+                    ):
+                        raise IntegrationError(
+                            f"you may not replace the credentials of {connector.id} connection "
+                            f"{existing.connection_id}",
+                            reason="forbidden",
+                            connector_id=connector.id,
+                        )
                     return await self._replace(connector, existing, candidate, hooks, actor)
                 event = ConnectionEvent.about(
                     candidate, EventType.CONNECTED, at=self._clock(), actor=actor
@@ -139,19 +154,36 @@ class Lifecycle:
         """The connection the new credentials replace, if any."""
         tenant = candidate.tenant
         if target is None:
-            return await self.store.by_account(tenant, connector.id, candidate.account_key)
+            found = await self.store.by_account(tenant, connector.id, candidate.account_key)
+            if found is None and candidate.account_key:
+                found = await self._legacy(connector, candidate)
+            return found
         existing = await self.store.get(tenant, connector.id, target)
         if existing is None:
             raise NotConnectedError(
                 f"the {connector.id} connection to connect again is gone", connector_id=connector.id
             )
-        if existing.account_key != candidate.account_key:
+        mismatch = _other_account(connector, existing, candidate)
+        if mismatch is not None:
             raise IntegrationError(
-                f"that is another {connector.id} account than this connection's",
+                f"that is another {connector.id} account ({mismatch[1]}) than this "
+                f"connection's ({mismatch[0]}); connect it as a new connection instead",
                 reason="account_mismatch",
                 connector_id=connector.id,
             )
         return existing
+
+    async def _legacy(
+        self, connector: Connector, candidate: StoredConnection
+    ) -> StoredConnection | None:
+        """The tenant's connection made before the connector held several (its account
+        key is empty), if it is of the candidate's account."""
+        legacy = await self.store.by_account(candidate.tenant, connector.id, "")
+        key = connector.connection.account_key if connector.connection else None
+        if legacy is None or key is None:
+            return None
+        value = legacy.account.get(key)
+        return legacy if value and str(value)[:255] == candidate.account_key else None
 
     async def _replace(
         self,
@@ -167,6 +199,14 @@ class Lifecycle:
             created_at=existing.created_at,
             label=existing.label,
         )
+        if existing.connected_by is not None:
+            # Who made the connection, on the day it was made (who connected it again
+            # is the actor of its reconnected event).
+            merged = attrs.evolve(
+                merged,
+                connected_by=existing.connected_by,
+                connected_by_name=existing.connected_by_name,
+            )
         event = ConnectionEvent.about(merged, EventType.RECONNECTED, at=self._clock(), actor=actor)
         stored = await self.store.put(merged, event=event)
         log.info("connected %s for tenant %s again", connector.id, merged.tenant)
@@ -317,8 +357,15 @@ class Lifecycle:
         """
         if label is not None:
             label = label.strip()
-            if not _LABEL.fullmatch(label):
-                raise ValueError("a label is one line of 1 to 200 characters")
+            if not _LABEL.fullmatch(label) or any(
+                unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in label
+            ):
+                # Format characters too: a right-to-left override would make the page
+                # (and the confirmation) show another text than the one stored.
+                raise ValueError(
+                    "a label is one line of 1 to 200 characters, without control or "
+                    "format characters"
+                )
         connector = self.connector(connector_id)
         async with self.store.lease(tenant, connector.id, connection_id) as lease:
             held = lease.connection
@@ -339,3 +386,25 @@ def _shares_tokens(old: StoredConnection, new: StoredConnection) -> bool:
         old.tokens.refresh_token is not None
         and old.tokens.refresh_token == new.tokens.refresh_token
     )
+
+
+def _other_account(
+    connector: Connector, existing: StoredConnection, candidate: StoredConnection
+) -> tuple[str, str] | None:
+    """(this connection's account, the new one) when new credentials are of another
+    account than the connection they are to replace; None when they are of its own."""
+    if existing.account_key or candidate.account_key:
+        if not existing.account_key:  # made before the connector held several
+            key = connector.connection.account_key if connector.connection else None
+            known = existing.account.get(key) if key else None
+            if not known or str(known)[:255] == candidate.account_key:
+                return None
+            return str(known), candidate.account_key
+        if existing.account_key == candidate.account_key:
+            return None
+        return existing.account_key, candidate.account_key
+    for name in ("organizationId", "userId"):  # the account, as far as both say
+        before, after = existing.account.get(name), candidate.account.get(name)
+        if before and after:
+            return None if before == after else (f"{name} {before}", f"{name} {after}")
+    return None

@@ -37,7 +37,7 @@ from .._fields import FieldErrors, check_values
 from .._manifest import Connector
 from .._registry import Registry
 from .._settings import ClientCredentials, Settings
-from ..flows import Redirect, Submission, flow_for
+from ..flows import Redirect, ReplaceCheck, Submission, flow_for
 from ..flows._oauth import session_hash
 from ..flows._verify import Verified
 from ..store import (
@@ -173,6 +173,7 @@ class Connections(TokenKeeper, Lifecycle):
         session_id: str | None = None,
         connection_id: str | None = None,
         actor: Actor | None = None,
+        may_replace: ReplaceCheck | None = None,
     ) -> StoredConnection | Redirect:
         """Connect ``connector_id`` for ``tenant`` from the values a user submitted.
 
@@ -182,6 +183,9 @@ class Connections(TokenKeeper, Lifecycle):
         The new credentials become a new connection, or those of the one
         already holding the same provider account (``connection_id`` names
         the connection to connect again, whose account may not change).
+        ``actor`` is who does it; ``may_replace`` is asked before the
+        credentials of an existing connection are replaced (the web routes
+        ask the authorizer for ``connect`` on that connection).
 
         :returns: the stored connection, or a :class:`~connectors_core.flows.Redirect`
             to the provider (OAuth authorization code; ``session_id`` is then required).
@@ -216,7 +220,9 @@ class Connections(TokenKeeper, Lifecycle):
                 f"{connector.id} has no connection {connection_id[:64]!r} to connect again",
                 connector_id=connector.id,
             )
-        submission = Submission(config, secrets, credentials, session_id, connection_id, actor)
+        submission = Submission(
+            config, secrets, credentials, session_id, connection_id, actor, may_replace
+        )
         return await flow.connect(self, connector, tenant, submission)
 
     async def begin_oauth(
@@ -254,6 +260,7 @@ class Connections(TokenKeeper, Lifecycle):
         params: Mapping[str, str],
         *,
         actor: Actor | None = None,
+        may_replace: ReplaceCheck | None = None,
     ) -> StoredConnection:
         """Complete a redirect flow from the provider's answer; store the connection.
 
@@ -265,7 +272,9 @@ class Connections(TokenKeeper, Lifecycle):
         """
         connector = self.connector(connector_id)
         flow = flow_for(connector)
-        return await flow.callback(self, connector, tenant, session_id, params, actor=actor)
+        return await flow.callback(
+            self, connector, tenant, session_id, params, actor=actor, may_replace=may_replace
+        )
 
     async def connect_api_key(
         self, tenant: str, connector_id: str, api_key: str, *, actor: Actor | None = None
@@ -413,6 +422,7 @@ class Connections(TokenKeeper, Lifecycle):
                 return
             event = None
             if failure is None:
+                failed_before = current.verify_reason is not None
                 current = attrs.evolve(
                     current,
                     verified_at=self._clock(),
@@ -420,10 +430,14 @@ class Connections(TokenKeeper, Lifecycle):
                     account={**current.account, **found.account},
                     config={**current.config, **found.kept},
                 )
-                if current.tokens is None and current.state is ConnectionState.NEEDS_REAUTH:
+                reauthorized = (
+                    current.tokens is None and current.state is ConnectionState.NEEDS_REAUTH
+                )
+                if reauthorized:
                     current = attrs.evolve(
                         current, state=ConnectionState.CONNECTED, state_reason=None
                     )
+                if reauthorized or failed_before:  # what its last event said is over
                     event = ConnectionEvent.about(
                         current, EventType.RECOVERED, at=self._clock(), actor=actor
                     )

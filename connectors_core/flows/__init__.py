@@ -16,7 +16,16 @@ in :data:`FLOWS`, and its docs (``docs/writing-a-connector.md``).
 from __future__ import annotations
 
 from ._api_key import ApiKeyFlow
-from ._base import ConnectStep, Flow, FlowContext, Input, Redirect, Submission, field_inputs
+from ._base import (
+    ConnectStep,
+    Flow,
+    FlowContext,
+    Input,
+    Redirect,
+    ReplaceCheck,
+    Submission,
+    field_inputs,
+)
 from ._basic import BasicFlow
 from ._none import NoAuthFlow
 from ._oauth import OAuthFlow
@@ -33,6 +42,7 @@ __all__ = [
     "NoAuthFlow",
     "OAuthFlow",
     "Redirect",
+    "ReplaceCheck",
     "Submission",
     "field_inputs",
     "flow_for",

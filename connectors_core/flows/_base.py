@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
@@ -41,9 +41,13 @@ __all__ = [
     "FlowContext",
     "Input",
     "Redirect",
+    "ReplaceCheck",
     "Submission",
     "field_inputs",
 ]
+
+ReplaceCheck = Callable[["ConnectionSummary"], Awaitable[bool]]
+"""Asked before new credentials replace an existing connection's: whether they may."""
 
 
 class ConnectStep(enum.Enum):
@@ -176,6 +180,10 @@ class Submission:
     actor: Actor | None = None
     """Who submitted, as the authenticator named them."""
 
+    may_replace: ReplaceCheck | None = attrs.field(default=None, repr=False, eq=False)
+    """Whether the submitter may replace the credentials of an existing connection (the
+    one the new credentials turn out to belong to); None: anyone may."""
+
 
 class FlowContext(Protocol):
     """What a flow may use of the server: implemented by ``Connections``."""
@@ -214,12 +222,14 @@ class FlowContext(Protocol):
         hooks: pluggy.HookRelay,
         target: str | None = None,
         actor: Actor | None = None,
+        may_replace: ReplaceCheck | None = None,
     ) -> StoredConnection:
         """Store verified new credentials: a new connection, or over the account's own.
 
         ``target`` names the connection being connected again (its account may
-        not change: ``account_mismatch``). Writes the ``connected`` or
-        ``reconnected`` event with it.
+        not change: ``account_mismatch``). ``may_replace`` is asked before an
+        existing connection's credentials are replaced (``forbidden``). Writes
+        the ``connected`` or ``reconnected`` event with it.
         """
 
 
@@ -312,6 +322,7 @@ class Flow(abc.ABC):
         params: Mapping[str, str],
         *,
         actor: Actor | None = None,
+        may_replace: ReplaceCheck | None = None,
     ) -> StoredConnection:
         """Finish a redirect flow from the provider's answer (redirect flows only).
 

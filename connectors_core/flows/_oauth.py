@@ -30,7 +30,7 @@ from .._exceptions import (
     SecretError,
 )
 from .._manifest import Connector, Grant, OAuth
-from ._base import ConnectStep, Flow, FlowContext, Input, Redirect, Submission
+from ._base import ConnectStep, Flow, FlowContext, Input, Redirect, ReplaceCheck, Submission
 from ._store import store_new
 from ._verify import verified_account
 
@@ -286,6 +286,7 @@ class OAuthFlow(Flow):
         params: Mapping[str, str],
         *,
         actor: Actor | None = None,
+        may_replace: ReplaceCheck | None = None,
     ) -> StoredConnection:
         """Complete the flow from the provider's redirect; store the connection.
 
@@ -369,7 +370,12 @@ class OAuthFlow(Flow):
             config={**candidate.config, **found.kept},
         )
         return await ctx.save_connection(
-            connector, candidate, hooks=hooks, target=pending.connection_id, actor=actor
+            connector,
+            candidate,
+            hooks=hooks,
+            target=pending.connection_id,
+            actor=actor,
+            may_replace=may_replace,
         )
 
     async def _account(

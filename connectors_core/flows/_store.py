@@ -54,5 +54,10 @@ async def store_new(
         config={**connection.config, **found.kept},
     )
     return await ctx.save_connection(
-        connector, connection, hooks=hooks, target=submission.connection_id, actor=submission.actor
+        connector,
+        connection,
+        hooks=hooks,
+        target=submission.connection_id,
+        actor=submission.actor,
+        may_replace=submission.may_replace,
     )

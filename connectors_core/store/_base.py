@@ -130,8 +130,9 @@ class Outbox(abc.ABC):
         """The most recent events, newest first, with their deliveries."""
 
     @abc.abstractmethod
-    async def prune(self, before: float) -> int:
-        """Delete the events written before ``before``; how many went."""
+    async def prune(self, before: float, *, waiting: bool = False) -> int:
+        """Delete the events written before ``before`` that every destination has had
+        (``waiting``: those still waited for too); how many went."""
 
 
 class Store(abc.ABC):

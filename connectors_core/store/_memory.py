@@ -39,13 +39,7 @@ class _MemoryLease(Lease):
     ) -> StoredConnection:
         if (connection.tenant, connection.connector_id, connection.connection_id) != self.key:
             raise ValueError("a lease saves only the connection it holds")
-        with self.store._lock:
-            if self.key not in self.store._connections:
-                raise NotConnectedError(
-                    f"{connection.connector_id} was disconnected while its tokens were refreshed",
-                    connector_id=connection.connector_id,
-                )
-        saved = await self.store.put(connection, event=event)
+        saved = self.store._put(connection, event, existing=True)
         self.connection = saved
         return saved
 
@@ -82,8 +76,17 @@ class _MemoryOutbox(Outbox):
 
     async def register_destinations(self, names: Sequence[str]) -> None:
         with self._lock:
+            # The first destinations ever take the events written before (nobody could
+            # have delivered them); any later one, those written from now on.
+            since = self._seq if self._destinations else 0
             for name in names:
-                self._destinations.setdefault(name, self._seq)
+                if name in self._destinations:
+                    continue
+                self._destinations[name] = since
+                for seq, event in self._events:
+                    if seq > since:
+                        key = (name, event.tenant, event.connector_id, event.connection_id)
+                        self._streams.setdefault(key, _Stream(since, next_attempt_at=event.at))
 
     async def claim(
         self, destinations: Sequence[str], holder: str, *, now: float, limit: int, hold: float
@@ -188,9 +191,23 @@ class _MemoryOutbox(Outbox):
                 records.append(EventRecord(seq, event, deliveries))
             return records
 
-    async def prune(self, before: float) -> int:
+    async def prune(self, before: float, *, waiting: bool = False) -> int:
         with self._lock:
-            kept = [(seq, event) for seq, event in self._events if event.at >= before]
+            # Unless told otherwise, an event some destination still waits for is kept.
+            behind: dict[tuple[str, str, str], int] = {}
+            for (_name, *connection), stream in self._streams.items():
+                key = (connection[0], connection[1], connection[2])
+                behind[key] = min(behind.get(key, stream.delivered_seq), stream.delivered_seq)
+            kept = [
+                (seq, event)
+                for seq, event in self._events
+                if event.at >= before
+                or (
+                    not waiting
+                    and seq
+                    > behind.get((event.tenant, event.connector_id, event.connection_id), seq)
+                )
+            ]
             gone = len(self._events) - len(kept)
             self._events = kept
             return gone
@@ -288,8 +305,24 @@ class MemoryStore(Store):
     async def put(
         self, connection: StoredConnection, *, event: ConnectionEvent | None = None
     ) -> StoredConnection:
+        return self._put(connection, event)
+
+    def _put(
+        self,
+        connection: StoredConnection,
+        event: ConnectionEvent | None,
+        *,
+        existing: bool = False,
+    ) -> StoredConnection:
+        """Store ``connection`` (``existing``: only over itself, as a lease saves), under
+        one hold of the lock: a delete cannot come in between and be undone."""
         key = (connection.tenant, connection.connector_id, connection.connection_id)
         with self._lock:
+            if existing and key not in self._connections:
+                raise NotConnectedError(
+                    f"{connection.connector_id} was disconnected while its tokens were refreshed",
+                    connector_id=connection.connector_id,
+                )
             for other in self._of(connection.tenant, connection.connector_id):
                 same_account = other.account_key == connection.account_key
                 if same_account and other.connection_id != connection.connection_id:

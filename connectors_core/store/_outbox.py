@@ -154,11 +154,42 @@ class SQLOutbox(Outbox):
                 # destination; on SQLite, writes are one at a time already.)
                 db.execute(sa.text("LOCK TABLE events IN EXCLUSIVE MODE"))
                 known = set(db.execute(sa.select(event_destinations.c.name)).scalars())
+            # The first destinations ever take the events written before (nobody could
+            # have delivered them); any later one, those written from now on.
             latest = db.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0
+            since = latest if known else 0
             for name in names:
-                if name not in known:
-                    statement = _insert(db, event_destinations).values(name=name, since_seq=latest)
-                    db.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+                if name in known:
+                    continue
+                statement = _insert(db, event_destinations).values(name=name, since_seq=since)
+                db.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+                if since < latest:
+                    connections = (
+                        sa.select(
+                            sa.literal(name),
+                            events.c.tenant,
+                            events.c.connector_id,
+                            events.c.connection_id,
+                            sa.literal(since),
+                            sa.true(),
+                            sa.literal(0),
+                            sa.func.min(events.c.created_at),
+                        )
+                        .where(events.c.seq > since)
+                        .group_by(events.c.tenant, events.c.connector_id, events.c.connection_id)
+                    )
+                    columns = [
+                        *_STREAM_KEY,
+                        "delivered_seq",
+                        "pending",
+                        "attempts",
+                        "next_attempt_at",
+                    ]
+                    db.execute(
+                        _insert(db, event_streams)
+                        .from_select(columns, connections)
+                        .on_conflict_do_nothing(index_elements=_STREAM_KEY)
+                    )
 
         await self.store._write(work)
 
@@ -302,8 +333,17 @@ class SQLOutbox(Outbox):
             records.append(EventRecord(seq, event, deliveries))
         return records
 
-    async def prune(self, before: float) -> int:
+    async def prune(self, before: float, *, waiting: bool = False) -> int:
         def work(db: Connection) -> int:
-            return int(db.execute(events.delete().where(events.c.created_at < before)).rowcount)
+            statement = events.delete().where(events.c.created_at < before)
+            if not waiting:
+                unsent = sa.exists().where(
+                    event_streams.c.tenant == events.c.tenant,
+                    event_streams.c.connector_id == events.c.connector_id,
+                    event_streams.c.connection_id == events.c.connection_id,
+                    event_streams.c.delivered_seq < events.c.seq,
+                )
+                statement = statement.where(~unsent)
+            return int(db.execute(statement).rowcount)
 
         return await self.store._write(work)

@@ -84,9 +84,9 @@ from .._manifest import Connector
 from .._reasons import Reason
 from .._registry import Registry
 from .._settings import Settings, env_prefix
-from ..connections import Connections, Listener
+from ..connections import Connections, Deliverer, Listener
 from ..connections._plugins import import_in_background, plugin_hooks
-from ..flows import ConnectStep, Redirect, flow_for
+from ..flows import ConnectStep, Redirect, ReplaceCheck, flow_for
 from ..store import ConnectionSummary, Store, open_store
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
@@ -249,6 +249,55 @@ class _App:
             )
         return found
 
+    async def _replaced(
+        self, connector: Connector, tenant: str, named: ConnectionSummary | None
+    ) -> ConnectionSummary | None:
+        """The connection a connect would replace, as far as is known before the provider
+        answers: the one the route names, or a single-connection connector's only one."""
+        if named is not None or _multiple(connector):
+            return named
+        return await self._only(connector, tenant)
+
+    def _may_replace(self, request: Request, connector: Connector) -> ReplaceCheck | None:
+        """The authorizer, asked for ``connect`` on a connection new credentials would
+        replace (known only once the provider said whose they are)."""
+        authorizer = self.authorizer
+        if authorizer is None:
+            return None
+
+        async def check(connection: ConnectionSummary) -> bool:
+            return await is_allowed(authorizer, request, Action.CONNECT, connector, connection)
+
+        return check
+
+    async def _visible(
+        self, request: Request, connector: Connector, tenant: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A status listing several connections, without those the user may not view."""
+        listed = status.get("connections")
+        if self.authorizer is None or not isinstance(listed, list):
+            return status
+        held = {
+            s.connection_id: s
+            for s in await self.connections.store.list(tenant=tenant, connector_id=connector.id)
+        }
+        shown = [
+            each
+            for each in listed
+            if await is_allowed(
+                self.authorizer,
+                request,
+                Action.VIEW,
+                connector,
+                held.get(_connection_id(each) or ""),
+            )
+        ]
+        result: dict[str, Any] = {"connected": any(each["connected"] for each in shown)}
+        if not shown:
+            result["error"] = "not_connected"
+        result["connections"] = shown
+        return result
+
     async def _only(self, connector: Connector, tenant: str) -> ConnectionSummary | None:
         """The connector's only connection, for an authorizer (None without one, or when
         the connector holds several: the action then fails with ``connection_required``)."""
@@ -387,7 +436,9 @@ class _App:
         connector, identity = await self._context(request)
         tenant = identity.tenant
         again = await self._named(request, connector, tenant)
-        await self._authorize(request, Action.CONNECT, connector, again)
+        await self._authorize(
+            request, Action.CONNECT, connector, await self._replaced(connector, tenant, again)
+        )
         hook = await plugin_hooks(
             self.registry, connector.id, timeout=self.settings.plugin_load_timeout
         )
@@ -434,7 +485,9 @@ class _App:
         inputs = flow_for(connector).inputs(connector)
         fields = await self._fields(request, {i.name: i.json_name for i in inputs})
         again = await self._named(request, connector, tenant)
-        await self._authorize(request, Action.CONNECT, connector, again)
+        await self._authorize(
+            request, Action.CONNECT, connector, await self._replaced(connector, tenant, again)
+        )
         # Kept for the form shown again on an error: non-secret values only.
         secret = {i.name for i in inputs if i.secret}
         request.state.submitted = {k: v for k, v in fields.items() if k not in secret}
@@ -445,6 +498,7 @@ class _App:
             session_id=self.guard.session(request),
             connection_id=again.connection_id if again else None,
             actor=identity.actor,
+            may_replace=self._may_replace(request, connector),
         )
         if isinstance(result, Redirect):
             if _wants_html(request):
@@ -466,6 +520,7 @@ class _App:
             self.guard.session(request),
             params,
             actor=identity.actor,
+            may_replace=self._may_replace(request, connector),
         )
         return self._return(connector.id, result="connected")
 
@@ -476,7 +531,8 @@ class _App:
         connection = named or await self._only(connector, tenant)
         await self._authorize(request, Action.VIEW, connector, connection)
         connection_id = named.connection_id if named else None
-        return JSONResponse(await self.connections.status(tenant, connector.id, connection_id))
+        status = await self.connections.status(tenant, connector.id, connection_id)
+        return JSONResponse(await self._visible(request, connector, tenant, status))
 
     async def confirm_disconnect(self, request: Request) -> Response:
         """The page asking "disconnect?", whose form posts to the disconnect route."""
@@ -505,9 +561,10 @@ class _App:
         tenant = identity.tenant
         await self._fields(request, {})
         named = await self._named(request, connector, tenant, required=False)
-        connection = named or await self._only(connector, tenant)
-        await self._authorize(request, Action.DISCONNECT, connector, connection)
         connection_id = request.path_params.get("connection_id")
+        # A route naming a connection that is gone concerns none (not the only other one).
+        connection = named if connection_id is not None else await self._only(connector, tenant)
+        await self._authorize(request, Action.DISCONNECT, connector, connection)
         if connection_id is None or named is not None:
             await self.connections.disconnect(
                 tenant, connector.id, connection_id, actor=identity.actor
@@ -614,6 +671,16 @@ def _path(connector_id: str, action: str, connection_id: str | None = None) -> s
 
 def _connect_path(connector_id: str, connection_id: str | None) -> str:
     return _path(connector_id, "connect", connection_id)
+
+
+def _multiple(connector: Connector) -> bool:
+    return connector.connection is not None and connector.connection.multiple
+
+
+def _connection_id(status: Mapping[str, Any]) -> str | None:
+    """The id of the connection a status JSON describes."""
+    found = (status.get("status") or {}).get("connectionId") or status.get("connectionId")
+    return str(found) if found else None
 
 
 ROUTES: list[tuple[str, str, str, Endpoint]] = [
@@ -755,8 +822,10 @@ def create_app(
             registry, store or open_store(settings), settings, transport=transport
         )
     registry, settings, store = connections.registry, connections.settings, connections.store
+    # This app's listeners: the service's, and on_event (the service is left as it is).
+    listeners = [*connections.listeners]
     if on_event is not None:
-        connections.listeners.extend([on_event] if callable(on_event) else on_event)
+        listeners.extend([on_event] if callable(on_event) else on_event)
     secret = (
         hashlib.sha256(b"connectors-core csrf\0" + settings.secret_keys[0].encode()).digest()
         if settings.secret_keys
@@ -776,7 +845,13 @@ def create_app(
             if settings.refresh_interval:
                 group.start_soon(keep_alive, connections, settings.refresh_interval)
             if deliver_events:
-                group.start_soon(lambda: connections.deliverer().run())
+                deliverer = Deliverer(connections, listeners=listeners)
+                try:
+                    # Before the first request: its events are then for every destination.
+                    await deliverer.register()
+                except Exception:  # the database may be down yet: the loop registers later
+                    log.exception("registering the event destinations failed; trying again")
+                group.start_soon(deliverer.run)
             yield
             group.cancel_scope.cancel()
         await store.close()

@@ -96,8 +96,14 @@ class IntegrationsPage:
         held = {(s.connector_id, s.connection_id): s for s in summaries}
         settings = self.connections.settings
         cards = []
+        first: dict[str, ConnectionSummary] = {}
+        for summary in summaries:
+            first.setdefault(summary.connector_id, summary)
         for connector in self.registry:
-            if await is_allowed(self.authorizer, request, Action.VIEW, connector):
+            # A single-connection connector's card shows its connection: view is asked of it.
+            several = connector.connection is not None and connector.connection.multiple
+            only = None if several else first.get(connector.id)
+            if await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
                 card = self._card(connector, states, settings)
                 await self._permit(request, connector, card, held)
                 cards.append(card)
@@ -172,12 +178,16 @@ class IntegrationsPage:
         if self.authorizer is None or not card["connectable"]:
             return
         card["can_connect"] = await is_allowed(self.authorizer, request, Action.CONNECT, connector)
+        shown = []
         for entry in card["entries"]:
             summary = held.get((connector.id, entry["id"]))
             entry["can"] = {
                 action.value: await is_allowed(self.authorizer, request, action, connector, summary)
-                for action in (Action.CONNECT, Action.TEST, Action.DISCONNECT, Action.MANAGE)
+                for action in Action
             }
+            if entry["can"][Action.VIEW.value] or not card["multiple"]:
+                shown.append(entry)  # (a single connection's view was asked for its card)
+        card["entries"] = shown
 
     @staticmethod
     def _matches(card: dict[str, Any], wanted: dict[str, str]) -> bool:

@@ -95,13 +95,13 @@ def test_two_replicas_deliver_each_event_once_per_destination(postgres_url: str)
 
 
 def test_a_replica_that_stops_leaves_the_rest_to_the_other(postgres_url: str) -> None:
-    # A replica that claimed streams and stopped without recording anything: its claims
-    # run out, and the other delivers every event.
+    # A replica that claimed streams and stopped without recording anything: until its
+    # claims run out nobody else delivers them; then the other delivers every event.
+
+    from connectors_core.store._tables import event_streams
+
     reset(postgres_url)
-    # A claim lasts at least twice a delivery's timeout: short ones, for a short test.
-    settings = Settings(
-        database_url=postgres_url, secret_keys=(generate_key(),), event_timeout=0.25
-    )
+    settings = Settings(database_url=postgres_url, secret_keys=(generate_key(),))
     seen: list[str] = []
     first = Connections(registry(), open_store(settings), settings)
     second = Connections(
@@ -109,22 +109,28 @@ def test_a_replica_that_stops_leaves_the_rest_to_the_other(postgres_url: str) ->
     )
 
     async def scenario() -> None:
-        stuck = first.deliverer(hold=0.5)
-        live = second.deliverer(hold=0.5)
+        stuck = first.deliverer()
+        live = second.deliverer()
         await stuck.register()
         await live.register()
         for tenant in TENANTS[:5]:
             await first.connect_none(tenant, PLAIN)
         destinations = sorted(live.destinations)  # the listeners, the plugins' hooks
         claimed = await first.store.outbox.claim(
-            destinations, stuck.holder, now=time.time(), limit=100, hold=0.5
+            destinations, stuck.holder, now=time.time(), limit=100, hold=600
         )
         assert len(claimed) == 5 * len(destinations)  # it holds every stream, then "dies"
         assert await live.run_once() == 0  # held: not delivered twice at once
+        # Its claims run out (as ten minutes later).
+        with first.store.engine.begin() as db:  # type: ignore[attr-defined]
+            db.execute(
+                event_streams.update()
+                .where(event_streams.c.claimed_by == stuck.holder)
+                .values(claimed_until=time.time() - 1)
+            )
         with anyio.fail_after(30):
             while len(seen) < 5:
                 await live.run_once()
-                await anyio.sleep(0.1)
         await live.aclose()
         await first.aclose()
         await second.aclose()

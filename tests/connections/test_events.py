@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -79,6 +80,23 @@ def test_a_refused_check_and_a_recovery_are_events_too(harness: Harness) -> None
     assert types(recorded(connections, connector_id="acme-key")) == [
         "connected",
         "needs_reauth",
+        "recovered",
+    ]
+
+
+def test_a_check_that_passes_after_a_failed_one_is_a_recovery(harness: Harness) -> None:
+    connections = harness.connections
+    with harness.browser() as browser:
+        landed = harness.connect(browser, "evencio")  # verified at the provider
+    assert landed.endswith("result=connected")
+    harness.provider.fail_next("status", 503)
+    with pytest.raises(IntegrationError):
+        anyio.run(connections.verify, TENANT, "evencio")
+    anyio.run(connections.verify, TENANT, "evencio")
+    anyio.run(connections.verify, TENANT, "evencio")  # still fine: nothing to recover from
+    assert types(recorded(connections, connector_id="evencio")) == [
+        "connected",
+        "verification_failed",
         "recovered",
     ]
 
@@ -487,4 +505,60 @@ def test_a_claim_outlasts_a_delivery_s_timeout(tmp_path: Path) -> None:
     assert service.settings.event_timeout == 10
     assert service.deliverer(hold=1).hold == 20
     assert service.deliverer(hold=90).hold == 90
+    anyio.run(service.aclose)
+
+
+def test_events_written_before_any_deliverer_ran_are_delivered(tmp_path: Path) -> None:
+    got: list[str] = []
+    service = plain_service(tmp_path, lambda event: got.append(event.type.value))
+    anyio.run(service.connect_none, TENANT, "acme-plain")  # a fresh database, nobody delivering
+    assert anyio.run(service.deliver_events) == 1
+    assert got == ["connected"]
+    # A destination added later starts from then: the webhook is not sent the past.
+    outbox = service.store.outbox
+    anyio.run(outbox.register_destinations, ["late"])
+    anyio.run(service.disconnect, TENANT, "acme-plain")
+    [disconnected, connected] = anyio.run(outbox.recent)
+    assert "late" in disconnected.deliveries
+    assert "late" not in connected.deliveries
+    anyio.run(service.aclose)
+
+
+def test_an_event_still_waited_for_outlives_the_retention(tmp_path: Path) -> None:
+    service = plain_service(tmp_path, lambda event: None)
+    outbox = service.store.outbox
+    anyio.run(outbox.register_destinations, ["hooks", "listeners", "nobody-serves-this"])
+    anyio.run(service.connect_none, TENANT, "acme-plain")
+    anyio.run(service.deliver_events)  # hooks and listeners had it; one destination did not
+    later = time.time() + 1
+    assert anyio.run(outbox.prune, later) == 0
+    assert anyio.run(lambda: outbox.prune(later, waiting=True)) == 1
+    anyio.run(service.aclose)
+
+
+def test_a_hanging_sync_listener_holds_one_thread_and_its_connection_s_order(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow(event: ConnectionEvent) -> None:
+        calls.append(event.type.value)
+        if len(calls) == 1:
+            release.wait(30)  # hangs past the timeout: Python cannot stop it
+
+    service = plain_service(tmp_path, slow)
+    service.settings = attrs.evolve(service.settings, event_timeout=0.1)
+    deliverer = service.deliverer(first_retry=0.01, max_retry=0.01, hold=1)
+    anyio.run(deliverer.register)
+    anyio.run(service.connect_none, TENANT, "acme-plain")
+    anyio.run(service.disconnect, TENANT, "acme-plain")
+    deliver_until(deliverer, lambda: False, rounds=10)  # ten passes while it hangs
+    assert calls == ["connected"]  # not called again meanwhile, nor for the next event
+    release.set()
+    deliverer = service.deliverer(first_retry=0.01, max_retry=0.01, hold=1)
+    deliver_until(deliverer, lambda: calls[-1:] == ["disconnected"])
+    assert calls == ["connected", "connected", "disconnected"]  # again, then in order
     anyio.run(service.aclose)

@@ -425,3 +425,156 @@ def test_disconnect_asks_first_and_its_form_works_without_javascript(harness: Ha
         )
         assert nothing.status_code == 303
         assert nothing.headers["location"].endswith("error=not_connected")
+
+
+# --- what the review found ----------------------------------------------------------------
+
+
+def members_own_only(request: Request, action: Action, connector: Any, connection: Any) -> bool:
+    """The docs' rule: members connect new connections or their own, and disconnect theirs."""
+    me = request.state.identity
+    if "admin" in me.roles or action in (Action.VIEW, Action.TEST):
+        return True
+    if action in (Action.CONNECT, Action.DISCONNECT):
+        return connection is None or connection.connected_by == me.user
+    return False
+
+
+def test_connecting_over_someone_else_s_connection_needs_leave_to_replace_it(
+    make_harness: Any,
+) -> None:
+    harness: Harness = make_harness(authenticator=identity, authorizer=members_own_only)
+    with person(harness, "ada", "admin") as ada:
+        harness.connect(ada, "acme-oauth")
+        harness.connect(ada, "evencio")
+        connect_multi(harness, ada, "org-1")
+    one = stored_token(harness, each_id(harness, "org-1"))
+    revoked = len(harness.provider.revocations)
+    with person(harness, "grace", "member") as grace:
+        # A single-connection connector: connecting would replace Ada's connection.
+        refused = grace.get(f"{harness.origin}/api/integrations/acme-oauth/connect")
+        assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+        # Several: the same account turns out to be Ada's only once the provider answers.
+        back = connect_multi(harness, grace, "org-1")
+        assert parse_qs(urlsplit(back).query)["error"] == ["forbidden"]
+        assert stored_token(harness, each_id(harness, "org-1")) == one  # Ada's, untouched
+        assert one not in harness.provider.revocations
+        assert len(harness.provider.revocations) > revoked  # Grace's new grant is revoked
+        # Another account is a connection of her own: she may add it, and disconnect it.
+        assert connect_multi(harness, grace, "org-2").endswith("result=connected")
+        mine = each_id(harness, "org-2")
+        gone = post(harness, grace, f"/api/integrations/{MULTI}/connections/{mine}/disconnect")
+        assert gone.status_code == 200
+        theirs = each_id(harness, "org-1")
+        kept = post(harness, grace, f"/api/integrations/{MULTI}/connections/{theirs}/disconnect")
+        assert kept.status_code == 403
+    with person(harness, "ada", "admin") as ada:
+        assert harness.status(ada, "acme-oauth")["status"]["connectedBy"]["id"] == "ada"
+
+
+def each_id(harness: Harness, organization: str) -> str:
+    with harness.browser() as browser:
+        return str(each(harness, browser)[organization]["status"]["connectionId"])
+
+
+def test_reconnecting_a_single_connection_as_another_organization_is_refused(
+    harness: Harness,
+) -> None:
+    with harness.browser() as browser:
+        as_org(harness, "org-7")
+        harness.connect(browser, "evencio")
+        before = harness.status(browser, "evencio")["status"]
+        as_org(harness, "org-other")
+        start = browser.get(
+            f"{harness.origin}/api/integrations/evencio/connections/"
+            f"{before['connectionId']}/connect"
+        )
+        back = harness.finish(browser, harness.authorize(browser, start.headers["location"]))
+        assert parse_qs(urlsplit(back).query)["error"] == ["account_mismatch"]
+        after = harness.status(browser, "evencio")["status"]
+        assert after["organizationId"] == "org-7"
+        # The connector's own route replaces it whatever the account (a colleague's).
+        assert harness.connect(browser, "evencio").endswith("result=connected")
+        assert harness.status(browser, "evencio")["status"]["organizationId"] == "org-other"
+
+
+def test_a_connection_from_before_multiple_is_found_by_its_account(harness: Harness) -> None:
+    import attrs
+
+    with harness.browser() as browser:
+        connect_multi(harness, browser, "org-1")
+        legacy_id = each_id(harness, "org-1")
+
+    async def make_legacy() -> None:  # as migration 0007 leaves a row of before
+        store = harness.connections.store
+        found = await store.get(TENANT, MULTI, legacy_id)
+        assert found is not None
+        await store.put(attrs.evolve(found, account_key=""))
+
+    anyio.run(make_legacy)
+    with harness.browser() as browser:
+        # Connecting its account updates it (and gives it its key), not a second one.
+        assert connect_multi(harness, browser, "org-1").endswith("result=connected")
+        assert list(each(harness, browser)) == ["org-1"]
+        assert each_id(harness, "org-1") == legacy_id
+        # Another account is another connection; the legacy one can be reconnected.
+        connect_multi(harness, browser, "org-2")
+        assert connect_multi(harness, browser, "org-1", legacy_id).endswith("result=connected")
+        assert sorted(each(harness, browser)) == ["org-1", "org-2"]
+
+
+def test_a_member_sees_only_the_connections_they_may_view(make_harness: Any) -> None:
+    def own_view(request: Request, action: Action, connector: Any, connection: Any) -> bool:
+        me = request.state.identity
+        if action is Action.VIEW and connection is not None and "admin" not in me.roles:
+            return bool(connection.connected_by == me.user)
+        return True
+
+    harness: Harness = make_harness(authenticator=identity, authorizer=own_view)
+    with person(harness, "ada", "admin") as ada:
+        connect_multi(harness, ada, "org-1")
+    with person(harness, "grace", "member") as grace:
+        connect_multi(harness, grace, "org-2")
+        listed = harness.status(grace, MULTI)["connections"]
+        assert [c["status"]["organizationId"] for c in listed] == ["org-2"]
+        card = grace.get(f"{harness.origin}/integrations").text.split('id="card-acme-multi"')[1]
+        assert "org-2" in card.split("</details>")[0]
+        assert "org-1" not in card.split("</details>")[0]
+    with person(harness, "ada", "admin") as ada:
+        assert len(harness.status(ada, MULTI)["connections"]) == 2
+
+
+def test_a_gone_connection_is_not_mistaken_for_the_remaining_one(make_harness: Any) -> None:
+    asked: list[Any] = []
+
+    def note(request: Request, action: Action, connector: Any, connection: Any) -> bool:
+        if action is Action.DISCONNECT:
+            asked.append(connection)
+        return True
+
+    harness: Harness = make_harness(authenticator=identity, authorizer=note)
+    with person(harness, "ada", "admin") as ada:
+        connect_multi(harness, ada, "org-1")
+        connect_multi(harness, ada, "org-2")
+        gone = each_id(harness, "org-1")
+        for _ in (1, 2):
+            done = post(harness, ada, f"/api/integrations/{MULTI}/connections/{gone}/disconnect")
+            assert done.status_code == 200
+    assert asked[0].connection_id == gone
+    assert asked[1] is None  # not org-2's
+
+
+def test_on_event_hears_of_each_change_from_the_server_s_own_loop(make_harness: Any) -> None:
+    import time
+
+    heard: list[str] = []
+    harness: Harness = make_harness(on_event=lambda event: heard.append(event.type.value))
+    with harness.browser() as browser:
+        harness.connect(browser, "acme-oauth")
+        assert harness.disconnect(browser, "acme-oauth").status_code == 200
+    deadline = time.monotonic() + 30
+    while len(heard) < 2:
+        assert time.monotonic() < deadline, heard
+        time.sleep(0.05)
+    assert heard == ["connected", "disconnected"]
+    assert harness.connections.listeners == []  # the service itself is left as it was
