@@ -9,6 +9,7 @@ traceback by accident.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,8 @@ __all__ = ["ClientCredentials", "Settings", "env_prefix", "webhook_key"]
 DEFAULT_DATABASE_URL = "sqlite:///connectors.sqlite3"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 _TRUE = {"1", "true", "yes", "on"}
+# A mount path: empty, or /-separated segments of URL-safe characters.
+_MOUNT_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 
 
 def env_prefix(connector_id: str) -> str:
@@ -42,7 +45,9 @@ class Settings:
     """Everything the server side of connectors-core is configured with."""
 
     public_url: str = DEFAULT_PUBLIC_URL
-    """The origin browsers reach the app at; OAuth redirect URIs are built from it."""
+    """Where browsers reach the integration routes: an origin (``https://app.example.com``),
+    or an origin and the path they are mounted at (``https://app.example.com/settings``).
+    OAuth redirect URIs are built from it."""
 
     database_url: str = DEFAULT_DATABASE_URL
     """SQLAlchemy URL of the store (``sqlite:///file``, ``memory://``, ``postgresql://…``)."""
@@ -53,8 +58,9 @@ class Settings:
     dev_mode: bool = False
     """Allow a generated local key and the single local tenant (``CONNECTORS_DEV_MODE``)."""
 
-    return_path: str = "/integrations"
-    """Where the browser lands after a connect flow (a path on this app, never user input)."""
+    return_path: str | None = None
+    """Where the browser lands after a connect flow (a fixed path, never user input);
+    default: the Integrations page, where the routes are mounted."""
 
     state_lifetime: int = 600
     """Seconds a pending OAuth authorization may take."""
@@ -153,14 +159,22 @@ class Settings:
                 raise ConfigurationError(variable, f"must be positive, got {value!r}")
         self._check_webhook()
         parts = urlsplit(self.public_url)
+        path = parts.path.rstrip("/")
         if (
             parts.scheme not in ("http", "https")
             or not parts.hostname
-            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+            or not _MOUNT_PATH.fullmatch(path)
+            or "/../" in path + "/"
+            or "/./" in path + "/"
         ):
             raise ConfigurationError(
                 "CONNECTORS_PUBLIC_URL",
-                f"expected an origin such as https://app.example.com, got {self.public_url!r}",
+                "expected an origin such as https://app.example.com, optionally with the "
+                f"path the routes are mounted at (https://app.example.com/settings), "
+                f"got {self.public_url!r}",
             )
 
     def _check_webhook(self) -> None:
@@ -187,8 +201,20 @@ class Settings:
 
     @property
     def origin(self) -> str:
-        """The public URL without a trailing slash."""
-        return self.public_url.rstrip("/")
+        """The public URL's origin: scheme, host and port (what browsers send as ``Origin``)."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def mount_path(self) -> str:
+        """The path of the public URL (where the routes are mounted): ``""`` at the root,
+        else ``/settings`` and the like, without a trailing slash."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """The public URL without a trailing slash: the origin and the mount path."""
+        return self.origin + self.mount_path
 
     def connector_setting(self, connector_id: str, name: str) -> str | None:
         """``CONNECTORS_<ID>_<NAME>`` from the environment, else ``[connectors.<id>] name``."""
@@ -222,7 +248,7 @@ class Settings:
 
     def redirect_uri(self, connector_id: str) -> str:
         """The fixed OAuth redirect URI of ``connector_id``."""
-        return f"{self.origin}/api/integrations/{connector_id}/callback"
+        return f"{self.base_url}/api/integrations/{connector_id}/callback"
 
 
 # (environment variable, attribute and config-file key, type) of the numeric settings.

@@ -15,6 +15,7 @@ import attrs
 import httpx2
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 from starlette.requests import Request
 
 from connectors_core import Registry, define_connector, discover
@@ -73,6 +74,25 @@ def running_with_workspaces(provider: OAuthProvider) -> Iterator[str]:
             yield url
     finally:
         provider._stopping.set()
+
+
+def mounted(integrations: Any, prefix: str) -> Any:
+    """A host application serving ``integrations`` under ``prefix`` (and running its
+    lifespan), with a home page of its own at ``/``."""
+    from contextlib import asynccontextmanager
+
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def home(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("the host application")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        async with integrations.router.lifespan_context(integrations):
+            yield
+
+    return Starlette(routes=[Route("/", home), Mount(prefix, app=integrations)], lifespan=lifespan)
 
 
 def header_tenant(request: Request) -> str | None:
@@ -156,6 +176,8 @@ class Harness:
         self.provider = provider
         self.provider_url = provider_url
         self.origin = origin
+        self.base = origin
+        """Where the routes are mounted: the origin, and the prefix if there is one."""
         self.settings = settings
         self.app = app
         self.seen: list[str] = []  # every response a browser received: status, headers, body
@@ -189,7 +211,7 @@ class Harness:
 
     def start_connect(self, browser: httpx2.Client, connector_id: str) -> str:
         """Click Connect; return the provider authorization URL."""
-        response = browser.get(f"{self.origin}/api/integrations/{connector_id}/connect")
+        response = browser.get(f"{self.base}/api/integrations/{connector_id}/connect")
         assert response.status_code == 303, response.text
         return response.headers["location"]
 
@@ -211,17 +233,17 @@ class Harness:
         )
 
     def csrf(self, browser: httpx2.Client) -> str:
-        token = browser.get(f"{self.origin}/api/integrations/csrf").json()["csrfToken"]
+        token = browser.get(f"{self.base}/api/integrations/csrf").json()["csrfToken"]
         return str(token)
 
     def status(self, browser: httpx2.Client, connector_id: str) -> dict[str, Any]:
-        response = browser.get(f"{self.origin}/api/integrations/{connector_id}/status")
+        response = browser.get(f"{self.base}/api/integrations/{connector_id}/status")
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
     def disconnect(self, browser: httpx2.Client, connector_id: str) -> httpx2.Response:
         return browser.post(
-            f"{self.origin}/api/integrations/{connector_id}/disconnect",
+            f"{self.base}/api/integrations/{connector_id}/disconnect",
             headers={"X-CSRF-Token": self.csrf(browser), "Origin": self.origin},
         )
 
@@ -345,26 +367,33 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         authorizer: Any = None,
         on_event: Any = None,
         database: str | None = None,
+        prefix: str = "",
+        public_prefix: str | None = None,
+        login_url: str | None = None,
         **settings_overrides: Any,
     ) -> Harness:
+        """``prefix``: mount the routes there, inside a host application (its public
+        URL then carries the prefix, and so do the provider's redirect URIs);
+        ``public_prefix``: another path for the public URL (a misconfiguration)."""
         app_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         stack.append(app_socket)  # closed at the end, whatever happens in between
         app_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         app_socket.bind(("127.0.0.1", 0))
         origin = f"http://127.0.0.1:{app_socket.getsockname()[1]}"
+        base = origin + prefix
         provider = OAuthProvider(
             clients=[
                 Client(
                     "evencio-client",
                     EVENCIO_SECRET,
-                    (f"{origin}/api/integrations/evencio/callback",),
+                    (f"{base}/api/integrations/evencio/callback",),
                     ("events:read", "venues:read", "guests:read", "offline_access"),
                 ),
                 Client(
                     "acme-client",
                     ACME_SECRET,
                     tuple(
-                        f"{origin}/api/integrations/{name}/callback"
+                        f"{base}/api/integrations/{name}/callback"
                         for name in ("acme-oauth", "acme-norevoke", "acme-shop", "acme-multi")
                     ),
                     ("read",),
@@ -377,7 +406,7 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
         provider_url = provider_cm.__enter__()
         stack.append(provider_cm)
         environ = {
-            "CONNECTORS_PUBLIC_URL": origin,
+            "CONNECTORS_PUBLIC_URL": origin + (prefix if public_prefix is None else public_prefix),
             "CONNECTORS_DATABASE_URL": database or f"sqlite:///{tmp_path / 'connectors.sqlite3'}",
             "CONNECTORS_SECRET_KEYS": ",".join(keys or (generate_key(),)),
             "CONNECTORS_EVENCIO_CLIENT_ID": "evencio-client",
@@ -406,11 +435,14 @@ def make_harness(tmp_path: Any) -> Iterator[Callable[..., Harness]]:
             authenticator=authenticator,
             authorizer=authorizer,
             on_event=on_event,
+            login_url=login_url,
         )
-        app_cm = serve(app, app_socket)
+        served = mounted(app, prefix) if prefix else app
+        app_cm = serve(served, app_socket)
         app_cm.__enter__()
         stack.append(app_cm)
         harness = Harness(provider, provider_url, origin, settings, app)
+        harness.base = base
         harness.clock = clock
         return harness
 

@@ -90,7 +90,7 @@ from ..flows import ConnectStep, Redirect, ReplaceCheck, flow_for
 from ..store import ConnectionSummary, Store, open_store
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
-from ._forms import Forms
+from ._forms import Forms, Pages
 from ._security import (
     Action,
     Authenticator,
@@ -101,6 +101,7 @@ from ._security import (
     local_tenant,
     resolve_identity,
 )
+from ._urls import Urls, full_path
 
 __all__ = ["ROUTES", "create_app"]
 
@@ -185,7 +186,10 @@ class _App:
         settings: Settings,
         authenticator: Authenticator,
         guard: CsrfGuard,
+        pages: Pages,
+        *,
         authorizer: Authorizer | None = None,
+        login_url: str | None = None,
     ) -> None:
         self.registry = registry
         self.connections = connections
@@ -193,7 +197,10 @@ class _App:
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.guard = guard
-        self.forms = Forms()
+        self.pages = pages
+        self.urls = pages.urls
+        self.forms = Forms(pages)
+        self.login_url = login_url
         self.routes: list[BaseRoute] = []
 
     # --- common steps ------------------------------------------------------------------
@@ -327,10 +334,52 @@ class _App:
                 connector_id=connector.id,
             )
 
-    def _return(self, connector_id: str, **outcome: str) -> RedirectResponse:
-        """Back to the fixed return path (never a target taken from the request)."""
-        query = urlencode({"connector": connector_id, **outcome})
-        return RedirectResponse(f"{self.settings.return_path}?{query}", status_code=303)
+    def _return(self, request: Request, connector_id: str, **outcome: str) -> RedirectResponse:
+        """Back to the page (never to a target taken from the request)."""
+        return RedirectResponse(
+            self.urls.page(request.scope, connector=connector_id, **outcome), status_code=303
+        )
+
+    def _url(self, request: Request, name: str, /, **params: Any) -> str:
+        """The path of a route, where this app is mounted."""
+        return self.urls.path(request.scope, name, **params)
+
+    def _check_mount(self, request: Request, connector: Connector) -> None:
+        """An OAuth flow's redirect URI must lead back to this app.
+
+        :raises IntegrationError: ``not_configured`` when ``CONNECTORS_PUBLIC_URL``
+            names another mount point than the one the request came through.
+        """
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        if root and root != self.settings.mount_path:
+            log.error(
+                "the integration routes are mounted at %s but CONNECTORS_PUBLIC_URL is %s: "
+                "OAuth redirect URIs would not lead back to them; set it to %s%s",
+                root,
+                self.settings.public_url,
+                self.settings.origin,
+                root,
+            )
+            raise IntegrationError(
+                f"{connector.id!r} cannot be connected: this server's public URL "
+                f"({self.settings.base_url}) is not where the integration routes are mounted "
+                f"({root}); set CONNECTORS_PUBLIC_URL to {self.settings.origin}{root}",
+                reason="not_configured",
+                connector_id=connector.id,
+            )
+
+    def sign_in(self, request: Request, connector: Connector | None) -> Response:
+        """A signed-out browser: to the host's login (and back), else a page saying so."""
+        if self.login_url is None:
+            return self.forms.signed_out(request, connector)
+        name = getattr(request.scope.get("route"), "name", None)
+        # Back to a page a GET can show again (never a callback's code into a login URL).
+        back = (
+            full_path(request.scope, self.settings)
+            if request.method == "GET" and name != "integrations:callback"
+            else self.urls.page(request.scope)
+        )
+        return login_redirect(self.login_url, back)
 
     async def _fields(self, request: Request, names: Mapping[str, str]) -> dict[str, str]:
         """The body fields of a state-changing request, after its CSRF check.
@@ -372,10 +421,19 @@ class _App:
         session_id, new = self.guard.ensure_session(request)
         connection_id = request.path_params.get("connection_id")
         response = self.forms.connect_page(
+            request,
             connector,
-            action=_connect_path(connector.id, connection_id),
+            action=(
+                self._url(
+                    request,
+                    "integrations:connection-submit",
+                    connector_id=connector.id,
+                    connection_id=connection_id,
+                )
+                if connection_id is not None
+                else self._url(request, "integrations:submit", connector_id=connector.id)
+            ),
             again=connection_id is not None,
-            return_path=self.settings.return_path,
             csrf_token=self.guard.token(session_id),
             values=values or {},
             errors=errors or {},
@@ -405,14 +463,15 @@ class _App:
             # The provider sent the browser here: whatever went wrong, back to the page.
             assert connector is not None
             log.info("connect %s ended: %s", connector.id, exc.reason)
-            return self._return(connector.id, error=exc.reason)
+            return self._return(request, connector.id, error=exc.reason)
         if name not in _NAVIGATIONS or not _wants_html(request):
             return error(exc.reason, str(exc), fields=fields)
         if reason is Reason.UNAUTHENTICATED:
-            return self.forms.signed_out(connector, self.settings.return_path)
+            return self.sign_in(request, connector)
         if connector is None:
-            query = urlencode({"error": exc.reason})
-            return RedirectResponse(f"{self.settings.return_path}?{query}", status_code=303)
+            return RedirectResponse(
+                self.urls.page(request.scope, error=exc.reason), status_code=303
+            )
         if fields is not None and name in ("integrations:submit", "integrations:connection-submit"):
             return self._form_page(
                 request,
@@ -421,7 +480,7 @@ class _App:
                 errors=fields,
                 status_code=reason.status,
             )
-        return self._return(connector.id, error=exc.reason)
+        return self._return(request, connector.id, error=exc.reason)
 
     # --- endpoints -----------------------------------------------------------------------
 
@@ -467,6 +526,7 @@ class _App:
             )
         if flow.connect_step(connector) is not ConnectStep.REDIRECT:
             return self._form_page(request, connector)
+        self._check_mount(request, connector)
         session_id, new = self.guard.ensure_session(request)
         url = await self.connections.begin_oauth(
             tenant,
@@ -488,6 +548,8 @@ class _App:
         await self._authorize(
             request, Action.CONNECT, connector, await self._replaced(connector, tenant, again)
         )
+        if flow_for(connector).continues_at_provider(connector):
+            self._check_mount(request, connector)
         # Kept for the form shown again on an error: non-secret values only.
         secret = {i.name for i in inputs if i.secret}
         request.state.submitted = {k: v for k, v in fields.items() if k not in secret}
@@ -505,7 +567,7 @@ class _App:
                 return RedirectResponse(result.url, status_code=303)
             return JSONResponse({"connected": False, "redirect": result.url})
         if _wants_html(request):
-            return self._return(connector.id, result="connected")
+            return self._return(request, connector.id, result="connected")
         return JSONResponse(
             await self.connections.status(tenant, connector.id, result.connection_id)
         )
@@ -522,7 +584,7 @@ class _App:
             actor=identity.actor,
             may_replace=self._may_replace(request, connector),
         )
-        return self._return(connector.id, result="connected")
+        return self._return(request, connector.id, result="connected")
 
     async def status(self, request: Request) -> Response:
         connector, identity = await self._context(request)
@@ -542,14 +604,23 @@ class _App:
         connection = named or await self.connections.store.summary(tenant, connector.id)
         await self._authorize(request, Action.DISCONNECT, connector, connection)
         if connection is None:
-            return self._return(connector.id, error="not_connected")
+            return self._return(request, connector.id, error="not_connected")
         status = await self.connections.status(tenant, connector.id, connection.connection_id)
         session_id, new = self.guard.ensure_session(request)
         response = self.forms.confirm_disconnect_page(
+            request,
             connector,
             status,
-            action=_path(connector.id, "disconnect", named.connection_id if named else None),
-            return_path=self.settings.return_path,
+            action=(
+                self._url(
+                    request,
+                    "integrations:connection-disconnect",
+                    connector_id=connector.id,
+                    connection_id=named.connection_id,
+                )
+                if named
+                else self._url(request, "integrations:disconnect", connector_id=connector.id)
+            ),
             csrf_token=self.guard.token(session_id),
         )
         if new:
@@ -570,7 +641,7 @@ class _App:
                 tenant, connector.id, connection_id, actor=identity.actor
             )
         if _wants_html(request):
-            return self._return(connector.id, result="disconnected")
+            return self._return(request, connector.id, result="disconnected")
         if connection_id is not None:
             return JSONResponse({"connected": False, "error": "not_connected"})
         return JSONResponse(await self.connections.status(tenant, connector.id))
@@ -589,7 +660,7 @@ class _App:
             actor=identity.actor,
         )
         if _wants_html(request):
-            return self._return(connector.id, result="verified")
+            return self._return(request, connector.id, result="verified")
         return JSONResponse(status)
 
     async def rename(self, request: Request) -> Response:
@@ -607,8 +678,54 @@ class _App:
                 {"label": str(exc)}, reason="invalid_fields", connector_id=connector.id
             ) from None
         if _wants_html(request):
-            return self._return(connector.id, result="renamed")
+            return self._return(request, connector.id, result="renamed")
         return JSONResponse(status)
+
+    async def catalogue(self, request: Request) -> Response:
+        """Every connector the user may view, its manifest and this tenant's status."""
+        identity = await resolve_identity(self.authenticator, request)
+        if identity is None:
+            raise IntegrationError("sign in to manage integrations", reason="unauthenticated")
+        tenant = identity.tenant
+        summaries = await self.connections.store.summaries(tenant)
+        states = await self.connections.statuses(tenant, summaries)
+        first: dict[str, ConnectionSummary] = {}
+        for summary in summaries:
+            first.setdefault(summary.connector_id, summary)
+        listed = []
+        for connector in self.registry:
+            only = None if _multiple(connector) else first.get(connector.id)
+            if not await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
+                continue
+            state = states.get(connector.id)
+            if state is None:
+                state = {"connected": False, "error": "not_connectable"}
+            else:
+                state = await self._visible(request, connector, tenant, state)
+            listed.append(
+                {
+                    **connector.to_wire(),
+                    "status": state,
+                    "links": self._links(request, connector, state),
+                }
+            )
+        return JSONResponse({"connectors": listed})
+
+    def _links(
+        self, request: Request, connector: Connector, state: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """Where a host's own page sends the browser for a connector (this app's routes)."""
+        links: dict[str, str] = {}
+        if self.urls.has("integrations:details", connector_id=connector.id):
+            links["details"] = self._url(request, "integrations:details", connector_id=connector.id)
+        if state.get("error") != "not_connectable":
+            for key, name in (
+                ("connect", "integrations:connect"),
+                ("status", "integrations:status"),
+                ("disconnect", "integrations:confirm-disconnect"),
+            ):
+                links[key] = self._url(request, name, connector_id=connector.id)
+        return links
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(_openapi.document(self.registry))
@@ -662,15 +779,10 @@ _EACH = _ONE + "/connections/{connection_id}"
 _CONNECTION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
-def _path(connector_id: str, action: str, connection_id: str | None = None) -> str:
-    """The route of an action on a connector, or on one of its connections."""
-    if connection_id is None:
-        return f"{_API}/{connector_id}/{action}"
-    return f"{_API}/{connector_id}/connections/{connection_id}/{action}"
-
-
-def _connect_path(connector_id: str, connection_id: str | None) -> str:
-    return _path(connector_id, "connect", connection_id)
+def login_redirect(login_url: str, back: str) -> RedirectResponse:
+    """To the host's login, ``next`` being the path to come back to (a path on this site)."""
+    separator = "&" if "?" in login_url else "?"
+    return RedirectResponse(f"{login_url}{separator}{urlencode({'next': back})}", status_code=303)
 
 
 def _multiple(connector: Connector) -> bool:
@@ -684,6 +796,7 @@ def _connection_id(status: Mapping[str, Any]) -> str | None:
 
 
 ROUTES: list[tuple[str, str, str, Endpoint]] = [
+    ("integrations:catalogue", "GET", "/api/integrations", lambda a: a.catalogue),
     ("integrations:csrf", "GET", "/api/integrations/csrf", lambda a: a.csrf),
     ("integrations:openapi", "GET", "/api/integrations/openapi.json", lambda a: a.openapi),
     ("integrations:connect", "GET", f"{_ONE}/connect", lambda a: a.connect),
@@ -787,6 +900,9 @@ def create_app(
     demo: bool = False,
     on_event: Listener | Sequence[Listener] | None = None,
     deliver_events: bool = True,
+    login_url: str | None = None,
+    templates: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
+    home: tuple[str, str] | None = None,
 ) -> Starlette:
     """The integration routes as an ASGI app, to serve or mount in a host application.
 
@@ -810,7 +926,15 @@ def create_app(
     :param deliver_events: run the loop that delivers events (to ``on_event``, plugins'
         ``on_connection_event`` hooks and ``CONNECTORS_WEBHOOK_URL``); every replica
         may run it, each event reaching each destination once.
+    :param login_url: the host's sign-in page: a signed-out browser is sent to
+        ``<login_url>?next=<the path it asked for>`` (API clients get JSON 401).
+        Default: a page saying to sign in.
+    :param templates: the host's template folder(s), searched before the built-in
+        templates (which stay reachable as ``connectors_core/<name>``); see
+        ``docs/theming.md``.
+    :param home: ``(label, url)`` of the host application, linked from every page.
     :raises ConfigurationError: for a missing encryption key or a bad setting.
+    :raises ValueError: for a template folder that is not a directory.
     """
     if connections is None:
         if registry is None:
@@ -834,7 +958,22 @@ def create_app(
     guard = CsrfGuard(
         secret, origin=settings.origin, secure_cookies=settings.origin.startswith("https://")
     )
-    app = _App(registry, connections, settings, authenticator or local_tenant, guard, authorizer)
+    urls = Urls(settings)
+    folders = [templates] if isinstance(templates, (str, os.PathLike)) else list(templates)
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise ValueError(f"the template folder {os.fspath(folder)!r} is not a directory")
+    pages = Pages(urls, folders=folders, home=home, sandbox=demo)
+    app = _App(
+        registry,
+        connections,
+        settings,
+        authenticator or local_tenant,
+        guard,
+        pages,
+        authorizer=authorizer,
+        login_url=login_url,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> Any:
@@ -863,14 +1002,23 @@ def create_app(
     if page:
         from ._page import STATIC, IntegrationsPage
 
-        view = IntegrationsPage(
-            registry, connections, app.authenticator, guard, authorizer=authorizer, demo=demo
-        )
+        view = IntegrationsPage(app)
         routes += [
             _Route("/integrations", view.render, methods=["GET"], name="integrations:page"),
-            Mount("/integrations/static", StaticFiles(directory=STATIC), name="static"),
+            Mount(
+                "/integrations/_static",
+                StaticFiles(directory=STATIC),
+                name="integrations:static",
+            ),
+            _Route(
+                "/integrations/{connector_id}",
+                view.details,
+                methods=["GET"],
+                name="integrations:details",
+            ),
         ]
     app.routes = routes
+    urls.router.routes = routes
     starlette = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -8,19 +8,21 @@ values only, and shows each message beside its input.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, select_autoescape
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from .._manifest import Connector
 from ..flows import flow_for
+from ._urls import Urls
 
-__all__ = ["Forms", "templates"]
+__all__ = ["Forms", "Pages", "environment"]
 
 HERE = Path(__file__).parent
 
@@ -32,17 +34,73 @@ def day(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
-@functools.cache
-def templates() -> Environment:
-    """The Jinja environment of the built-in templates (autoescaped)."""
-    environment = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
+BUILTIN = HERE / "templates"
+
+
+def environment(folders: Sequence[str | os.PathLike[str]] = ()) -> Environment:
+    """The Jinja environment of the pages: the host's template ``folders`` first, then the
+    built-in templates, which are also reachable as ``connectors_core/<name>`` (so that a
+    host's ``card.html`` can extend ``connectors_core/card.html`` and change one block)."""
+    builtin = FileSystemLoader(BUILTIN)
+    loader = ChoiceLoader(
+        [
+            *(FileSystemLoader(Path(folder)) for folder in folders),
+            PrefixLoader({"connectors_core": builtin}),
+            builtin,
+        ]
+    )
+    env = Environment(
+        loader=loader,
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["day"] = day
-    return environment
+    env.filters["day"] = day
+    return env
+
+
+class Pages:
+    """Renders the app's HTML pages, with what every template may use.
+
+    Each template gets ``url(name, **params)`` (a route's path where the app is
+    mounted), ``static(file)``, ``home`` (``(label, url)`` of the host application,
+    or None), ``sandbox`` and ``csrf_token`` when given.
+    """
+
+    def __init__(
+        self,
+        urls: Urls,
+        *,
+        folders: Sequence[str | os.PathLike[str]] = (),
+        home: tuple[str, str] | None = None,
+        sandbox: bool = False,
+    ) -> None:
+        self.urls = urls
+        self.env = environment(folders)
+        self.home = home
+        self.sandbox = sandbox
+
+    def render(
+        self, request: Request, name: str, *, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """Template ``name`` rendered for ``request`` as an HTML response."""
+        scope = request.scope
+
+        def url(route: str, /, **params: Any) -> str:
+            return self.urls.path(scope, route, **params)
+
+        def static(file: str) -> str:
+            return url("integrations:static", path=file)
+
+        html = self.env.get_template(name).render(
+            url=url,
+            static=static,
+            page_url=self.urls.page(scope),
+            home=self.home,
+            sandbox=self.sandbox,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status_code)
 
 
 def connection_title(connector: Connector, status: Mapping[str, Any]) -> str:
@@ -60,14 +118,17 @@ def connection_title(connector: Connector, status: Mapping[str, Any]) -> str:
 
 
 class Forms:
-    """Renders the connect form and the signed-out page."""
+    """Renders the connect form, "disconnect?" and the signed-out page."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
 
     def connect_page(
         self,
+        request: Request,
         connector: Connector,
         *,
         action: str,
-        return_path: str,
         csrf_token: str,
         values: Mapping[str, str],
         errors: Mapping[str, str],
@@ -79,57 +140,45 @@ class Forms:
         flow = flow_for(connector)
         inputs = flow.inputs(connector)
         known = {i.name for i in inputs}
-        html = (
-            templates()
-            .get_template("connect.html")
-            .render(
-                connector=connector,
-                action=action,
-                again=again,
-                return_path=return_path,
-                inputs=inputs,
-                values=values,
-                errors={name: message for name, message in errors.items() if name in known},
-                other_errors=[message for name, message in errors.items() if name not in known],
-                csrf_token=csrf_token,
-                continues=flow.continues_at_provider(connector),
-                sign_in=flow.label,
-            )
+        return self.pages.render(
+            request,
+            "connect.html",
+            status_code=status_code,
+            connector=connector,
+            action=action,
+            again=again,
+            inputs=inputs,
+            values=values,
+            errors={name: message for name, message in errors.items() if name in known},
+            other_errors=[message for name, message in errors.items() if name not in known],
+            csrf_token=csrf_token,
+            continues=flow.continues_at_provider(connector),
+            sign_in=flow.label,
         )
-        return HTMLResponse(html, status_code=status_code)
 
     def confirm_disconnect_page(
         self,
+        request: Request,
         connector: Connector,
         status: Mapping[str, Any],
         *,
         action: str,
-        return_path: str,
         csrf_token: str,
     ) -> HTMLResponse:
         """The page asking whether to disconnect one connection (its status JSON): a form
         posting to ``action``, and a way back."""
         details = status.get("status") or {}
-        html = (
-            templates()
-            .get_template("confirm.html")
-            .render(
-                connector=connector,
-                title=connection_title(connector, status),
-                connected_by=(details.get("connectedBy") or {}),
-                connected_at=details.get("connectedAt"),
-                action=action,
-                return_path=return_path,
-                csrf_token=csrf_token,
-            )
+        return self.pages.render(
+            request,
+            "confirm.html",
+            connector=connector,
+            title=connection_title(connector, status),
+            connected_by=(details.get("connectedBy") or {}),
+            connected_at=details.get("connectedAt"),
+            action=action,
+            csrf_token=csrf_token,
         )
-        return HTMLResponse(html)
 
-    def signed_out(self, connector: Connector | None, return_path: str) -> HTMLResponse:
+    def signed_out(self, request: Request, connector: Connector | None) -> HTMLResponse:
         """A page for a browser without a signed-in user (a 401)."""
-        html = (
-            templates()
-            .get_template("signed_out.html")
-            .render(connector=connector, return_path=return_path)
-        )
-        return HTMLResponse(html, status_code=401)
+        return self.pages.render(request, "signed_out.html", status_code=401, connector=connector)

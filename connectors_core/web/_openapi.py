@@ -126,6 +126,41 @@ def document(registry: Registry) -> dict[str, Any]:
     }
     label = "A name for the connection (one line, at most 200 characters); empty clears it."
     paths: dict[str, Any] = {
+        "/api/integrations": {
+            "get": {
+                "operationId": "catalogue",
+                "summary": "Every connector the user may view: its manifest (wire form), "
+                "this tenant's status and the paths of its pages and routes (no secrets)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "connectors": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "description": "The manifest's wire form, and:",
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "status": {"type": "object"},
+                                            "links": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": "string"},
+                                            },
+                                        },
+                                        "required": ["id", "status", "links"],
+                                    },
+                                }
+                            },
+                            "required": ["connectors"],
+                        },
+                        "The catalogue",
+                    ),
+                    **_errors(401),
+                },
+            }
+        },
         "/api/integrations/csrf": {
             "get": {
                 "operationId": "csrf",

@@ -16,22 +16,23 @@ connection state from the status route.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from .._manifest import Category, Connector, Status
 from .._reasons import Reason
-from .._registry import Registry
 from .._settings import Settings
-from ..connections import Connections
 from ..flows import flow_for
 from ..store import ConnectionSummary
-from ._forms import connection_title, templates
-from ._security import Action, Authenticator, Authorizer, CsrfGuard, is_allowed, resolve_identity
+from ._forms import connection_title
+from ._security import Action, is_allowed, resolve_identity
+
+if TYPE_CHECKING:
+    from ._app import _App
 
 __all__ = ["IntegrationsPage"]
 
@@ -55,34 +56,44 @@ def _check_failed(connector: Connector, state: Mapping[str, Any]) -> str | None:
 
 
 class IntegrationsPage:
-    """Renders ``/integrations`` for one registry and its connections."""
+    """Renders the catalogue (``/integrations``) and each connector's details page
+    (``/integrations/<id>``) for the routes' app."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        connections: Connections,
-        authenticator: Authenticator,
-        guard: CsrfGuard,
-        *,
-        authorizer: Authorizer | None = None,
-        demo: bool = False,
-    ) -> None:
-        self.registry = registry
-        self.connections = connections
-        self.authenticator = authenticator
-        self.authorizer = authorizer
-        self.guard = guard
-        self.demo = demo
-        self.templates = templates()
+    def __init__(self, app: _App) -> None:
+        self.app = app
+        self.registry = app.registry
+        self.connections = app.connections
+        self.authorizer = app.authorizer
+        self.guard = app.guard
+
+    async def _cards(
+        self, request: Request, tenant: str, connectors: Iterable[Connector]
+    ) -> list[dict[str, Any]]:
+        """The cards of ``connectors`` the user may view, with what they may do on each."""
+        summaries = await self.connections.store.summaries(tenant)
+        states = await self.connections.statuses(tenant, summaries)
+        held = {(s.connector_id, s.connection_id): s for s in summaries}
+        settings = self.connections.settings
+        first: dict[str, ConnectionSummary] = {}
+        for summary in summaries:
+            first.setdefault(summary.connector_id, summary)
+        cards = []
+        for connector in connectors:
+            # A single-connection connector's card shows its connection: view is asked of it.
+            several = connector.connection is not None and connector.connection.multiple
+            only = None if several else first.get(connector.id)
+            if await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
+                card = self._card(connector, states, settings)
+                await self._permit(request, connector, card, held)
+                cards.append(card)
+        return cards
 
     async def render(self, request: Request) -> Response:
-        """The page, for the request's tenant, with what its user may see and do."""
-        identity = await resolve_identity(self.authenticator, request)
+        """The catalogue, for the request's tenant, with what its user may see and do:
+        connected connectors first, then by name; filtered by the query string."""
+        identity = await resolve_identity(self.app.authenticator, request)
         if identity is None:
-            return HTMLResponse(
-                "<!doctype html><title>Sign in</title><p>Sign in to manage integrations.</p>",
-                status_code=401,
-            )
+            return self.app.sign_in(request, None)
         session_id, new = self.guard.ensure_session(request)
         query = request.query_params
         wanted = {
@@ -91,37 +102,50 @@ class IntegrationsPage:
             "status": query.get("status", ""),
             "tag": query.get("tag", ""),
         }
-        summaries = await self.connections.store.summaries(identity.tenant)
-        states = await self.connections.statuses(identity.tenant, summaries)
-        held = {(s.connector_id, s.connection_id): s for s in summaries}
-        settings = self.connections.settings
-        cards = []
-        first: dict[str, ConnectionSummary] = {}
-        for summary in summaries:
-            first.setdefault(summary.connector_id, summary)
-        for connector in self.registry:
-            # A single-connection connector's card shows its connection: view is asked of it.
-            several = connector.connection is not None and connector.connection.multiple
-            only = None if several else first.get(connector.id)
-            if await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
-                card = self._card(connector, states, settings)
-                await self._permit(request, connector, card, held)
-                cards.append(card)
+        cards = await self._cards(request, identity.tenant, self.registry)
+        cards.sort(key=lambda card: (not card["entries"], card["name"].casefold()))
         visible = [card for card in cards if self._matches(card, wanted)]
         manager = await is_allowed(self.authorizer, request, Action.MANAGE, None)
-        html = self.templates.get_template("integrations.html").render(
+        response = self.app.pages.render(
+            request,
+            "integrations.html",
             cards=visible,
             total=len(cards),
             wanted=wanted,
+            filtered=any(wanted.values()),
             categories=[c.value for c in Category],
             statuses=[s.value for s in Status],
             tags=sorted({tag for card in cards for tag in card["tags"]}),
             csrf_token=self.guard.token(session_id),
             notice=self._notice(query.get("connector"), query.get("result"), query.get("error")),
             failures=self._failures() if manager else (),
-            demo=self.demo,
         )
-        response = HTMLResponse(html)
+        if new:
+            self.guard.set_cookie(response, session_id)
+        return response
+
+    async def details(self, request: Request) -> Response:
+        """One connector's page: everything its card shows, its description, capabilities,
+        set-up steps and links, at a URL that stays the same."""
+        connector_id = request.path_params["connector_id"]
+        identity = await resolve_identity(self.app.authenticator, request)
+        if identity is None:
+            return self.app.sign_in(request, None)
+        connector = self.registry.get(connector_id) if connector_id in self.registry else None
+        cards = await self._cards(request, identity.tenant, [connector] if connector else [])
+        if not cards:  # unknown, or not this user's to view: the same answer
+            return self.app.pages.render(
+                request, "not_found.html", status_code=404, connector_id=connector_id[:64]
+            )
+        session_id, new = self.guard.ensure_session(request)
+        query = request.query_params
+        response = self.app.pages.render(
+            request,
+            "details.html",
+            card=cards[0],
+            csrf_token=self.guard.token(session_id),
+            notice=self._notice(query.get("connector"), query.get("result"), query.get("error")),
+        )
         if new:
             self.guard.set_cookie(response, session_id)
         return response
@@ -137,6 +161,7 @@ class IntegrationsPage:
         multiple = connector.connection is not None and connector.connection.multiple
         return {
             "id": connector.id,
+            "icon": None,
             "name": connector.name,
             "summary": connector.summary,
             "description": connector.description,
@@ -163,8 +188,14 @@ class IntegrationsPage:
             ],
             "can_connect": True,
             "search": " ".join(
-                [connector.name, connector.summary, connector.id, *connector.tags]
-            ).lower(),
+                [
+                    connector.name,
+                    connector.summary,
+                    connector.description,
+                    connector.id,
+                    *connector.tags,
+                ]
+            ).casefold(),
         }
 
     async def _permit(
@@ -191,8 +222,10 @@ class IntegrationsPage:
 
     @staticmethod
     def _matches(card: dict[str, Any], wanted: dict[str, str]) -> bool:
+        """Every word of the search is somewhere in the card's text, and every filter holds."""
+        words = wanted["q"].casefold().split()
         return (
-            (not wanted["q"] or wanted["q"].lower() in card["search"])
+            all(word in card["search"] for word in words)
             and (not wanted["category"] or card["category"] == wanted["category"])
             and (not wanted["status"] or card["status"] == wanted["status"])
             and (not wanted["tag"] or wanted["tag"] in card["tags"])

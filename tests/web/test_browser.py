@@ -242,7 +242,7 @@ def test_the_page_shows_every_connector_the_demo_banner_and_the_failed_plugin(
     expect(page).to_have_title("Integrations")
     expect(page.get_by_role("heading", level=1)).to_have_text("Integrations")
     banner = page.get_by_role("note")
-    expect(banner).to_contain_text("Demo mode.")
+    expect(banner).to_contain_text("Sandbox.")
     expect(banner).to_contain_text("sandbox")
 
     evencio = card(page, "evencio")

@@ -69,7 +69,7 @@ def card_ids(html: str) -> list[str]:
 
 def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
     html = client.get("/integrations").text
-    assert card_ids(html) == [
+    assert sorted(card_ids(html)) == [
         "acme-basic",
         "acme-cc",
         "acme-fields",
@@ -133,12 +133,15 @@ def test_coming_soon_and_unconnectable_connectors_offer_no_connect(client: TestC
 
 
 def test_manifest_text_is_escaped(client: TestClient) -> None:
-    html = client.get("/integrations").text
-    assert "<script>alert" not in html
-    assert "<img src=x" not in html
-    assert "&lt;script&gt;alert(&#39;summary&#39;)&lt;/script&gt;" in html
-    assert "<b>bold</b>" not in html
-    assert 'href="https://docs.example.com/tricky?a=1&amp;b=2"' in html
+    for path in ("/integrations", "/integrations/tricky"):
+        html = client.get(path).text
+        assert "<script>alert" not in html
+        assert "<img src=x" not in html
+        assert "&lt;script&gt;alert(&#39;summary&#39;)&lt;/script&gt;" in html
+        assert "<b>bold</b>" not in html
+    details = client.get("/integrations/tricky").text
+    assert 'href="https://docs.example.com/tricky?a=1&amp;b=2"' in details
+    assert "&lt;/details&gt;&lt;script&gt;alert(&#39;description&#39;)" in details
 
 
 @pytest.mark.parametrize(
@@ -217,5 +220,5 @@ def test_the_page_needs_a_tenant(client: TestClient) -> None:
 
 
 def test_static_assets_are_served(client: TestClient) -> None:
-    assert client.get("/integrations/static/integrations.css").status_code == 200
-    assert "addEventListener" in client.get("/integrations/static/integrations.js").text
+    assert client.get("/integrations/_static/integrations.css").status_code == 200
+    assert "addEventListener" in client.get("/integrations/_static/integrations.js").text

@@ -82,7 +82,7 @@ def test_demo_points_unconfigured_oauth_connectors_at_the_sandbox(tmp_path: Path
     )
     with TestClient(app, base_url="http://127.0.0.1:8000", client=LOCAL) as client:
         page = client.get("/integrations").text
-        assert "Demo mode." in page
+        assert "Sandbox." in page
         connect = client.get("/api/integrations/evencio/connect", follow_redirects=False)
         assert connect.headers["location"].startswith(
             "http://127.0.0.1:8000/sandbox/oauth/authorize?"
@@ -105,7 +105,7 @@ def test_no_sandbox_unless_asked(tmp_path: Path) -> None:
     app = create_server(environ=env(tmp_path), registry=discover(allow=["evencio"]))
     with TestClient(app, base_url="http://127.0.0.1:8000", client=LOCAL) as client:
         assert client.get("/sandbox/oauth/authorize").status_code == 404
-        assert "Demo mode." not in client.get("/integrations").text
+        assert "Sandbox." not in client.get("/integrations").text
 
 
 def test_browsers_are_sent_to_the_public_origin(tmp_path: Path) -> None:

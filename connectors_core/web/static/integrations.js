@@ -1,9 +1,11 @@
 // Progressive enhancement only: the page works without this file.
 (function () {
   "use strict";
+  // The catalogue's cards, or the one connector of a details page.
   var grid = document.querySelector(".grid");
-  if (!grid) return;
-  var cards = Array.prototype.slice.call(grid.querySelectorAll(".card"));
+  var cards = grid ? Array.prototype.slice.call(grid.querySelectorAll(".card"))
+    : Array.prototype.slice.call(document.querySelectorAll("main.details"));
+  if (!cards.length) return;
   var search = document.getElementById("q");
   var filters = document.getElementById("filters");
   var count = document.getElementById("count");
@@ -12,11 +14,13 @@
 
   // Filter as the user types or picks, without a round trip.
   function apply() {
-    var q = (search ? search.value : "").trim().toLowerCase();
+    // Every word must be found somewhere in the card's text, as the server matches.
+    var words = (search ? search.value : "").toLowerCase().split(/\s+/).filter(Boolean);
     var category = value("category"), status = value("status"), tag = value("tag");
     var shown = 0;
     cards.forEach(function (card) {
-      var ok = (!q || card.dataset.search.indexOf(q) !== -1) &&
+      var text = card.dataset.search;
+      var ok = words.every(function (word) { return text.indexOf(word) !== -1; }) &&
         (!category || card.dataset.category === category) &&
         (!status || card.dataset.status === status) &&
         (!tag || (" " + card.dataset.tags + " ").indexOf(" " + tag + " ") !== -1);
@@ -24,11 +28,21 @@
       if (ok) shown += 1;
     });
     if (count) count.textContent = "Showing " + shown + " of " + cards.length + " integrations";
+    // The filters stay in the URL: a reload, a bookmark or a shared link shows the same.
+    if (window.history && window.URLSearchParams) {
+      var params = new URLSearchParams();
+      if (search && search.value.trim()) params.set("q", search.value.trim());
+      if (category) params.set("category", category);
+      if (status) params.set("status", status);
+      if (tag) params.set("tag", tag);
+      var qs = params.toString();
+      window.history.replaceState(null, "", window.location.pathname + (qs ? "?" + qs : ""));
+    }
     var empty = document.getElementById("empty");
     if (empty && cards.length) empty.hidden = shown !== 0;
   }
-  if (search) search.addEventListener("input", apply);
-  if (filters) {
+  if (grid && search) search.addEventListener("input", apply);
+  if (grid && filters) {
     filters.addEventListener("change", apply);
   }
 
@@ -64,13 +78,14 @@
   // Ask only for cards on screen (the page may list hundreds), once each, and
   // again for those on screen when the user comes back to the tab.
   function refresh(card) {
-    fetch("/api/integrations/" + encodeURIComponent(card.dataset.id) + "/status",
+    // The server wrote each card's status URL: it knows where the routes are mounted.
+    fetch(card.dataset.statusUrl,
           { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (status) { if (status) render(card, status); })
       .catch(function () { /* the server-rendered state stays */ });
   }
-  var live = cards.filter(function (card) { return card.dataset.connectable === "true"; });
+  var live = cards.filter(function (card) { return !!card.dataset.statusUrl; });
   var onScreen = new Set();
   if ("IntersectionObserver" in window) {
     var seen = new Set();
