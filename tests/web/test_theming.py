@@ -104,3 +104,10 @@ def test_the_theme_colours_the_page_in_a_browser(browser: Browser, tmp_path: Pat
         finally:
             context.close()
     sock.close()
+
+
+def test_the_theming_guide_quotes_the_tested_templates() -> None:
+    guide = (THEME.parents[2] / "theming.md").read_text(encoding="utf-8")
+    for name in ("base.html", "card.html"):
+        quoted = f"`{name}`:\n\n```jinja\n{(THEME / name).read_text(encoding='utf-8')}```"
+        assert quoted in guide, name
