@@ -153,10 +153,16 @@ def split_url(value: str) -> tuple[str, str]:
     return parts.scheme, host
 
 
+# After the scheme of a public URL: no loopback, private or reserved host, no credentials.
+_PUBLIC_REST = (
+    r"(?!(?:localhost|127\.|10\.|192\.168\.|0\.|\[)|[^/?#\s]*\.(?:localhost|local"
+    r"|internal|test|invalid|example)(?:[:/?#]|$))[^\s/?#@:]+\.[^\s/?#@:]+(?::\d+)?(?:[/?#]\S*)?"
+)
+
+
 @schema(
     note="an approximation: the validator also checks that an IP address is public",
-    pattern=r"^https?://(?!(?:localhost|127\.|10\.|192\.168\.|0\.|\[)|[^/?#\s]*\.(?:localhost|local"
-    r"|internal|test|invalid|example)(?:[:/?#]|$))[^\s/?#@:]+\.[^\s/?#@:]+(?::\d+)?(?:[/?#]\S*)?$",
+    pattern=r"^https?://" + _PUBLIC_REST + "$",
 )
 def public_url(value: str) -> None:
     try:
@@ -167,6 +173,78 @@ def public_url(value: str) -> None:
         raise Invalid(
             f"must be a public http(s) URL, got {value!r} "
             "(a repository path or a local address will not open from a web page)"
+        )
+
+
+ICON_PATH = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.(?:svg|png)")
+"""A resource path inside the plugin's package: ``icon.svg``, ``static/logo.png``."""
+ICON_PATH_MAX = 200
+ICON_URL_MAX = 2048
+
+
+def icon_is_url(value: str) -> bool:
+    """Whether a manifest's ``icon`` is a URL (else a resource of the plugin's package)."""
+    return "://" in value or value.lower().startswith(("http:", "https:"))
+
+
+@schema(
+    note="an approximation: the validator also checks that an IP address is public",
+    maxLength=ICON_URL_MAX,
+    pattern=r"^(?:https://"
+    + _PUBLIC_REST
+    + rf"|(?=[^\n]{{1,{ICON_PATH_MAX}}}$)"
+    + ICON_PATH.pattern
+    + ")$",
+)
+def icon(value: str) -> None:
+    if icon_is_url(value):
+        if len(value) > ICON_URL_MAX:
+            raise Invalid(f"must be at most {ICON_URL_MAX} characters, got {len(value)}")
+        scheme, host = split_url(value)
+        if scheme != "https":
+            raise Invalid(f"an icon URL must use https, got {value[:60]!r}")
+        if not host_is_public(host):
+            raise Invalid(f"an icon URL must be public, got {value[:60]!r}")
+        return
+    if value.startswith("/") or "\\" in value or ":" in value:
+        raise Invalid(
+            f"must be an https URL or a path relative to the plugin's package, got {value[:60]!r}"
+        )
+    if ".." in value.split("/"):
+        raise Invalid(f"must stay inside the plugin's package (no '..'), got {value[:60]!r}")
+    if not value.endswith((".svg", ".png")):
+        raise Invalid(f"must name an .svg or .png file, got {value[:60]!r}")
+    if len(value) > ICON_PATH_MAX or not ICON_PATH.fullmatch(value):
+        raise Invalid(
+            "must be a relative path of letters, digits, '_', '-', '.' and '/' (no part "
+            f"starting with '.' or '-', at most {ICON_PATH_MAX} characters), such as "
+            f"'static/logo.svg', got {value[:60]!r}"
+        )
+
+
+LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Z]{2}|-[A-Za-z]{4})?")
+"""A translation's locale: a language, optionally a region or a script (``fr``, ``pt-BR``)."""
+
+
+def keys(check: Check) -> Check:
+    """Apply ``check`` to every key of a map, reporting it at the key's path."""
+
+    def check_keys(mapping: Mapping[str, Any]) -> None:
+        for key in mapping:
+            try:
+                check(key)
+            except Invalid as exc:
+                raise Invalid(f"the key {exc.message}", f".{key[:64]}") from None
+
+    return schema(propertyNames=dict(check.json_schema))(check_keys)  # type: ignore[attr-defined]
+
+
+@schema(pattern="^" + LOCALE.pattern + "$")
+def locale(value: str) -> None:
+    if not LOCALE.fullmatch(value):
+        raise Invalid(
+            "must be a locale such as 'fr', 'de' or 'pt-BR' (a lowercase language, then "
+            f"optionally '-' and an uppercase region or a four-letter script), got {value[:20]!r}"
         )
 
 

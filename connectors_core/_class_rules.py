@@ -289,10 +289,34 @@ _noted("connection paths are /api/integrations/<id>/connect, /status and /discon
     _connection_rules
 )
 
+
+def _translation_rules(connector: Connector) -> Iterator[tuple[str, str]]:
+    """A translation translates what the manifest has: its set-up steps and its fields."""
+    fields = [field.id for field in connector.fields]
+    steps = len(connector.setup)
+    for locale, translation in connector.translations.items():
+        where = f".translations.{locale}"
+        for index in range(steps, len(translation.setup)):
+            yield (
+                f"{where}.setup[{index}]",
+                f"translates no step: setup has {steps} step{'' if steps == 1 else 's'}, "
+                "and steps are translated by position",
+            )
+        for field_id in translation.fields:
+            if field_id not in fields:
+                hint = checks.did_you_mean(field_id, fields) if fields else ""
+                yield f"{where}.fields.{field_id}", f"no field has this id{hint}"
+
+
+_noted(
+    "a translation has no more setup steps than setup, and translates fields by the ids "
+    "of fields only"
+)(_translation_rules)
+
 CLASS_RULES: dict[type, tuple[ClassRule, ...]] = {
     ApiKeyAuth: (_api_key_rules,),
     OAuth: (_oauth_rules,),
     Field: (_field_rules,),
     Connection: (_multiple_rules,),
-    Connector: (_template_rules, _api_rules, _connection_rules),
+    Connector: (_template_rules, _api_rules, _connection_rules, _translation_rules),
 }

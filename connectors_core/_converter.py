@@ -39,12 +39,15 @@ from ._manifest import (
     Connection,
     Connector,
     Field,
+    FieldTranslation,
     NoAuth,
     OAuth,
     Publisher,
     Retry,
     SetupStep,
+    SetupStepTranslation,
     TokenResponsePaths,
+    Translation,
     Verify,
 )
 
@@ -147,6 +150,37 @@ def _tuple_hook(tp: Any) -> Callable[[object, Any], tuple[Any, ...]]:
     return structure
 
 
+def _is_model_map(tp: Any) -> bool:
+    """A map from strings to a manifest class, such as ``translations``."""
+    args = get_args(tp)
+    return get_origin(tp) in (dict, Mapping) and len(args) == 2 and attrs.has(args[1])
+
+
+def _model_map_hook(tp: Any) -> Callable[[object, Any], dict[str, Any]]:
+    item_type = get_args(tp)[1]
+
+    def structure(value: object, _: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise checks.Invalid(f"expected an object, got {checks.describe(value)}")
+        items: dict[str, Any] = {}
+        errors: list[Exception] = []
+        for key, item in value.items():
+            try:
+                items[key] = converter.structure(item, item_type)
+            except Exception as exc:  # noqa: BLE001 - collected, re-raised as a group below
+                # A key for an index: _problems puts it in the path as ``.key``.
+                exc.__notes__ = [
+                    *getattr(exc, "__notes__", []),
+                    IterableValidationNote(f"@ key {key!r}", str(key)[:64], item_type),
+                ]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {tp!r}", errors, tp)
+        return items
+
+    return structure
+
+
 def _structure_auth(value: object, _: Any) -> Auth:
     if not isinstance(value, Mapping):
         raise checks.Invalid(f"expected an object, got {checks.describe(value)}")
@@ -194,6 +228,22 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
         "docs_path": _checked(_opt_str, checks.public_url),
         "tags": _checked(tuple[str, ...], checks.each(checks.one_line), checks.unique(what="tag")),
         "fields": _checked(tuple[Field, ...], checks.unique(lambda f: f.id, ".id", "field id")),
+        "icon": _checked(_opt_str, checks.icon),
+        "translations": _checked(Mapping[str, Translation], checks.keys(checks.locale)),
+    },
+    Translation: {
+        "name": _checked(_opt_str, checks.one_line),
+        "summary": _checked(_opt_str, checks.one_line),
+        "description": _checked(_opt_str, checks.nonblank),
+        "fields": _checked(Mapping[str, FieldTranslation], checks.keys(checks.field_id)),
+    },
+    SetupStepTranslation: {
+        "title": _checked(_opt_str, checks.one_line),
+        "description": _checked(_opt_str, checks.nonblank),
+    },
+    FieldTranslation: {
+        "label": _checked(_opt_str, checks.one_line),
+        "help": _checked(_opt_str, checks.text),
     },
     ApiKeyAuth: {
         "description": _checked(str, checks.nonblank),
@@ -315,6 +365,9 @@ _RULES: dict[type, dict[str, Callable[[object, Any], Any]]] = {
 # Left out of the wire form while at their default, so manifests without them read as before.
 _OMIT_DEFAULT = {
     (Connector, "fields"),
+    (Connector, "translations"),
+    (Translation, "setup"),
+    (Translation, "fields"),
     (Verify, "method"),
     (Verify, "expect"),
     (Verify, "account"),
@@ -402,6 +455,10 @@ converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_hook)
 converter.register_unstructure_hook_func(
     _is_homogeneous_tuple, lambda items: [converter.unstructure(item) for item in items]
 )
+converter.register_structure_hook_factory(_is_model_map, _model_map_hook)
+converter.register_unstructure_hook_func(
+    _is_model_map, lambda items: {key: converter.unstructure(v) for key, v in items.items()}
+)
 converter.register_structure_hook(Auth, _structure_auth)
 # Leaves first: a class's unstructure function is generated with the hooks its
 # attributes' classes have at that moment.
@@ -415,6 +472,9 @@ for _cls in (
     SetupStep,
     Publisher,
     Connection,
+    SetupStepTranslation,
+    FieldTranslation,
+    Translation,
     NoAuth,
     ApiKeyAuth,
     BasicAuth,
@@ -439,7 +499,8 @@ def _problems(exc: BaseException, path: str) -> Iterator[ManifestProblem]:
     elif isinstance(exc, IterableValidationError):
         iter_notes, iter_without = exc.group_exceptions()
         for sub, inote in iter_notes:
-            yield from _problems(sub, f"{path}[{inote.index}]")
+            where = f".{inote.index}" if isinstance(inote.index, str) else f"[{inote.index}]"
+            yield from _problems(sub, path + where)
         for sub in iter_without:
             yield from _problems(sub, path)
     elif isinstance(exc, ForbiddenExtraKeysError):
@@ -472,6 +533,8 @@ def _to_wire_value(value: object) -> object:
         return converter.unstructure(value)
     if isinstance(value, list | tuple):
         return [_to_wire_value(item) for item in value]
+    if isinstance(value, Mapping):  # such as translations={"fr": Translation(...)}
+        return {key: _to_wire_value(item) for key, item in value.items()}
     return value
 
 

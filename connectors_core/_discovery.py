@@ -21,12 +21,15 @@ A manifest error raised by the plugin's own ``define_connector(...)`` (at
 import, or inside its hook) names the plugin and the call site,
 ``plugin 'acme' at acme/__init__.py:12``.
 
+Step 4 also checks each icon file a manifest names in its plugin's package
+(:mod:`._icons`): a missing or unsafe icon fails the plugin at ``$.icon``.
+
 With the discovery index (on by default, see :mod:`._index`), steps 1 to 4
-are skipped for every plugin whose files are unchanged since they last
-loaded: its validated manifests come from the index, and it is imported only
-when one of its hooks is called. Failed plugins are never taken from the
-index, so a fixed environment shows up at once, and the outcome is the same
-as without the index.
+are skipped for every plugin whose files (modules and icons) are unchanged
+since they last loaded: its validated manifests come from the index, and it
+is imported only when one of its hooks is called. Failed plugins are never
+taken from the index, so a fixed environment shows up at once, and the
+outcome is the same as without the index.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def _discover(
                 and outcome.state == "loaded"
                 and not _loading.unmarked_hooks(outcome.plugin)
             ):
-                index.store(spec, _loading.module_files(spec), _loading.wire_manifests(outcome))
+                index.store(spec, _loading.indexed_files(outcome), _loading.wire_manifests(outcome))
         _claim_ids(outcome, owners, manager)
         outcomes.append(outcome)
 

@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["GROUP", "DistInfo", "EntryPointSpec", "FileStat", "scan", "stat_file"]
+__all__ = ["GROUP", "DistInfo", "EntryPointSpec", "FileStat", "scan", "stat_file", "top_level"]
 
 GROUP = "connectors_core"
 """The entry-point group plugins register under (also pluggy's project name)."""
@@ -103,7 +103,12 @@ class EntryPointSpec:
     @property
     def top_level(self) -> str:
         """The top-level package of the object the entry point names."""
-        return self.value.partition(":")[0].strip().split(".")[0]
+        return top_level(self.value)
+
+
+def top_level(value: str) -> str:
+    """The top-level package of the object an entry-point value names (``pkg`` of ``pkg.mod:x``)."""
+    return value.partition(":")[0].strip().split(".")[0]
 
 
 def normalize(name: str) -> str:

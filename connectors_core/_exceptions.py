@@ -5,6 +5,7 @@
     ConnectorsError
      ├── ConfigurationError          a setting (environment variable, option) is invalid
      ├── ManifestError               a manifest failed validation (every problem, with paths)
+     │    └── IconError               its icon file is missing, too large or unsafe ($.icon)
      ├── ManifestLoadError           a manifest file or module could not be read at all
      ├── RegistryError
      │    ├── UnknownConnectorError   no connector with that id (also a LookupError)
@@ -46,6 +47,7 @@ __all__ = [
     "DiscoveryError",
     "DuplicateConnectorError",
     "HostNotAllowedError",
+    "IconError",
     "IntegrationError",
     "LeaseLostError",
     "ManifestError",
@@ -116,6 +118,36 @@ class ManifestError(ConnectorsError, ValueError):
     def with_source(self, source: str) -> ManifestError:
         """Return the same error, attributed to ``source``."""
         return ManifestError(self.problems, source=source)
+
+
+class IconError(ManifestError):
+    """A connector's icon cannot be served: the file named by ``$.icon`` is missing, too
+    large, not the image its name says, or an SVG that could run code or load anything.
+
+    Raised by :func:`~connectors_core.load_icon`; discovery records it as the plugin's
+    failure (phase ``validate``).
+
+    :ivar connector_id: the connector whose icon it is.
+    :ivar icon: the manifest's ``icon`` value.
+    :ivar provider: who provides the connector (plugin, distribution and version), if known.
+    """
+
+    def __init__(
+        self, connector_id: str, icon: str | None, message: str, *, provider: Provider | None
+    ) -> None:
+        self.connector_id = connector_id
+        self.icon = icon
+        self.provider = provider
+        where = f"connector {connector_id!r}"
+        if provider is not None:
+            where = f"{provider}, {where}"
+        shown = f"{icon!r}: " if icon else ""
+        super().__init__([ManifestProblem("$.icon", shown + message)], source=where)
+
+    @property
+    def distribution(self) -> str | None:
+        """The distribution that provides the connector, if known."""
+        return self.provider.distribution if self.provider is not None else None
 
 
 class ManifestLoadError(ConnectorsError):

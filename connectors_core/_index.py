@@ -3,8 +3,9 @@
 One file per Python environment (interpreter and ``sys.path``) in the user's
 cache folder. It holds, for every installed distribution that declares entry
 points, the stat of its ``entry_points.txt`` and what that file declared; and
-for every plugin that loaded, the stat of each of its module files and the
-manifests it provided, validated, in wire form. A later ``discover()`` stats
+for every plugin that loaded, the stat of each of its module files (and of
+the icon files its manifests name, checked when it loaded) and the manifests
+it provided, validated, in wire form. A later ``discover()`` stats
 the same files (no plugin import, no metadata parsing) and reuses every entry
 whose files are unchanged at full ``st_mtime_ns`` precision; whatever changed
 is read or loaded again, and the file is rewritten.

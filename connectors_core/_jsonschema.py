@@ -39,8 +39,9 @@ def _type_schema(tp: Any, definitions: dict[str, Any]) -> dict[str, Any]:
             return {"type": [_type_schema(a, definitions)["type"] for a in inner]}
         (only,) = inner
         return {"anyOf": [_type_schema(only, definitions), {"type": "null"}]}
-    if origin in (dict, Mapping):  # a map of strings
-        return {"type": "object", "additionalProperties": {"type": "string"}}
+    if origin in (dict, Mapping):  # a map from strings to strings, or to a manifest class
+        items = _type_schema(get_args(tp)[1], definitions)
+        return {"type": "object", "additionalProperties": items}
     if origin is tuple:
         return {"type": "array", "items": _type_schema(get_args(tp)[0], definitions)}
     if tp is str:
@@ -109,7 +110,7 @@ def _class_schema(cls: type, definitions: dict[str, Any]) -> dict[str, Any]:
     if cls.__doc__:
         result["description"] = cls.__doc__.strip().splitlines()[0]
     if notes:
-        result["$comment"] = "; ".join(notes)
+        result["$comment"] = "; ".join(dict.fromkeys(notes))
     return result
 
 

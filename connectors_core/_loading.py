@@ -23,6 +23,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from ._checks import icon_is_url
 from ._converter import define_connector, to_wire
 from ._entrypoints import EntryPointSpec, FileStat, stat_file
 from ._exceptions import ManifestError, ManifestProblem
@@ -169,9 +170,27 @@ def process(
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         problems.append(f"{source} provides connector id(s) {', '.join(repeated)} more than once")
+    problems.extend(_icon_problems(connectors, spec))
     if problems:
         return failed("validate", "\n".join(problems))
     return Outcome.loaded(spec, connectors=connectors, plugin=plugin)
+
+
+def _icon_problems(connectors: Iterable[Connector], spec: EntryPointSpec) -> list[str]:
+    """Why each icon file in the plugin's package cannot be served (see :mod:`._icons`)."""
+    with_files = [c for c in connectors if c.icon is not None and not icon_is_url(c.icon)]
+    if not with_files:
+        return []
+    from ._exceptions import IconError
+    from ._icons import check_plugin_icon
+
+    problems = []
+    for connector in with_files:
+        try:
+            check_plugin_icon(connector, spec)
+        except IconError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def unmarked_hooks(plugin: object) -> list[str]:
@@ -225,6 +244,21 @@ def module_files(spec: EntryPointSpec) -> list[tuple[str, FileStat]]:
             if isinstance(path, str):
                 files.append((path, stat_file(path)))
     return sorted(files)
+
+
+def indexed_files(outcome: Outcome) -> list[tuple[str, FileStat]]:
+    """Stat the files a loaded plugin's index entry depends on: its modules and icons.
+
+    An icon was checked when the plugin loaded; an edit to it makes the entry
+    stale, so the next discovery loads the plugin and checks the icon again.
+    """
+    files = module_files(outcome.spec)
+    if any(c.icon is not None and not icon_is_url(c.icon) for c in outcome.connectors):
+        from ._icons import icon_file
+
+        icons = {icon_file(c, outcome.spec) for c in outcome.connectors} - {None}
+        files.extend((path, stat_file(path)) for path in sorted(filter(None, icons)))
+    return files
 
 
 def wire_manifests(outcome: Outcome) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ constructing these classes directly skips validation.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -27,6 +27,7 @@ __all__ = [
     "Connector",
     "ExpiresInUnit",
     "Field",
+    "FieldTranslation",
     "FieldType",
     "Grant",
     "NoAuth",
@@ -34,9 +35,11 @@ __all__ = [
     "Publisher",
     "Retry",
     "SetupStep",
+    "SetupStepTranslation",
     "Status",
     "TokenRequestFormat",
     "TokenResponsePaths",
+    "Translation",
     "Verify",
 ]
 
@@ -435,6 +438,49 @@ class Connection:
     that connection, instead of adding a second."""
 
 
+@attrs.frozen(kw_only=True)
+class SetupStepTranslation:
+    """One set-up step in another language; what it leaves out stays as the manifest says."""
+
+    title: str | None = None
+    """The step's title."""
+
+    description: str | None = None
+    """What to do in this step."""
+
+
+@attrs.frozen(kw_only=True)
+class FieldTranslation:
+    """A connection field's texts in another language."""
+
+    label: str | None = None
+    """The input's label."""
+
+    help: str | None = None
+    """The hint shown under the input."""
+
+
+@attrs.frozen(kw_only=True)
+class Translation:
+    """A connector's display strings in one language; what it leaves out stays as it is."""
+
+    name: str | None = None
+    """The display name."""
+
+    summary: str | None = None
+    """The one line shown on the card."""
+
+    description: str | None = None
+    """The longer text shown in the connector's details."""
+
+    setup: tuple[SetupStepTranslation, ...] = ()
+    """The set-up steps, by position: the first translates the manifest's first step, and
+    so on (never more than the manifest has; ``{}`` leaves a step as it is)."""
+
+    fields: Mapping[str, FieldTranslation] = attrs.field(factory=dict, hash=False)
+    """Connection fields' texts, by field id (ids of the manifest's ``fields`` only)."""
+
+
 @attrs.frozen
 class Connector:
     """A connector manifest: who it is, how it authenticates, what it can do."""
@@ -488,12 +534,86 @@ class Connector:
     """The request that proves new credentials work; needs ``api`` unless it has its own
     ``baseUrl``."""
 
+    icon: str | None = None
+    """The connector's icon: an SVG or PNG file inside the plugin's package, relative to its
+    top-level package (``icon.svg``, ``static/logo.png``), or a public https URL."""
+
+    translations: Mapping[str, Translation] = attrs.field(factory=dict, hash=False)
+    """The display strings in other languages, by locale (``fr``, ``pt-BR``); the manifest's
+    own strings are English."""
+
     def to_wire(self) -> dict[str, Any]:
         """Return this manifest in the camelCase wire format (JSON-ready)."""
         # Imported here: the converter imports this module.
         from ._converter import to_wire
 
         return to_wire(self)
+
+    def localized(self, locale: str | Sequence[str]) -> Connector:
+        """Return this connector with its display strings in the best matching language.
+
+        ``locale`` is a language tag (``pt-BR``) or several in order of preference (as
+        an ``Accept-Language`` header lists them). For each, an exact translation wins
+        (``pt-BR``), then the language's (``pt``), then another region's of the same
+        language (``pt-PT``); English, which the manifest itself is written in, stops the
+        search. Name, summary, description, set-up steps and field labels and help are
+        replaced where the translation has them; everything else is unchanged.
+
+        :return: a copy (the translations included), or this connector itself when no
+            translation matches.
+        """
+        chosen = best_locale(self.translations, [locale] if isinstance(locale, str) else locale)
+        if chosen is None:
+            return self
+        translation = self.translations[chosen]
+        setup = tuple(
+            _evolved(step, translation.setup[index] if index < len(translation.setup) else None)
+            for index, step in enumerate(self.setup)
+        )
+        fields = tuple(_evolved(field, translation.fields.get(field.id)) for field in self.fields)
+        texts = {
+            name: value
+            for name in ("name", "summary", "description")
+            if (value := getattr(translation, name)) is not None
+        }
+        return attrs.evolve(self, setup=setup, fields=fields, **texts)
+
+
+def _evolved(part: Any, translation: SetupStepTranslation | FieldTranslation | None) -> Any:
+    """``part`` with the texts ``translation`` gives (a step's or a field's)."""
+    if translation is None:
+        return part
+    texts = {
+        a.name: value
+        for a in attrs.fields(type(translation))
+        if (value := getattr(translation, a.name)) is not None
+    }
+    return attrs.evolve(part, **texts) if texts else part
+
+
+def best_locale(available: Iterable[str], wanted: Sequence[str]) -> str | None:
+    """The locale of ``available`` that best serves ``wanted`` (in order), or None for English.
+
+    Tags compare without regard to case or to ``_`` versus ``-``. For each wanted tag:
+    the tag itself, then shorter prefixes of it (``zh-Hant-TW``, ``zh-Hant``, ``zh``),
+    then any available tag of its language; a wanted English tag with no English
+    translation of its own means the manifest's own strings.
+    """
+    by_key = {key.lower(): key for key in available}
+    for tag in wanted:
+        parts = tag.strip().replace("_", "-").lower().split("-")
+        if not parts[0] or parts[0] == "*":
+            continue
+        for length in range(len(parts), 0, -1):
+            found = by_key.get("-".join(parts[:length]))
+            if found is not None:
+                return found
+        if parts[0] == "en":
+            return None
+        siblings = sorted(key for low, key in by_key.items() if low.split("-")[0] == parts[0])
+        if siblings:
+            return siblings[0]
+    return None
 
 
 # --- trusted wire data ---------------------------------------------------------
@@ -514,6 +634,10 @@ def _tuple_of(cls: type) -> Any:
 
 def _optional(cls: type) -> Any:
     return lambda value: None if value is None else _from_trusted(cls, value)
+
+
+def _map_of(cls: type) -> Any:
+    return lambda items: {key: _from_trusted(cls, item) for key, item in items.items()}
 
 
 def _auth(value: dict[str, Any]) -> Auth:
@@ -537,6 +661,11 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
         "fields": ("fields", _tuple_of(Field)),
         "api": ("api", _optional(Api)),
         "verify": ("verify", _optional(Verify)),
+        "translations": ("translations", _map_of(Translation)),
+    },
+    Translation: {
+        "setup": ("setup", _tuple_of(SetupStepTranslation)),
+        "fields": ("fields", _map_of(FieldTranslation)),
     },
     Api: {
         "baseUrl": ("base_url", None),

@@ -132,6 +132,17 @@ class Registry:
         self.get(connector_id)
         return Provider(*self._entries[connector_id].provider)
 
+    def plugin_for(self, connector_id: str) -> PluginRecord | None:
+        """Return the record of the plugin that provides ``connector_id``.
+
+        None for a connector registered in code (:meth:`register`).
+
+        :raises UnknownConnectorError: when no connector has that id.
+        """
+        self.get(connector_id)
+        outcome = self._entries[connector_id].outcome
+        return outcome.record() if outcome is not None else None
+
     def filter(
         self,
         *,

@@ -22,12 +22,14 @@ GROUP = "connectors_core"
 
 @attrs.frozen
 class Dist:
-    """A plugin distribution: name, version, entry points and module sources."""
+    """A plugin distribution: name, version, entry points, module sources and data files."""
 
     name: str
     version: str
     entry_points: Mapping[str, str]
     files: Mapping[str, str]
+    data: Mapping[str, bytes] = attrs.field(factory=dict)
+    """Other files of the package (icons), written byte for byte."""
 
     @property
     def modules(self) -> set[str]:
@@ -48,6 +50,11 @@ def install(site: Path, dist: Dist) -> None:
         target = site / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+        written.append(relative)
+    for relative, content in dist.data.items():
+        target = site / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
         written.append(relative)
     folder = f"{re.sub(r'[-_.]+', '_', dist.name)}-{dist.version}.dist-info"
     info = site / folder

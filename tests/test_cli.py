@@ -79,6 +79,14 @@ def test_show_prints_the_details() -> None:
     assert "  - Contacts (contacts)" in result.stdout
 
 
+def test_show_names_the_icon_and_the_languages() -> None:
+    result = run("show", "evencio")
+
+    assert "\nicon:         icon.svg\n" in result.stdout
+    assert "\nlanguages:    en, fr\n" in result.stdout
+    assert "icon:" not in run("show", "acme-crm").stdout
+
+
 def test_show_json_prints_one_wire_manifest() -> None:
     assert json.loads(run("show", "globex", "--json").stdout) == to_wire(discover().get("globex"))
 

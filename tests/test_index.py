@@ -191,6 +191,24 @@ def test_trusted_wire_builds_what_the_converter_builds() -> None:
             },
         }
     )
+    variants.append(
+        {
+            **wire(),
+            "fields": [{"id": "shop", "label": "Shop", "help": "The shop's name."}],
+            "icon": "static/icon.svg",
+            "translations": {
+                "fr": {
+                    "name": "Annonces",
+                    "summary": "Audiences et conversions.",
+                    "description": "Synchronise les audiences.",
+                    "setup": [{"title": "Créer un client", "description": "Dans la console."}],
+                    "fields": {"shop": {"label": "Boutique", "help": "Le nom."}},
+                },
+                "pt-BR": {"setup": [{}], "fields": {"shop": {}}},
+            },
+        }
+    )
+    variants.append({**wire(), "icon": "https://cdn.acme.com/icon.png", "translations": {}})
     for data in variants:
         connector = define_connector(data)
         assert from_trusted_wire(to_wire(connector)) == connector

@@ -14,12 +14,15 @@ from connectors_core import (
     Category,
     Connection,
     Connector,
+    FieldTranslation,
     ManifestError,
     NoAuth,
     OAuth,
     Publisher,
     SetupStep,
+    SetupStepTranslation,
     Status,
+    Translation,
     define_connector,
     to_wire,
 )
@@ -514,6 +517,75 @@ INVALID: list[tuple[str, Any, str]] = [
     ("connection.multiple", True, "$.connection.accountKey: required with multiple"),
     ("connection.accountKey", "accountId", "$.connection.accountKey: only applies with multiple"),
     ("connection.multiple", "yes", "$.connection.multiple: expected true or false"),
+    # icon: an https URL, or a file inside the plugin's package
+    ("icon", 5, "$.icon: expected a string, got number 5"),
+    ("icon", "http://cdn.acme.com/icon.svg", "$.icon: an icon URL must use https"),
+    ("icon", "https://localhost/icon.svg", "$.icon: an icon URL must be public"),
+    ("icon", "https://10.0.0.7/icon.svg", "$.icon: an icon URL must be public"),
+    ("icon", "https://u:p@cdn.acme.com/i.svg", "$.icon: must not contain credentials"),
+    ("icon", "https://cdn.acme.com/" + "a" * 2048, "$.icon: must be at most 2048 characters"),
+    ("icon", "ftp://cdn.acme.com/icon.svg", "$.icon: must be an absolute http(s) URL"),
+    ("icon", "../icon.svg", "$.icon: must stay inside the plugin's package (no '..')"),
+    ("icon", "static/../../secret.svg", "$.icon: must stay inside the plugin's package"),
+    ("icon", "/usr/share/icons/acme.svg", "$.icon: must be an https URL or a path relative"),
+    ("icon", "C:/icons/acme.svg", "$.icon: must be an https URL or a path relative"),
+    ("icon", "static\\icon.svg", "$.icon: must be an https URL or a path relative"),
+    ("icon", "data:image/svg+xml,<svg/>", "$.icon: must be an https URL or a path relative"),
+    ("icon", "icon.gif", "$.icon: must name an .svg or .png file"),
+    ("icon", "icon.SVG", "$.icon: must name an .svg or .png file"),
+    ("icon", ".hidden/icon.svg", "$.icon: must be a relative path of letters"),
+    ("icon", "static//icon.svg", "$.icon: must be a relative path of letters"),
+    ("icon", "my icon.svg", "$.icon: must be a relative path of letters"),
+    ("icon", "a/" * 100 + "icon.svg", "$.icon: must be a relative path of letters"),
+    # translations: {locale: {name?, summary?, description?, setup?, fields?}}
+    ("translations", ["fr"], "$.translations: expected an object, got array"),
+    ("translations", {"fr_FR": {}}, "$.translations.fr_FR: the key must be a locale"),
+    ("translations", {"FR": {}}, "$.translations.FR: the key must be a locale"),
+    ("translations", {"pt-br": {}}, "$.translations.pt-br: the key must be a locale"),
+    ("translations", {"french": {}}, "$.translations.french: the key must be a locale"),
+    ("translations", {"fr": "Bonjour"}, "$.translations.fr: expected an object, got string"),
+    ("translations", {"fr": {"name": ""}}, "$.translations.fr.name: must not be empty"),
+    ("translations", {"fr": {"name": 1}}, "$.translations.fr.name: expected a string"),
+    ("translations", {"fr": {"summary": "a\nb"}}, "$.translations.fr.summary: must be a single"),
+    ("translations", {"fr": {"description": " "}}, "$.translations.fr.description: must not be"),
+    ("translations", {"fr": {"tagline": "x"}}, "$.translations.fr.tagline: unknown field"),
+    ("translations", {"fr": {"setup": {}}}, "$.translations.fr.setup: expected an array"),
+    (
+        "translations",
+        {"fr": {"setup": [{"title": ""}]}},
+        "$.translations.fr.setup[0].title: must not be empty",
+    ),
+    (
+        "translations",
+        {"fr": {"setup": [{"titre": "x"}]}},
+        "$.translations.fr.setup[0].titre: unknown field; did you mean 'title'?",
+    ),
+    (
+        "translations",
+        {"fr": {"setup": [{}, {"title": "Deux"}]}},
+        "$.translations.fr.setup[1]: translates no step: setup has 1 step, and steps are "
+        "translated by position",
+    ),
+    (
+        "translations",
+        {"fr": {"fields": {"shop": {"label": "Boutique"}}}},
+        "$.translations.fr.fields.shop: no field has this id",
+    ),
+    (
+        "translations",
+        {"fr": {"fields": {"Shop": {}}}},
+        "$.translations.fr.fields.Shop: the key must be a field id",
+    ),
+    (
+        "translations",
+        {"fr": {"fields": {"shop": {"hint": "x"}}}},
+        "$.translations.fr.fields.shop.hint: unknown field",
+    ),
+    (
+        "translations",
+        {"fr": {"fields": {"shop": {"help": ""}}}},
+        "$.translations.fr.fields.shop.help: must not be empty",
+    ),
 ]
 """(path, value, expected message prefix): each invalid on its own."""
 
@@ -586,6 +658,22 @@ VALID_EDGES: list[tuple[str, Any]] = [
             "scopes": [],
         },
     ),
+    ("icon", "icon.svg"),
+    ("icon", "static/brand/logo-64.png"),
+    ("icon", "_static/v1.2/icon.svg"),
+    ("icon", "https://cdn.acme.com/icons/google-ads.svg?v=2"),
+    ("icon", None),
+    ("translations", {}),
+    (
+        "translations",
+        {
+            "fr": {},
+            "pt-BR": {"summary": "Públicos e conversões do Google Ads."},
+            "zh-Hant": {"name": "谷歌廣告"},
+            "fil": {"setup": [{}]},
+            "de": {"setup": [{"description": "In der Konsole."}], "fields": {}},
+        },
+    ),
 ]
 """(path, value): edge values that are valid."""
 
@@ -634,7 +722,19 @@ def test_manifest_error_names_its_source() -> None:
 
 
 def test_every_model_class_is_frozen_and_documented() -> None:
-    for cls in (Connector, OAuth, ApiKeyAuth, NoAuth, Capability, SetupStep, Publisher, Connection):
+    for cls in (
+        Connector,
+        OAuth,
+        ApiKeyAuth,
+        NoAuth,
+        Capability,
+        SetupStep,
+        Publisher,
+        Connection,
+        Translation,
+        SetupStepTranslation,
+        FieldTranslation,
+    ):
         assert attrs.has(cls)
         assert cls.__doc__
         assert cls.__setattr__ is not object.__setattr__, f"{cls.__name__} is not frozen"

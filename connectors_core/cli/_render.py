@@ -50,6 +50,10 @@ def connector_details(connector: Connector, provider: Provider) -> str:
         out.append(f"docs:         {c.docs_path}")
     if c.tags:
         out.append(f"tags:         {', '.join(c.tags)}")
+    if c.icon:
+        out.append(f"icon:         {c.icon}")
+    if c.translations:
+        out.append(f"languages:    {', '.join(sorted({'en', *c.translations}))}")
     out += ["", "description:", *_indent(c.description), "", f"auth:         {c.auth.type}"]
     from ..flows import flow_for
 

@@ -81,5 +81,47 @@ EVENCIO = define_connector(
         "statusPath": "/api/integrations/evencio/status",
         "disconnectPath": "/api/integrations/evencio/disconnect",
     },
+    # In this package (shipped in the wheel), served by connectors-core after its checks.
+    icon="icon.svg",
+    translations={
+        "fr": {
+            "name": "Evencio",
+            "summary": (
+                "Importez vos événements, lieux et listes d'invités Evencio dans vos campagnes."
+            ),
+            "description": (
+                "Connectez votre organisation Evencio pour utiliser ses événements, ses lieux "
+                "et le nombre de ses invités dans vos supports et campagnes marketing. Un "
+                "administrateur de l'organisation autorise l'accès une seule fois avec OAuth ; "
+                "l'application lit les données des événements avec des droits en lecture "
+                "seule et ne voit ni ne conserve jamais votre mot de passe Evencio."
+            ),
+            "setup": [
+                {
+                    "title": "Enregistrer un client OAuth dans Evencio",
+                    "description": (
+                        "Dans Evencio, créez un client OAuth pour votre application marketing "
+                        "avec l'URI de redirection "
+                        "<URL publique>/api/integrations/evencio/callback."
+                    ),
+                },
+                {
+                    "title": "Configurer le serveur",
+                    "description": (
+                        "Définissez CONNECTORS_EVENCIO_CLIENT_ID et "
+                        "CONNECTORS_EVENCIO_CLIENT_SECRET sur le serveur. Le secret reste "
+                        "côté serveur."
+                    ),
+                },
+                {
+                    "title": "Se connecter",
+                    "description": (
+                        "Un administrateur de l'organisation clique sur Connecter et autorise "
+                        "l'accès dans Evencio."
+                    ),
+                },
+            ],
+        },
+    },
 )
 """The validated Evencio manifest."""
