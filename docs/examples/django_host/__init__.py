@@ -1,0 +1,1 @@
+"""A Django host project (see asgi.py)."""

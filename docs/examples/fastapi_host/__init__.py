@@ -1,0 +1,1 @@
+"""A FastAPI host application (see app.py)."""

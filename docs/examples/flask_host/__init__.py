@@ -1,0 +1,1 @@
+"""A Flask host application (see app.py)."""

@@ -1,0 +1,1 @@
+"""A Starlette host application (see app.py)."""
