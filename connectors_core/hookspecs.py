@@ -212,11 +212,11 @@ def sandbox_api(connector: Connector) -> Any | None:
     """Provide an ASGI application that stands in for the connector's API.
 
     Called on the plugin that provides ``connector`` when the sandbox
-    (``connectors serve --demo``) or the contract suite starts its local
-    provider. The app is served behind that provider, which answers 401
-    itself to any request without a credential it issued and tells the app
-    who is calling in ``X-Sandbox-User-Id``, ``X-Sandbox-Organization-Id``
-    and ``X-Sandbox-Scopes`` headers; the connector's
+    (``create_app(sandbox=True)``, ``connectors serve --demo``) or the
+    contract suite starts its local provider. The app is served behind that
+    provider, which answers 401 itself to any request without a credential
+    it issued and tells the app who is calling in ``X-Sandbox-User-Id``,
+    ``X-Sandbox-Organization-Id`` and ``X-Sandbox-Scopes`` headers; the connector's
     ``CONNECTORS_<ID>_API_BASE_URL`` points at it, so its ``verify``
     request, its account lookups and a job's ``Connections.client`` reach
     it. Serve a small, deterministic set of sample data.

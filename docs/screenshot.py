@@ -1,4 +1,4 @@
-"""Regenerate docs/integrations.png, the README's picture of the Integrations page.
+"""Regenerate the pictures of the Integrations page in docs/.
 
 Run it with the project's environment (the `test` extra brings Playwright)::
 
@@ -6,10 +6,13 @@ Run it with the project's environment (the `test` extra brings Playwright)::
 
 It installs a few sample connector plugins into a temporary folder (they are
 made up for the picture: names of well-known services, but no real
-integration behind them), starts ``connectors serve --demo`` with them, as a
-user would, connects Evencio through the sandbox OAuth provider, and saves a
-1280x900 screenshot of the page. It needs a Chromium (``CONNECTORS_CHROMIUM``
-or ``chromium`` on ``PATH``); it never downloads one.
+integration behind them; each with an icon and a French translation), starts
+``connectors serve --demo`` with them, as a user would, connects Evencio
+through the sandbox OAuth provider, and saves the catalogue at 1280 and 390
+pixels wide, in English and in French (``docs/screenshots/``), and the
+README's picture (``docs/integrations.png``, English at 1280). It needs a
+Chromium (``CONNECTORS_CHROMIUM`` or ``chromium`` on ``PATH``); it never
+downloads one.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-OUTPUT = Path(__file__).resolve().parent / "integrations.png"
+DOCS = Path(__file__).resolve().parent
+OUTPUT = DOCS / "integrations.png"
+SCREENSHOTS = DOCS / "screenshots"
+SHOTS = [(locale, width) for locale in ("en", "fr") for width in (1280, 390)]
+"""(locale, viewport width) of each picture: ``screenshots/catalogue-<locale>-<width>.png``."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -73,6 +80,14 @@ SAMPLES: list[dict[str, object]] = [
         "capabilities": [{"id": "tickets", "label": "Ticket sales"}],
         "tags": ["tickets", "attendees"],
         "connection": connection("eventbrite"),
+        "icon": "icon.svg",
+        "translations": {
+            "fr": {
+                "summary": "Types de billets, ventes et participants de vos événements Eventbrite.",
+                "description": "Utilisez les ventes de billets et le nombre de participants "
+                "dans vos campagnes.",
+            }
+        },
     },
     {
         "id": "mailchimp",
@@ -85,6 +100,15 @@ SAMPLES: list[dict[str, object]] = [
         "capabilities": [{"id": "audiences", "label": "Audience sync"}],
         "tags": ["email", "audiences"],
         "connection": connection("mailchimp"),
+        "icon": "icon.svg",
+        "translations": {
+            "fr": {
+                "summary": "Envoyez vos publics vers des listes Mailchimp "
+                "et suivez les ouvertures.",
+                "description": "Synchronisez vos publics avec Mailchimp et lisez les résultats "
+                "des campagnes.",
+            }
+        },
     },
     {
         "id": "canva",
@@ -97,6 +121,15 @@ SAMPLES: list[dict[str, object]] = [
         "capabilities": [{"id": "designs", "label": "Designs from templates"}],
         "tags": ["design", "templates"],
         "connection": connection("canva"),
+        "icon": "icon.svg",
+        "translations": {
+            "fr": {
+                "summary": "Transformez les détails de vos événements "
+                "en visuels Canva à votre image.",
+                "description": "Remplissez des modèles Canva avec les noms, dates et lieux "
+                "de vos événements.",
+            }
+        },
     },
     {
         "id": "google-ads",
@@ -108,6 +141,14 @@ SAMPLES: list[dict[str, object]] = [
         "auth": oauth("accounts.google.com", "https://www.googleapis.com/auth/adwords"),
         "capabilities": [{"id": "campaigns", "label": "Campaigns"}],
         "tags": ["ads", "search"],
+        "icon": "icon.svg",
+        "translations": {
+            "fr": {
+                "summary": "Lancez et mesurez des campagnes de recherche pour vos événements.",
+                "description": "Créez des campagnes à partir de vos événements et suivez les "
+                "conversions.",
+            }
+        },
     },
     {
         "id": "plausible",
@@ -120,12 +161,43 @@ SAMPLES: list[dict[str, object]] = [
         "capabilities": [{"id": "traffic", "label": "Traffic by campaign"}],
         "tags": ["analytics", "traffic"],
         "connection": connection("plausible"),
+        "icon": "icon.svg",
+        "translations": {
+            "fr": {
+                "summary": "Voyez quelles campagnes amènent des visiteurs sur vos pages "
+                "d'événements.",
+                "description": "Lisez les pages vues et les sites référents de vos pages "
+                "d'événements.",
+            }
+        },
     },
 ]
 
 
+# A sample's icon: a rounded square in the sample's colour with its initial.
+COLOURS = {
+    "eventbrite": "#d1410c",
+    "mailchimp": "#1f5f4a",
+    "canva": "#00838f",
+    "google-ads": "#1a5fb4",
+    "plausible": "#4a3aa8",
+}
+
+
+def icon(manifest: dict[str, object]) -> str:
+    initial = str(manifest["name"])[0]
+    colour = COLOURS.get(str(manifest["id"]), "#444444")
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="64" height="64">'
+        f'<rect width="64" height="64" rx="14" fill="{colour}"/>'
+        '<text x="32" y="43" font-family="sans-serif" font-size="30" font-weight="700" '
+        f'fill="#ffffff" text-anchor="middle">{initial}</text></svg>\n'
+    )
+
+
 def install_sample(site: Path, manifest: dict[str, object]) -> None:
-    """Write one sample plugin into ``site`` as pip would (a module and its dist-info)."""
+    """Write one sample plugin into ``site`` as pip would (a module, its icon, its
+    dist-info)."""
     connector_id = str(manifest["id"])
     module = "sample_" + connector_id.replace("-", "_")
     dist = f"{module}-1.0.0.dist-info"
@@ -137,6 +209,7 @@ def install_sample(site: Path, manifest: dict[str, object]) -> None:
     )
     (site / module).mkdir(parents=True)
     (site / module / "__init__.py").write_text(source, encoding="utf-8")
+    (site / module / "icon.svg").write_text(icon(manifest), encoding="utf-8")
     (site / dist).mkdir()
     name = module.replace("_", "-")
     (site / dist / "METADATA").write_text(
@@ -145,7 +218,11 @@ def install_sample(site: Path, manifest: dict[str, object]) -> None:
     (site / dist / "entry_points.txt").write_text(
         f"[connectors_core]\n{connector_id} = {module}\n", encoding="utf-8"
     )
-    files = [f"{module}/__init__.py", *(f"{dist}/{n}" for n in ("METADATA", "entry_points.txt"))]
+    files = [
+        f"{module}/__init__.py",
+        f"{module}/icon.svg",
+        *(f"{dist}/{n}" for n in ("METADATA", "entry_points.txt")),
+    ]
     (site / dist / "RECORD").write_text(
         "".join(f"{f},,\n" for f in [*files, f"{dist}/RECORD"]), encoding="utf-8"
     )
@@ -198,15 +275,32 @@ def main() -> None:
             wait_until_up(f"{origin}/integrations", server, log)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=origin)
                 # Connect Evencio through the sandbox, so that one card shows "Connected".
+                page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=origin)
                 page.goto("/integrations")
                 page.get_by_role("link", name="Connect Evencio", exact=True).click()
                 page.get_by_role("button", name="Approve").click()
                 expect(page.get_by_role("status")).to_have_text("Evencio is connected.")
-                page.goto("/integrations")
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=OUTPUT)
+                cookies = page.context.cookies()
+                page.close()
+                SCREENSHOTS.mkdir(exist_ok=True)
+                for locale, width in SHOTS:
+                    context = browser.new_context(
+                        viewport={"width": width, "height": 900 if width > 600 else 844},
+                        device_scale_factor=1 if width > 600 else 2,
+                        base_url=origin,
+                        locale=locale,
+                    )
+                    context.add_cookies(cookies)  # type: ignore[arg-type]
+                    shot = context.new_page()
+                    shot.goto("/integrations")
+                    shot.wait_for_load_state("networkidle")
+                    target = SCREENSHOTS / f"catalogue-{locale}-{width}.png"
+                    shot.screenshot(path=target)
+                    print(f"wrote {target}")
+                    if (locale, width) == ("en", 1280):
+                        shot.screenshot(path=OUTPUT)
+                    context.close()
                 browser.close()
         finally:
             server.terminate()

@@ -1,8 +1,10 @@
 """The layers hold: each package imports only the layers below it.
 
 manifest model → hookspecs → discovery and registry (the light core)
-→ flows → store → connections → web → CLI. Checked on the source,
-statically, like import-linter would. Flows sit low and stay light: they
+→ flows → store → connections → sandbox → web → CLI. Checked on the source,
+statically, like import-linter would. The sandbox is a product feature: it
+and the web layer never import the test helpers (``testing``) or a test-only
+library, not even inside a function. Flows sit low and stay light: they
 describe an auth type from its manifest alone, and import the store or the
 OAuth client only inside the functions that do server work.
 """
@@ -20,6 +22,7 @@ LIGHT_CORE = {
     "_converter",
     "_fields",
     "_discovery",
+    "_icons",
     "_entrypoints",
     "_exceptions",
     "_index",
@@ -39,12 +42,15 @@ LIGHT_CORE = {
 }
 # For each layer, the layers (first-level names in connectors_core) it must not import.
 FORBIDDEN = {
-    "core": {"flows", "store", "connections", "web", "cli", "testing", "_settings"},
-    "flows": {"store", "connections", "web", "cli", "testing", "_settings"},
-    "store": {"connections", "web", "cli", "testing"},
-    "connections": {"web", "cli", "testing"},
-    "web": {"cli"},
+    "core": {"flows", "store", "connections", "sandbox", "web", "cli", "testing", "_settings"},
+    "flows": {"store", "connections", "sandbox", "web", "cli", "testing", "_settings"},
+    "store": {"connections", "sandbox", "web", "cli", "testing"},
+    "connections": {"sandbox", "web", "cli", "testing"},
+    "sandbox": {"web", "cli", "testing"},
+    "web": {"cli", "testing"},
 }
+# What only the test extra installs: the product (sandbox, web, CLI) never imports it.
+TEST_ONLY = {"pytest", "playwright", "schemathesis", "standardwebhooks", "jsonschema", "hatchling"}
 THIRD_PARTY_HEAVY = {
     "starlette",
     "sqlalchemy",
@@ -54,6 +60,7 @@ THIRD_PARTY_HEAVY = {
     "uvicorn",
     "jinja2",
     "alembic",
+    "babel",
     "psycopg",
     "click",
 }
@@ -118,3 +125,30 @@ LIGHT = [p for p in SOURCES if layer_of(p) in ("core", "flows")]
 @pytest.mark.parametrize("path", LIGHT, ids=[str(p.relative_to(PACKAGE)) for p in LIGHT])
 def test_the_light_core_imports_no_web_database_crypto_or_cli_library(path: Path) -> None:
     assert not imports(path) & THIRD_PARTY_HEAVY
+
+
+def deep_imports(path: Path) -> set[str]:
+    """What :func:`imports` finds, and the imports inside functions and blocks too."""
+    package_parts = path.relative_to(PACKAGE).parts[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            base = list(package_parts[: len(package_parts) - (node.level - 1)])
+            target = [*base, *(node.module.split(".") if node.module else [])]
+            found.update(["cc:" + target[0]] if target else ["cc:" + a.name for a in node.names])
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            first, *rest = node.module.split(".")
+            found.add("cc:" + rest[0] if first == "connectors_core" and rest else first)
+    return found
+
+
+PRODUCT = [p for p in SOURCES if layer_of(p) in ("sandbox", "web", "cli")]
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=[str(p.relative_to(PACKAGE)) for p in PRODUCT])
+def test_the_sandbox_and_the_web_layer_never_import_test_helpers(path: Path) -> None:
+    found = deep_imports(path)
+    assert "cc:testing" not in found, f"{path.name} imports connectors_core.testing"
+    assert not found & TEST_ONLY, f"{path.name} imports {found & TEST_ONLY}"

@@ -101,6 +101,22 @@ def test_evencio_wheel_declares_its_entry_point(wheels: Path) -> None:
     assert "[connectors_core]\nevencio = connectors_evencio" in text
 
 
+def test_evencio_wheel_ships_its_icon(wheels: Path) -> None:
+    _meta, archive = wheel_metadata(wheels, "connectors_evencio")
+    source = ROOT / "plugins" / "evencio" / "connectors_evencio" / "icon.svg"
+    assert archive.read("connectors_evencio/icon.svg") == source.read_bytes()
+
+
+def test_core_wheel_ships_the_message_catalogues_as_po_files(wheels: Path) -> None:
+    meta, archive = wheel_metadata(wheels, "connectors_core")
+    po = "connectors_core/web/locale/fr/LC_MESSAGES/messages.po"
+    assert archive.read(po) == (ROOT / po).read_bytes()
+    assert "connectors_core/web/templates/_strings.html" in archive.namelist()
+    # Compiled in memory at run time: no .mo file ships, even one left in the source tree.
+    assert not [name for name in archive.namelist() if name.endswith(".mo")]
+    assert "babel>=2.16; extra == 'server'" in meta.get_all("Requires-Dist", [])
+
+
 def test_a_fresh_environment_lists_every_installed_connector(wheels: Path, tmp_path: Path) -> None:
     venv = Venv(tmp_path / "venv", sorted(wheels.glob("connectors_*.whl")))
     python, connectors = venv.python, venv.bin("connectors")

@@ -16,7 +16,8 @@ from .._exceptions import ConnectorsError
 @click.option(
     "--demo",
     is_flag=True,
-    help="Add a local sandbox OAuth provider for connectors without a configured client.",
+    help="Serve a sandbox OAuth provider at /sandbox for the OAuth connectors without a "
+    "configured client (loopback only; create_app(sandbox=True)).",
 )
 @click.option(
     "--authenticator",
@@ -54,7 +55,13 @@ def serve(host: str, port: int, demo: bool, authenticator: str | None) -> None:
     app = create_server(host=host, port=port, demo=demo, authenticator=resolve)
     origin = app.state.settings.origin or public_url_for(host, port)
     click.echo(f"Integrations: {origin}/integrations")
-    if demo:
-        click.echo("Demo mode: OAuth connectors without a client use the sandbox at /sandbox.")
+    sandbox = app.state.sandbox
+    if sandbox is not None:
+        click.echo(
+            f"Sandbox: {', '.join(sorted(sandbox.connector_ids))} connect through the sandbox "
+            f"OAuth provider at {sandbox.base_url} (fake tokens, not the real services)."
+        )
+    elif demo:
+        click.echo("Sandbox: every OAuth connector has a client; nothing to stand in for.")
     logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

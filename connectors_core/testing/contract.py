@@ -30,6 +30,7 @@ from .._manifest import Connector
 from .._registry import Registry
 from .._settings import env_prefix
 from ..flows import ConnectStep, Input, flow_for
+from ..sandbox import answer_verify_requests, mount_sandbox_apis
 
 __all__ = [
     "ConnectorContract",
@@ -98,41 +99,6 @@ def start_provider(registry: Registry, origin: str) -> Iterator[ProviderHandle]:
     apis = frozenset(mount_sandbox_apis(provider, registry))
     with running(provider) as url:
         yield attrs.evolve(handle, provider=provider, url=url, apis=apis)
-
-
-def answer_verify_requests(provider: Any, registry: Registry) -> None:
-    """Have ``provider``'s connector API answer each connector's verify request.
-
-    With every value the request reads (``account`` and ``keep`` paths), on
-    a literal path; a test may give another answer later (``answer_api``).
-    """
-    from .._fields import placeholders
-    from .oauth_provider import verify_answer
-
-    for connector in registry:
-        verify = connector.verify
-        if verify is not None and not list(placeholders(verify.path)):
-            provider.answer_api(
-                verify.path, verify_answer(connector), status=verify.expect[0], method=verify.method
-            )
-
-
-def mount_sandbox_apis(provider: Any, registry: Registry) -> list[str]:
-    """Serve each plugin's ``sandbox_api`` app behind ``provider``; the connector ids served."""
-    from .._exceptions import PluginLoadError
-
-    mounted = []
-    for connector in registry:
-        if connector.connection is None:
-            continue
-        try:
-            app = registry.hook_for(connector.id).sandbox_api(connector=connector)
-        except PluginLoadError:
-            continue  # the contract's own tests report a plugin that cannot load
-        if app is not None:
-            provider.mount_api(connector.id, app)
-            mounted.append(connector.id)
-    return mounted
 
 
 @contextmanager

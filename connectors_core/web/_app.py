@@ -87,10 +87,13 @@ from .._settings import Settings, env_prefix
 from ..connections import Connections, Deliverer, Listener
 from ..connections._plugins import import_in_background, plugin_hooks
 from ..flows import ConnectStep, Redirect, ReplaceCheck, flow_for
-from ..store import ConnectionSummary, Store, open_store
+from ..sandbox import SANDBOX_PATH, Sandbox
+from ..store import ConnectionSummary, Store
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
-from ._forms import Forms, Pages
+from ._forms import Forms, Pages, plugin_failures
+from ._i18n import LocaleOption, is_tag
+from ._sandboxing import connections_for, sandbox_option
 from ._security import (
     Action,
     Authenticator,
@@ -190,8 +193,10 @@ class _App:
         *,
         authorizer: Authorizer | None = None,
         login_url: str | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.registry = registry
+        self.sandbox = sandbox
         self.connections = connections
         self.settings = settings
         self.authenticator = authenticator
@@ -682,10 +687,24 @@ class _App:
         return JSONResponse(status)
 
     async def catalogue(self, request: Request) -> Response:
-        """Every connector the user may view, its manifest and this tenant's status."""
+        """Every connector the user may view, its manifest and this tenant's status.
+
+        Each manifest's display strings are in the best language its ``translations``
+        have for ``?locale=`` if given, else as the pages choose (``create_app(locale=)``,
+        then ``Accept-Language``), else English.
+
+        :raises IntegrationError: ``unauthenticated``; ``invalid_request`` for a
+            ``locale`` that is not a language tag.
+        """
         identity = await resolve_identity(self.authenticator, request)
         if identity is None:
             raise IntegrationError("sign in to manage integrations", reason="unauthenticated")
+        asked = request.query_params.get("locale")
+        if asked is not None and not is_tag(asked):
+            raise IntegrationError(
+                "locale must be a language tag such as fr or pt-BR", reason="invalid_request"
+            )
+        wanted = [asked] if asked else self.pages.languages.preferences(request)
         tenant = identity.tenant
         summaries = await self.connections.store.summaries(tenant)
         states = await self.connections.statuses(tenant, summaries)
@@ -702,14 +721,20 @@ class _App:
                 state = {"connected": False, "error": "not_connectable"}
             else:
                 state = await self._visible(request, connector, tenant, state)
-            listed.append(
-                {
-                    **connector.to_wire(),
-                    "status": state,
-                    "links": self._links(request, connector, state),
-                }
-            )
-        return JSONResponse({"connectors": listed})
+            entry = {
+                **connector.localized(wanted).to_wire(),
+                "status": state,
+                "links": self._links(request, connector, state),
+            }
+            if self.sandbox is not None and connector.id in self.sandbox.connector_ids:
+                entry["sandbox"] = True  # connecting it leads to the sandbox, not the provider
+            listed.append(entry)
+        body: dict[str, Any] = {"connectors": listed}
+        if self.sandbox is not None:
+            body["sandbox"] = True
+        if await is_allowed(self.authorizer, request, Action.MANAGE, None):
+            body["failures"] = plugin_failures(self.registry)
+        return JSONResponse(body, headers={"Vary": "Accept-Language"})
 
     def _links(
         self, request: Request, connector: Connector, state: Mapping[str, Any]
@@ -897,12 +922,14 @@ def create_app(
     authorizer: Authorizer | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
     page: bool = True,
-    demo: bool = False,
+    sandbox: bool | Sandbox = False,
+    demo: bool | None = None,
     on_event: Listener | Sequence[Listener] | None = None,
     deliver_events: bool = True,
     login_url: str | None = None,
     templates: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
     home: tuple[str, str] | None = None,
+    locale: LocaleOption = None,
 ) -> Starlette:
     """The integration routes as an ASGI app, to serve or mount in a host application.
 
@@ -920,7 +947,12 @@ def create_app(
         action and by the page, which hides the rest. Default: everything.
     :param transport: an httpx2 transport for calls to providers (tests, proxies).
     :param page: serve the Integrations page at ``/integrations`` too.
-    :param demo: label the page as a demo (connections go to a sandbox provider).
+    :param sandbox: serve a sandbox OAuth provider at ``<mount point>/sandbox`` and
+        point every OAuth connector without a configured client at it (a
+        :class:`~connectors_core.sandbox.Sandbox`: the one the given ``connections``
+        were built with); every page and the JSON catalogue say so. Only on a
+        loopback public URL or with ``CONNECTORS_DEV_MODE=1``; see ``docs/mounting.md``.
+    :param demo: deprecated, the former name of ``sandbox``.
     :param on_event: a listener (or several) given each connection event, sync or
         async, at least once and in order per connection, off the request path.
     :param deliver_events: run the loop that delivers events (to ``on_event``, plugins'
@@ -933,18 +965,25 @@ def create_app(
         templates (which stay reachable as ``connectors_core/<name>``); see
         ``docs/theming.md``.
     :param home: ``(label, url)`` of the host application, linked from every page.
-    :raises ConfigurationError: for a missing encryption key or a bad setting.
-    :raises ValueError: for a template folder that is not a directory.
+    :param locale: the language of the pages (and of the JSON catalogue's manifests):
+        None to follow each request's ``Accept-Language`` (English when none fits), a
+        tag (``"fr"``) for every request, or a function ``request -> str | None`` (sync)
+        giving a tag from the host's own user preference (None, or a language without
+        a catalogue: ``Accept-Language`` decides). See ``docs/i18n.md``.
+    :raises ConfigurationError: for a missing encryption key or a bad setting, or a
+        sandbox where it may not run.
+    :raises ValueError: for a template folder that is not a directory, or
+        ``sandbox=True`` with ``connections`` (pass the ``Sandbox`` they were built with),
+        or a ``locale`` tag without a catalogue.
     """
-    if connections is None:
-        if registry is None:
-            from .._discovery import discover
-
-            registry = discover()
-        settings = settings or Settings.from_env()
-        connections = Connections(
-            registry, store or open_store(settings), settings, transport=transport
-        )
+    connections, sandboxed = connections_for(
+        sandbox_option(sandbox, demo),
+        registry=registry,
+        settings=settings,
+        store=store,
+        connections=connections,
+        transport=transport,
+    )
     registry, settings, store = connections.registry, connections.settings, connections.store
     # This app's listeners: the service's, and on_event (the service is left as it is).
     listeners = [*connections.listeners]
@@ -963,7 +1002,7 @@ def create_app(
     for folder in folders:
         if not os.path.isdir(folder):
             raise ValueError(f"the template folder {os.fspath(folder)!r} is not a directory")
-    pages = Pages(urls, folders=folders, home=home, sandbox=demo)
+    pages = Pages(urls, folders=folders, home=home, sandbox=sandboxed is not None, locale=locale)
     app = _App(
         registry,
         connections,
@@ -973,6 +1012,7 @@ def create_app(
         pages,
         authorizer=authorizer,
         login_url=login_url,
+        sandbox=sandboxed,
     )
 
     @asynccontextmanager
@@ -980,6 +1020,11 @@ def create_app(
         # Plugins taken from the discovery index are imported now, in a daemon thread,
         # so that first requests rarely wait; start-up and the event loop never do.
         import_in_background(registry)
+        if sandboxed is not None:
+            try:
+                await sandboxed.forget_lost_grants(connections)
+            except Exception:  # the database may be down yet: the page will say so
+                log.exception("marking the connections of a reset sandbox failed")
         async with anyio.create_task_group() as group:
             if settings.refresh_interval:
                 group.start_soon(keep_alive, connections, settings.refresh_interval)
@@ -1011,12 +1056,21 @@ def create_app(
                 name="integrations:static",
             ),
             _Route(
+                "/integrations/_icons/{connector_id}",
+                view.icon,
+                methods=["GET"],
+                name="integrations:icon",
+            ),
+            _Route(
                 "/integrations/{connector_id}",
                 view.details,
                 methods=["GET"],
                 name="integrations:details",
             ),
         ]
+    if sandboxed is not None:
+        # Only the consent page: the server calls the rest in-process (Sandbox.transport).
+        routes.append(Mount(SANDBOX_PATH, app=sandboxed.browser_app, name="integrations:sandbox"))
     app.routes = routes
     urls.router.routes = routes
     starlette = Starlette(
@@ -1030,4 +1084,5 @@ def create_app(
     starlette.add_middleware(_SecurityHeaders)
     starlette.state.connections = connections
     starlette.state.registry = registry
+    starlette.state.sandbox = sandboxed
     return starlette

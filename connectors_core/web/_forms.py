@@ -3,7 +3,9 @@
 Rendered from Jinja templates (``templates/connect.html``, with the inputs
 macro the Integrations page shares), never from HTML strings. A secret input
 is never filled in: after a failed submit the form keeps the non-secret
-values only, and shows each message beside its input.
+values only, and shows each message beside its input. Every page is in the
+request's language (:mod:`._i18n`): its strings through gettext, the
+connector's through its manifest's ``translations``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from .._manifest import Connector
+from .._registry import Registry
 from ..flows import flow_for
+from . import _i18n
+from ._i18n import Language, Languages, LocaleOption
 from ._urls import Urls
 
 __all__ = ["Forms", "Pages", "environment"]
@@ -54,8 +59,17 @@ def environment(folders: Sequence[str | os.PathLike[str]] = ()) -> Environment:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # {% trans %} blocks collapse their whitespace, as the extraction does (pyproject.toml).
+    env.policies["ext.i18n.trimmed"] = True
+    # In the language of the page being rendered (set by Pages.render).
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the i18n extension
+        _i18n.gettext, _i18n.ngettext, newstyle=True
     )
     env.filters["day"] = day
+    env.filters["category_label"] = _i18n.category_label
+    env.filters["status_label"] = _i18n.status_label
     return env
 
 
@@ -64,7 +78,9 @@ class Pages:
 
     Each template gets ``url(name, **params)`` (a route's path where the app is
     mounted), ``static(file)``, ``home`` (``(label, url)`` of the host application,
-    or None), ``sandbox`` and ``csrf_token`` when given.
+    or None), ``sandbox``, ``lang`` (the page's language tag), ``csrf_token`` when
+    given, and gettext: ``_()``, ``ngettext()`` and ``{% trans %}``, in the request's
+    language.
     """
 
     def __init__(
@@ -74,11 +90,17 @@ class Pages:
         folders: Sequence[str | os.PathLike[str]] = (),
         home: tuple[str, str] | None = None,
         sandbox: bool = False,
+        locale: LocaleOption = None,
     ) -> None:
         self.urls = urls
         self.env = environment(folders)
         self.home = home
         self.sandbox = sandbox
+        self.languages = Languages(locale)
+
+    def language(self, request: Request) -> Language:
+        """The language ``request`` is answered in."""
+        return self.languages.of(request)
 
     def render(
         self, request: Request, name: str, *, status_code: int = 200, **context: Any
@@ -92,15 +114,33 @@ class Pages:
         def static(file: str) -> str:
             return url("integrations:static", path=file)
 
-        html = self.env.get_template(name).render(
-            url=url,
-            static=static,
-            page_url=self.urls.page(scope),
-            home=self.home,
-            sandbox=self.sandbox,
-            **context,
-        )
-        return HTMLResponse(html, status_code=status_code)
+        language = self.language(request)
+        with _i18n.speaking(language):
+            html = self.env.get_template(name).render(
+                url=url,
+                static=static,
+                page_url=self.urls.page(scope),
+                home=self.home,
+                sandbox=self.sandbox,
+                lang=language.tag,
+                **context,
+            )
+        # The same URL answers in another language for another Accept-Language.
+        return HTMLResponse(html, status_code=status_code, headers={"Vary": "Accept-Language"})
+
+
+def plugin_failures(registry: Registry) -> list[dict[str, str]]:
+    """The plugins that failed to load, for those allowed to ``manage``: each one's
+    name, distribution, phase and the first line of its error (never a traceback)."""
+    return [
+        {
+            "name": record.name,
+            "distribution": record.distribution or "?",
+            "phase": record.phase.value if record.phase else "?",
+            "error": (record.error or "").splitlines()[0][:160] if record.error else "",
+        }
+        for record in registry.failures
+    ]
 
 
 def connection_title(connector: Connector, status: Mapping[str, Any]) -> str:
@@ -137,8 +177,10 @@ class Forms:
     ) -> HTMLResponse:
         """The connect form of ``connector``, posting to ``action``; ``values`` and ``errors``
         by input name (``again``: of an existing connection)."""
+        language = self.pages.language(request)
+        connector = language.localize(connector)
         flow = flow_for(connector)
-        inputs = flow.inputs(connector)
+        inputs = language.inputs(flow.inputs(connector))
         known = {i.name for i in inputs}
         return self.pages.render(
             request,
@@ -153,7 +195,7 @@ class Forms:
             other_errors=[message for name, message in errors.items() if name not in known],
             csrf_token=csrf_token,
             continues=flow.continues_at_provider(connector),
-            sign_in=flow.label,
+            sign_in=language.gettext(flow.label),
         )
 
     def confirm_disconnect_page(
@@ -168,6 +210,7 @@ class Forms:
         """The page asking whether to disconnect one connection (its status JSON): a form
         posting to ``action``, and a way back."""
         details = status.get("status") or {}
+        connector = self.pages.language(request).localize(connector)
         return self.pages.render(
             request,
             "confirm.html",
@@ -181,4 +224,6 @@ class Forms:
 
     def signed_out(self, request: Request, connector: Connector | None) -> HTMLResponse:
         """A page for a browser without a signed-in user (a 401)."""
+        if connector is not None:
+            connector = self.pages.language(request).localize(connector)
         return self.pages.render(request, "signed_out.html", status_code=401, connector=connector)

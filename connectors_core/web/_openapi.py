@@ -131,6 +131,21 @@ def document(registry: Registry) -> dict[str, Any]:
                 "operationId": "catalogue",
                 "summary": "Every connector the user may view: its manifest (wire form), "
                 "this tenant's status and the paths of its pages and routes (no secrets)",
+                "parameters": [
+                    {
+                        "name": "locale",
+                        "in": "query",
+                        "required": False,
+                        "description": "The language of the manifests' display strings "
+                        "(from their translations); default: as the pages choose, "
+                        "by the host's setting or Accept-Language. English when none fits.",
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*$",
+                            "maxLength": 35,
+                        },
+                    }
+                ],
                 "responses": {
                     "200": _json(
                         {
@@ -148,16 +163,38 @@ def document(registry: Registry) -> dict[str, Any]:
                                                 "type": "object",
                                                 "additionalProperties": {"type": "string"},
                                             },
+                                            "sandbox": {
+                                                "type": "boolean",
+                                                "const": True,
+                                                "description": "Present when connecting it "
+                                                "leads to the sandbox OAuth provider",
+                                            },
                                         },
                                         "required": ["id", "status", "links"],
                                     },
-                                }
+                                },
+                                "sandbox": {
+                                    "type": "boolean",
+                                    "const": True,
+                                    "description": "Present when the app runs the sandbox "
+                                    "(create_app(sandbox=True)): some connections are not real",
+                                },
+                                "failures": {
+                                    "type": "array",
+                                    "description": "Plugins that failed to load (only for "
+                                    "users allowed to manage): name, distribution, phase and "
+                                    "the first line of the error",
+                                    "items": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                },
                             },
                             "required": ["connectors"],
                         },
                         "The catalogue",
                     ),
-                    **_errors(401),
+                    **_errors(400, 401),
                 },
             }
         },

@@ -11,24 +11,30 @@ its own Test, Reconnect, Disconnect and rename) and offers to add another.
 With an authorizer, a card the user may not ``view`` is left out, and each
 action they may not take is not offered (plugin failures need ``manage``).
 ``integrations.js`` only improves it: filtering as you type, and live
-connection state from the status route.
+connection state from the status route. Everything is in the request's
+language (:mod:`._i18n`), the cards' texts from their manifests' translations.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .._checks import icon_is_url
+from .._exceptions import IconError
+from .._icons import load_icon
 from .._manifest import Category, Connector, Status
-from .._reasons import Reason
 from .._settings import Settings
 from ..flows import flow_for
 from ..store import ConnectionSummary
-from ._forms import connection_title
+from ._forms import connection_title, plugin_failures
+from ._i18n import N_, Language
 from ._security import Action, is_allowed, resolve_identity
 
 if TYPE_CHECKING:
@@ -38,21 +44,24 @@ __all__ = ["IntegrationsPage"]
 
 STATIC = Path(__file__).parent / "static"
 
-# The outcomes of a successful flow; failures show their reason's message.
+log = logging.getLogger("connectors_core.web")
+
+# The outcomes of a successful flow (in English; shown translated); failures show their
+# reason's message.
 _RESULTS = {
-    "connected": "{name} is connected.",
-    "disconnected": "{name} is disconnected.",
-    "verified": "{name} answered: the connection works.",
-    "renamed": "The {name} connection is renamed.",
+    "connected": N_("{name} is connected."),
+    "disconnected": N_("{name} is disconnected."),
+    "verified": N_("{name} answered: the connection works."),
+    "renamed": N_("The {name} connection is renamed."),
 }
 INLINE_INPUTS = 2
 """A card shows its connect form inline up to this many inputs; beyond, Connect opens it."""
 
 
-def _check_failed(connector: Connector, state: Mapping[str, Any]) -> str | None:
+def _check_failed(connector: Connector, state: Mapping[str, Any], language: Language) -> str | None:
     """The page's message for a failed on-demand check of a connection, if one failed."""
     reason = (state.get("status") or {}).get("verificationError")
-    return Reason.of(reason).message.format(name=connector.name) if reason else None
+    return language.reason(reason, connector.name) if reason else None
 
 
 class IntegrationsPage:
@@ -74,6 +83,7 @@ class IntegrationsPage:
         states = await self.connections.statuses(tenant, summaries)
         held = {(s.connector_id, s.connection_id): s for s in summaries}
         settings = self.connections.settings
+        language = self.app.pages.language(request)
         first: dict[str, ConnectionSummary] = {}
         for summary in summaries:
             first.setdefault(summary.connector_id, summary)
@@ -83,7 +93,8 @@ class IntegrationsPage:
             several = connector.connection is not None and connector.connection.multiple
             only = None if several else first.get(connector.id)
             if await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
-                card = self._card(connector, states, settings)
+                card = self._card(connector, states, settings, language)
+                card["icon"] = self._icon_src(request, connector)
                 await self._permit(request, connector, card, held)
                 cards.append(card)
         return cards
@@ -117,12 +128,44 @@ class IntegrationsPage:
             statuses=[s.value for s in Status],
             tags=sorted({tag for card in cards for tag in card["tags"]}),
             csrf_token=self.guard.token(session_id),
-            notice=self._notice(query.get("connector"), query.get("result"), query.get("error")),
+            notice=self._notice(request, query),
             failures=self._failures() if manager else (),
         )
         if new:
             self.guard.set_cookie(response, session_id)
         return response
+
+    def _icon_src(self, request: Request, connector: Connector) -> str | None:
+        """Where an ``<img>`` finds the connector's icon: its https URL, or the route
+        serving the file from its package; None without one."""
+        if connector.icon is None:
+            return None
+        if icon_is_url(connector.icon):
+            return connector.icon
+        return self.app.urls.path(request.scope, "integrations:icon", connector_id=connector.id)
+
+    async def icon(self, request: Request) -> Response:
+        """A connector's icon from its plugin's package, checked (see :func:`load_icon`)
+        and served so that nothing in it runs: its own media type, ``nosniff``, and a
+        Content-Security-Policy that allows no script, no request and no frame."""
+        connector_id = request.path_params["connector_id"]
+        connector = self.registry.get(connector_id) if connector_id in self.registry else None
+        if connector is None or connector.icon is None or icon_is_url(connector.icon):
+            return Response(status_code=404)
+        try:
+            icon = await anyio.to_thread.run_sync(load_icon, connector, self.registry)
+        except IconError as exc:
+            log.warning("the icon of %s is not served: %s", connector.id, exc)
+            return Response(status_code=404)
+        headers = {
+            "ETag": icon.etag,
+            "Cache-Control": "public, max-age=3600",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Cross-Origin-Resource-Policy": "same-origin",
+        }
+        if icon.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(icon.data, media_type=icon.media_type, headers=headers)
 
     async def details(self, request: Request) -> Response:
         """One connector's page: everything its card shows, its description, capabilities,
@@ -144,7 +187,7 @@ class IntegrationsPage:
             "details.html",
             card=cards[0],
             csrf_token=self.guard.token(session_id),
-            notice=self._notice(query.get("connector"), query.get("result"), query.get("error")),
+            notice=self._notice(request, query),
         )
         if new:
             self.guard.set_cookie(response, session_id)
@@ -152,12 +195,18 @@ class IntegrationsPage:
 
     @staticmethod
     def _card(
-        connector: Connector, states: dict[str, dict[str, Any]], settings: Settings
+        original: Connector,
+        states: dict[str, dict[str, Any]],
+        settings: Settings,
+        language: Language,
     ) -> dict[str, Any]:
+        """A card's data, its texts in ``language`` (the ``original`` English ones are
+        searched too)."""
+        connector = language.localize(original)
         connectable = connector.id in states and connector.status is not Status.COMING_SOON
         state = states.get(connector.id) or {"connected": False, "error": "not_connected"}
         flow = flow_for(connector)
-        inputs = flow.inputs(connector)
+        inputs = language.inputs(flow.inputs(connector))
         multiple = connector.connection is not None and connector.connection.multiple
         return {
             "id": connector.id,
@@ -172,29 +221,34 @@ class IntegrationsPage:
             "setup": [(s.title, s.description) for s in connector.setup],
             "docs": connector.docs_path,
             "publisher": connector.publisher,
-            "auth": flow.label,
+            "auth": language.gettext(flow.label),
             "step": flow.connect_step(connector).value,
             "inputs": inputs if len(inputs) <= INLINE_INPUTS else (),
             "continues": flow.continues_at_provider(connector),
             "configured": flow.configured(connector, settings),
-            "check_failed": _check_failed(connector, state),
+            "check_failed": _check_failed(connector, state, language),
             "connectable": connectable,
             "multiple": multiple,
             "state": state,
             "entries": [
-                _entry(connector, each)
+                _entry(connector, each, language)
                 for each in (state.get("connections", []) if multiple else [state])
                 if _connection_id(each)
             ],
             "can_connect": True,
             "search": " ".join(
-                [
-                    connector.name,
-                    connector.summary,
-                    connector.description,
-                    connector.id,
-                    *connector.tags,
-                ]
+                dict.fromkeys(  # each text once: the translated and the English ones
+                    [
+                        connector.name,
+                        connector.summary,
+                        connector.description,
+                        original.name,
+                        original.summary,
+                        original.description,
+                        connector.id,
+                        *connector.tags,
+                    ]
+                )
             ).casefold(),
         }
 
@@ -231,31 +285,26 @@ class IntegrationsPage:
             and (not wanted["tag"] or wanted["tag"] in card["tags"])
         )
 
-    def _notice(
-        self, connector_id: str | None, result: str | None, error: str | None
-    ) -> dict[str, str] | None:
+    def _notice(self, request: Request, query: Mapping[str, str]) -> dict[str, str] | None:
+        """The outcome the query string reports (``connector`` and ``result`` or ``error``),
+        in the request's language."""
+        connector_id, result, error = (query.get(k) for k in ("connector", "result", "error"))
+        language = self.app.pages.language(request)
         if not connector_id or connector_id not in self.registry:
             if error is None or connector_id:
                 return None
             # A failure before any connector was known (an unknown id).
-            return {"kind": "error", "text": Reason.of(error).message.format(name="It")}
-        name = self.registry.get(connector_id).name
+            # Translators: stands for a connector's name in a message about an unknown one.
+            return {"kind": "error", "text": language.reason(error, language.gettext("It"))}
+        name = language.localize(self.registry.get(connector_id)).name
         if result in _RESULTS:
-            return {"kind": "success", "text": _RESULTS[result].format(name=name)}
+            return {"kind": "success", "text": language.gettext(_RESULTS[result]).format(name=name)}
         if error is None:
             return None
-        return {"kind": "error", "text": Reason.of(error).message.format(name=name)}
+        return {"kind": "error", "text": language.reason(error, name)}
 
     def _failures(self) -> Sequence[dict[str, str]]:
-        return [
-            {
-                "name": record.name,
-                "distribution": record.distribution or "?",
-                "phase": record.phase.value if record.phase else "?",
-                "error": (record.error or "").splitlines()[0][:160] if record.error else "",
-            }
-            for record in self.registry.failures
-        ]
+        return plugin_failures(self.registry)
 
 
 def _connection_id(state: Mapping[str, Any]) -> str | None:
@@ -264,7 +313,7 @@ def _connection_id(state: Mapping[str, Any]) -> str | None:
     return str(found) if found else None
 
 
-def _entry(connector: Connector, state: Mapping[str, Any]) -> dict[str, Any]:
+def _entry(connector: Connector, state: Mapping[str, Any], language: Language) -> dict[str, Any]:
     """One connection as a card shows it (every action allowed until asked)."""
     details = state.get("status") or {}
     return {
@@ -276,6 +325,6 @@ def _entry(connector: Connector, state: Mapping[str, Any]) -> dict[str, Any]:
         "label": details.get("label") or state.get("label") or "",
         "by": details.get("connectedBy") or {},
         "at": details.get("connectedAt"),
-        "check_failed": _check_failed(connector, state),
+        "check_failed": _check_failed(connector, state, language),
         "can": {action.value: True for action in Action},
     }

@@ -199,7 +199,7 @@ ALLOWED = {
     "_class_rules.py",
     "_jsonschema.py",
     "connections/_oauth.py",
-    "testing/_quirks.py",  # the strict OAuth provider mirrors what a manifest declares
+    "sandbox/_quirks.py",  # the strict OAuth provider mirrors what a manifest declares
 }
 
 

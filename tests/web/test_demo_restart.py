@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx2
 import pytest
@@ -83,8 +84,9 @@ def connect(browser: httpx2.Client) -> None:
     request_id = re.search(r'name="request" value="([^"]+)"', consent.text)
     assert action is not None
     assert request_id is not None
-    approved = browser.post(
-        action.group(1), data={"request": request_id.group(1), "decision": "approve"}
+    approved = browser.post(  # the action is relative to the page, as a browser resolves it
+        urljoin(str(consent.url), action.group(1)),
+        data={"request": request_id.group(1), "decision": "approve"},
     )
     landed = browser.get(approved.headers["location"])
     assert landed.headers["location"].endswith("result=connected"), landed.headers

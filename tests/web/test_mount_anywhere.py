@@ -281,3 +281,41 @@ def test_connect_status_and_disconnect_in_a_browser_wherever_it_is_mounted(
     finally:
         context.close()
     assert failed == []
+
+
+def test_the_catalogue_shows_plugin_failures_to_managers_only(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors_core import Registry
+    from connectors_core._records import Phase, PluginRecord, PluginState
+    from tests.web.test_lifecycle import EXAMPLE, ROLE_HEADER, USER_HEADER, identity
+
+    broken = PluginRecord(
+        name="broken",
+        value="broken_plugin",
+        distribution="broken-plugin",
+        version="1.0",
+        state=PluginState.FAILED,
+        phase=Phase.LOAD,
+        error="ImportError: no module named 'requests'\nTraceback (most recent call last): ...",
+    )
+    monkeypatch.setattr(Registry, "failures", property(lambda self: (broken,)))
+    harness = make_harness(authenticator=identity, authorizer=EXAMPLE)
+    answers = {}
+    for role in ("admin", "member"):
+        with httpx2.Client(
+            headers={TENANT_HEADER: "tenant-a", USER_HEADER: "u", ROLE_HEADER: role}
+        ) as client:
+            answers[role] = client.get(f"{harness.base}/api/integrations").json()
+            page = client.get(f"{harness.base}/integrations").text
+            assert ("failed to load" in page) is (role == "admin")
+            assert "Traceback" not in page
+    assert answers["admin"]["failures"] == [
+        {
+            "name": "broken",
+            "distribution": "broken-plugin",
+            "phase": "load",
+            "error": "ImportError: no module named 'requests'",
+        }
+    ]
+    assert "failures" not in answers["member"]

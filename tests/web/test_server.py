@@ -159,7 +159,7 @@ def test_the_sandbox_behaves_as_each_manifest_says_and_answers_its_verify_reques
     for title in ("Slack", "Mailchimp"):
         registry.register(define_connector(COOKBOOK[title]))
     app = create_server(demo=True, environ=env(tmp_path), registry=registry)
-    sandbox = app.state.sandbox
+    sandbox = app.state.sandbox.provider
     quirks = {client.client_id: client.quirks for client in sandbox._clients.values()}
     assert quirks["sandbox-slack"].scope_separator == ","
     assert quirks["sandbox-slack"].pkce is False

@@ -10,6 +10,32 @@
   var filters = document.getElementById("filters");
   var count = document.getElementById("count");
 
+  // What this script writes, in the page's language: the server renders the
+  // strings into #cc-strings (English stays the fallback for a page without them).
+  var strings = {
+    count: "Showing {shown} of {total} integrations",
+    connected: "Connected",
+    needsReauth: "Needs re-authorization",
+    organization: "organization {value}",
+    user: "user {value}",
+    key: "key {value}"
+  };
+  var given = document.getElementById("cc-strings");
+  if (given) {
+    try {
+      var parsed = JSON.parse(given.textContent);
+      Object.keys(strings).forEach(function (name) {
+        if (typeof parsed[name] === "string") strings[name] = parsed[name];
+      });
+    } catch (e) { /* the English strings stay */ }
+  }
+  // One pass: a value that looks like {a placeholder} is written as it is.
+  function say(name, values) {
+    return strings[name].replace(/\{(\w+)\}/g, function (whole, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : whole;
+    });
+  }
+
   function value(id) { var el = document.getElementById(id); return el ? el.value : ""; }
 
   // Filter as the user types or picks, without a round trip.
@@ -27,7 +53,7 @@
       card.hidden = !ok;
       if (ok) shown += 1;
     });
-    if (count) count.textContent = "Showing " + shown + " of " + cards.length + " integrations";
+    if (count) count.textContent = say("count", { shown: shown, total: cards.length });
     // The filters stay in the URL: a reload, a bookmark or a shared link shows the same.
     if (window.history && window.URLSearchParams) {
       var params = new URLSearchParams();
@@ -59,20 +85,23 @@
       var s = status.status || {};
       var parts = [];
       if (s.label) parts.push(s.label);
-      if (s.organizationId) parts.push("organization " + s.organizationId);
-      if (s.userId) parts.push("user " + s.userId);
-      if (s.keyHint) parts.push("key " + s.keyHint);
+      if (s.organizationId) parts.push(say("organization", { value: s.organizationId }));
+      if (s.userId) parts.push(say("user", { value: s.userId }));
+      if (s.keyHint) parts.push(say("key", { value: s.keyHint }));
       var config = s.config || {};
       Object.keys(config).forEach(function (name) { parts.push(name + " " + config[name]); });
       line.textContent = "";
       var dot = document.createElement("span");
       dot.className = "dot"; dot.setAttribute("aria-hidden", "true");
       var strong = document.createElement("strong");
-      strong.textContent = "Connected";
+      strong.textContent = say("connected", {});
       line.appendChild(dot); line.appendChild(strong);
       if (parts.length) line.appendChild(document.createTextNode(" · " + parts.join(" · ")));
     } else if (status.error === "needs_reauth") {
-      line.innerHTML = "<strong>Needs re-authorization</strong>";
+      var flagged = document.createElement("strong");
+      flagged.textContent = say("needsReauth", {});
+      line.textContent = "";
+      line.appendChild(flagged);
     }
   }
   // Ask only for cards on screen (the page may list hundreds), once each, and

@@ -1,6 +1,6 @@
 """How the strict provider departs from the standard for one client, like a real provider.
 
-:class:`Quirks` are enforced by :class:`~connectors_core.testing.oauth_provider.OAuthProvider`;
+:class:`Quirks` are enforced by :class:`~connectors_core.sandbox.OAuthProvider`;
 :func:`quirks_for` reads them off a connector's manifest, and
 :func:`verify_answer` makes the answer to its verify request, so the contract
 suite meets each connector with a provider that behaves as its manifest says.
