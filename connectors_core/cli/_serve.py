@@ -53,7 +53,7 @@ def serve(host: str, port: int, demo: bool, authenticator: str | None) -> None:
         if not callable(resolve):
             raise ConnectorsError(f"the authenticator {authenticator!r} is not callable")
     app = create_server(host=host, port=port, demo=demo, authenticator=resolve)
-    origin = app.state.settings.origin or public_url_for(host, port)
+    origin = app.state.settings.base_url or public_url_for(host, port)
     click.echo(f"Integrations: {origin}/integrations")
     sandbox = app.state.sandbox
     if sandbox is not None:

@@ -62,6 +62,7 @@ from urllib.parse import urlencode
 import anyio
 import httpx2
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -74,20 +75,21 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._checks import icon_is_url
 from .._exceptions import (
     ConnectionRequiredError,
     IntegrationError,
     InvalidFieldsError,
     UnknownConnectorError,
 )
-from .._manifest import Connector
+from .._manifest import Connector, Status
 from .._reasons import Reason
 from .._registry import Registry
 from .._settings import Settings, env_prefix
 from ..connections import Connections, Deliverer, Listener
 from ..connections._plugins import import_in_background, plugin_hooks
 from ..flows import ConnectStep, Redirect, ReplaceCheck, flow_for
-from ..sandbox import SANDBOX_PATH, Sandbox
+from ..sandbox import SANDBOX_PATH, Sandbox, is_loopback_url
 from ..store import ConnectionSummary, Store
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
@@ -104,7 +106,7 @@ from ._security import (
     local_tenant,
     resolve_identity,
 )
-from ._urls import Urls, full_path
+from ._urls import Urls, full_path, mount_point
 
 __all__ = ["ROUTES", "create_app"]
 
@@ -350,11 +352,31 @@ class _App:
         return self.urls.path(request.scope, name, **params)
 
     def _check_mount(self, request: Request, connector: Connector) -> None:
-        """An OAuth flow's redirect URI must lead back to this app.
+        """An OAuth flow's redirect URI must lead back to this app, and a sandboxed
+        connector is connected from a developer's machine only.
 
         :raises IntegrationError: ``not_configured`` when ``CONNECTORS_PUBLIC_URL``
-            names another mount point than the one the request came through.
+            names another mount point than the one the request came through, or when
+            a browser beyond loopback would be sent to the sandbox outside dev mode
+            (a public URL left at its loopback default on a deployed server).
         """
+        if (
+            self.sandbox is not None
+            and connector.id in self.sandbox.connector_ids
+            and not self.settings.dev_mode
+            and not is_loopback_url(str(request.url))
+        ):
+            log.error(
+                "refusing to send a browser at %s to the sandbox provider: the sandbox runs "
+                "for loopback browsers only, or with CONNECTORS_DEV_MODE=1",
+                request.url.hostname,
+            )
+            raise IntegrationError(
+                f"{connector.id!r} is stood in for by the sandbox, which is for local "
+                "development only",
+                reason="not_configured",
+                connector_id=connector.id,
+            )
         root = str(request.scope.get("root_path", "")).rstrip("/")
         if root and root != self.settings.mount_path:
             log.error(
@@ -717,14 +739,15 @@ class _App:
             if not await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
                 continue
             state = states.get(connector.id)
-            if state is None:
+            if state is None or connector.status is Status.COMING_SOON:
+                # As the page decides: nothing to connect (yet).
                 state = {"connected": False, "error": "not_connectable"}
             else:
                 state = await self._visible(request, connector, tenant, state)
             entry = {
                 **connector.localized(wanted).to_wire(),
                 "status": state,
-                "links": self._links(request, connector, state),
+                "links": await self._links(request, connector, state, only),
             }
             if self.sandbox is not None and connector.id in self.sandbox.connector_ids:
                 entry["sandbox"] = True  # connecting it leads to the sandbox, not the provider
@@ -736,24 +759,39 @@ class _App:
             body["failures"] = plugin_failures(self.registry)
         return JSONResponse(body, headers={"Vary": "Accept-Language"})
 
-    def _links(
-        self, request: Request, connector: Connector, state: Mapping[str, Any]
+    async def _links(
+        self,
+        request: Request,
+        connector: Connector,
+        state: Mapping[str, Any],
+        connection: ConnectionSummary | None,
     ) -> dict[str, str]:
-        """Where a host's own page sends the browser for a connector (this app's routes)."""
+        """Where a host's own page sends the browser for a connector (this app's routes),
+        for what the user may do: its details, icon, status, connect and disconnect."""
         links: dict[str, str] = {}
         if self.urls.has("integrations:details", connector_id=connector.id):
             links["details"] = self._url(request, "integrations:details", connector_id=connector.id)
-        if state.get("error") != "not_connectable":
-            for key, name in (
-                ("connect", "integrations:connect"),
-                ("status", "integrations:status"),
-                ("disconnect", "integrations:confirm-disconnect"),
-            ):
+        if connector.icon is not None:
+            if icon_is_url(connector.icon):
+                links["icon"] = connector.icon
+            elif self.urls.has("integrations:icon", connector_id=connector.id):
+                links["icon"] = self._url(request, "integrations:icon", connector_id=connector.id)
+        if state.get("error") == "not_connectable":
+            return links
+        links["status"] = self._url(request, "integrations:status", connector_id=connector.id)
+        for key, name, action in (
+            ("connect", "integrations:connect", Action.CONNECT),
+            ("disconnect", "integrations:confirm-disconnect", Action.DISCONNECT),
+        ):
+            if await is_allowed(self.authorizer, request, action, connector, connection):
                 links[key] = self._url(request, name, connector_id=connector.id)
         return links
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(_openapi.document(self.registry))
+        document = _openapi.document(self.registry)
+        # The paths are relative to where the routes are mounted.
+        document["servers"] = [{"url": mount_point(request.scope, self.settings) or "/"}]
+        return JSONResponse(document)
 
     # --- unknown paths and methods -----------------------------------------------------
 
@@ -910,6 +948,23 @@ async def keep_alive(connections: Connections, interval: float) -> None:
                     report.count("needs_reauth"),
                 )
         await anyio.sleep(interval)
+
+
+def _loopback_only(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` for browsers on loopback only, unless in dev mode (the sandbox's consent
+    page on a server whose public URL was left at its loopback default)."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        host = Headers(scope=scope).get("host", "") if scope["type"] == "http" else ""
+        if host and not settings.dev_mode and not is_loopback_url(f"http://{host}"):
+            response = PlainTextResponse(
+                "the sandbox is for local development only", status_code=403
+            )
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
 
 
 def create_app(
@@ -1070,7 +1125,13 @@ def create_app(
         ]
     if sandboxed is not None:
         # Only the consent page: the server calls the rest in-process (Sandbox.transport).
-        routes.append(Mount(SANDBOX_PATH, app=sandboxed.browser_app, name="integrations:sandbox"))
+        routes.append(
+            Mount(
+                SANDBOX_PATH,
+                app=_loopback_only(sandboxed.browser_app, settings),
+                name="integrations:sandbox",
+            )
+        )
     app.routes = routes
     urls.router.routes = routes
     starlette = Starlette(

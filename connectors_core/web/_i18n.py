@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import inspect
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -232,6 +233,15 @@ class Languages:
     """The languages with a catalogue (English included)."""
 
     def __attrs_post_init__(self) -> None:
+        if callable(self.option) and (
+            inspect.iscoroutinefunction(self.option)
+            or inspect.iscoroutinefunction(type(self.option).__call__)
+        ):
+            raise ValueError(
+                "locale must be a tag or a synchronous function of the request (it runs "
+                "while a page renders); read an async preference in the authenticator, "
+                "keep it on request.state, and return it from the locale function"
+            )
         if isinstance(self.option, str) and negotiate([self.option], self.available) is None:
             raise ValueError(
                 f"no catalogue for locale {self.option!r}; there are: {', '.join(self.available)}"

@@ -115,12 +115,17 @@ class IntegrationsPage:
         }
         cards = await self._cards(request, identity.tenant, self.registry)
         cards.sort(key=lambda card: (not card["entries"], card["name"].casefold()))
-        visible = [card for card in cards if self._matches(card, wanted)]
+        # Every card is sent, those the filters leave out hidden: widening the filters in
+        # the browser (the script) shows them without a round trip.
+        for card in cards:
+            card["hidden"] = not self._matches(card, wanted)
+        shown = sum(not card["hidden"] for card in cards)
         manager = await is_allowed(self.authorizer, request, Action.MANAGE, None)
         response = self.app.pages.render(
             request,
             "integrations.html",
-            cards=visible,
+            cards=cards,
+            shown=shown,
             total=len(cards),
             wanted=wanted,
             filtered=any(wanted.values()),
@@ -152,6 +157,13 @@ class IntegrationsPage:
         connector = self.registry.get(connector_id) if connector_id in self.registry else None
         if connector is None or connector.icon is None or icon_is_url(connector.icon):
             return Response(status_code=404)
+        # Like its card: for a signed-in user allowed to view the connector (which
+        # connectors are installed, or hidden from someone, is not for anyone to probe).
+        identity = await resolve_identity(self.app.authenticator, request)
+        if identity is None or not await is_allowed(
+            self.authorizer, request, Action.VIEW, connector
+        ):
+            return Response(status_code=404)
         try:
             icon = await anyio.to_thread.run_sync(load_icon, connector, self.registry)
         except IconError as exc:
@@ -159,7 +171,7 @@ class IntegrationsPage:
             return Response(status_code=404)
         headers = {
             "ETag": icon.etag,
-            "Cache-Control": "public, max-age=3600",
+            "Cache-Control": "private, max-age=3600",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
             "Cross-Origin-Resource-Policy": "same-origin",
         }
@@ -249,7 +261,7 @@ class IntegrationsPage:
                         *connector.tags,
                     ]
                 )
-            ).casefold(),
+            ).lower(),
         }
 
     async def _permit(
@@ -277,7 +289,7 @@ class IntegrationsPage:
     @staticmethod
     def _matches(card: dict[str, Any], wanted: dict[str, str]) -> bool:
         """Every word of the search is somewhere in the card's text, and every filter holds."""
-        words = wanted["q"].casefold().split()
+        words = wanted["q"].lower().split()
         return (
             all(word in card["search"] for word in words)
             and (not wanted["category"] or card["category"] == wanted["category"])

@@ -114,7 +114,8 @@ def create_server(
     connections: Connections = integrations.state.connections
 
     async def home(request: Request) -> Response:
-        return RedirectResponse("/integrations", status_code=307)
+        # Behind a proxy that strips the public URL's path, the page is under it.
+        return RedirectResponse(settings.mount_path + "/integrations", status_code=307)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -58,7 +58,12 @@ def axe() -> Path:
 
 @contextmanager
 def opened(
-    browser: Browser, harness: Harness, width: int = 1280, *, bypass_csp: bool = False
+    browser: Browser,
+    harness: Harness,
+    width: int = 1280,
+    *,
+    bypass_csp: bool = False,
+    locale: str = "en-US",
 ) -> Iterator[Page]:
     """A fresh context (its own cookies) on this test's app, signed in as ``tenant-a``."""
     context = browser.new_context(
@@ -66,6 +71,7 @@ def opened(
         extra_http_headers={TENANT_HEADER: TENANT},
         viewport={"width": width, "height": 900},
         bypass_csp=bypass_csp,
+        locale=locale,
     )
     context.set_default_timeout(TIMEOUT_MS)
     try:
@@ -106,6 +112,11 @@ def report(found: list[dict[str, Any]]) -> str:
 def audit(page: Page, axe: Path, include: str | None = None) -> None:
     found = violations(page, axe, include)
     assert not found, f"{page.url} at {page.viewport_size}:\n{report(found)}"
+    # What axe does not check: the page reflows to the screen (WCAG 1.4.10), no sideways
+    # scrolling at 390 px.
+    width = (page.viewport_size or {}).get("width", 0)
+    scroll = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url} is {scroll} px wide in a {width} px viewport"
 
 
 def connected(harness: Harness, *connector_ids: str) -> None:
@@ -153,6 +164,21 @@ def test_a_details_page_has_no_serious_violation(
     with opened(browser, harness, width) as page:
         page.goto(f"/integrations/{connector_id}")
         expect(page.get_by_role("heading", level=1)).to_be_visible()
+        audit(page, axe)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_french_pages_have_no_serious_violation(
+    browser: Browser, harness: Harness, axe: Path, width: int
+) -> None:
+    connected(harness, "acme-multi")
+    with opened(browser, harness, width, locale="fr-FR") as page:
+        page.goto("/integrations")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Intégrations")
+        audit(page, axe)
+        page.goto("/integrations/evencio")
+        audit(page, axe)
+        page.goto("/api/integrations/acme-fields/connect")
         audit(page, axe)
 
 

@@ -43,6 +43,7 @@ from connectors_core.web._i18n import (
 from tests.harness import TENANT_HEADER, Harness, build_registry
 from tests.web.test_browser import TIMEOUT_MS
 from tests.web.test_lifecycle import connect_multi
+from tests.web.test_page import card_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 POT = LOCALE_DIR / "messages.pot"
@@ -242,9 +243,9 @@ def test_the_evencio_card_and_details_are_french(client: TestClient) -> None:
 
 def test_search_finds_a_card_by_its_translated_and_its_english_words(client: TestClient) -> None:
     fr = {"accept-language": "fr"}
-    assert "card-evencio" in client.get("/integrations?q=importez", headers=fr).text
-    assert "card-evencio" in client.get("/integrations?q=bring", headers=fr).text
-    assert "card-evencio" not in client.get("/integrations?q=importez").text
+    assert "evencio" in card_ids(client.get("/integrations?q=importez", headers=fr).text)
+    assert "evencio" in card_ids(client.get("/integrations?q=bring", headers=fr).text)
+    assert "evencio" not in card_ids(client.get("/integrations?q=importez").text)
 
 
 def test_plural_forms_of_the_count(client: TestClient) -> None:
@@ -554,3 +555,12 @@ def test_a_french_browser_gets_french_pages_and_script_text(
         )
     finally:
         context.close()
+
+
+def test_an_async_locale_function_is_refused_when_the_app_is_made() -> None:
+    async def preference(request: object) -> str:
+        return "fr"
+
+    settings = Settings(database_url="memory://", secret_keys=(generate_key(),))
+    with pytest.raises(ValueError, match="synchronous function"):
+        create_app(Registry(), settings=settings, locale=preference)  # type: ignore[arg-type]

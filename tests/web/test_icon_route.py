@@ -68,6 +68,9 @@ def test_the_evencio_icon_is_served_from_its_package_and_cannot_run_anything(
     assert again.status_code == 304
     assert again.content == b""
     assert "/integrations/_icons/evencio" in client.get("/integrations/evencio").text
+    links = {c["id"]: c["links"] for c in client.get("/api/integrations").json()["connectors"]}
+    assert links["evencio"]["icon"] == "/integrations/_icons/evencio"
+    assert links["remote"]["icon"] == "https://cdn.example.com/remote.png"
 
 
 @pytest.mark.parametrize("connector_id", ["nope", "remote", "in-code", "..%2Fevencio"])
@@ -75,3 +78,28 @@ def test_there_is_no_icon_to_serve_for_unknown_linked_or_packageless_connectors(
     client: TestClient, connector_id: str
 ) -> None:
     assert client.get(f"/integrations/_icons/{connector_id}").status_code == 404
+
+
+def test_an_icon_is_for_those_who_may_view_its_connector() -> None:
+    from connectors_core.web import Action
+
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_PUBLIC_URL": "http://testserver",
+            "CONNECTORS_DATABASE_URL": "memory://",
+            "CONNECTORS_SECRET_KEYS": generate_key(),
+        }
+    )
+
+    def no_evencio(request: object, action: Action, connector: object, *_: object) -> bool:
+        return getattr(connector, "id", None) != "evencio"
+
+    app = create_app(
+        connections=Connections(discover(), MemoryStore(), settings),
+        authenticator=lambda request: request.headers.get("x-tenant"),
+        authorizer=no_evencio,
+    )
+    with TestClient(app) as client:
+        assert client.get("/integrations/_icons/evencio").status_code == 404  # signed out
+        hidden = client.get("/integrations/_icons/evencio", headers={"x-tenant": "t1"})
+        assert hidden.status_code == 404

@@ -229,6 +229,7 @@ def test_the_openapi_document_is_served_under_the_prefix(make_harness: Any) -> N
     with httpx2.Client(headers={TENANT_HEADER: "tenant-a"}) as client:
         document = client.get(f"{harness.base}/api/integrations/openapi.json").json()
         assert "/api/integrations" in document["paths"]
+        assert document["servers"] == [{"url": PREFIX}]
         home = client.get(f"{harness.origin}/")
     assert home.text == "the host application"
 
@@ -319,3 +320,12 @@ def test_the_catalogue_shows_plugin_failures_to_managers_only(
         }
     ]
     assert "failures" not in answers["member"]
+    # The links a host's own page offers follow the authorizer too.
+    links = {
+        role: {c["id"]: c["links"] for c in answer["connectors"]}["acme-oauth"]
+        for role, answer in answers.items()
+    }
+    assert {"connect", "disconnect", "status", "details"} <= set(links["admin"])
+    assert "connect" not in links["member"]
+    assert "disconnect" not in links["member"]
+    assert "status" in links["member"]

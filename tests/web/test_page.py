@@ -64,7 +64,20 @@ def client() -> Any:
 
 
 def card_ids(html: str) -> list[str]:
-    return re.findall(r'id="card-([a-z0-9-]+)"', html)
+    """The cards shown (those the filters leave out are sent hidden)."""
+    tags = re.findall(r'<li class="card[^"]*"\s+id="card-([a-z0-9-]+)"[^>]*?( hidden)?>', html)
+    return [connector_id for connector_id, hidden in tags if not hidden]
+
+
+def test_cards_left_out_by_the_filters_are_sent_hidden(client: TestClient) -> None:
+    html = client.get("/integrations?q=evencio").text
+    assert card_ids(html) == ["evencio"]
+    assert len(re.findall(r'<li class="card[ "]', html)) == 14
+    assert "Showing 1 of 14 integrations" in html
+    assert re.search(r'<p class="empty" id="empty" hidden>', html)
+    nothing = client.get("/integrations?q=zzzz").text
+    assert card_ids(nothing) == []
+    assert re.search(r'<p class="empty" id="empty">', nothing)
 
 
 def test_every_connector_has_a_card_with_its_action(client: TestClient) -> None:
@@ -222,3 +235,12 @@ def test_the_page_needs_a_tenant(client: TestClient) -> None:
 def test_static_assets_are_served(client: TestClient) -> None:
     assert client.get("/integrations/_static/integrations.css").status_code == 200
     assert "addEventListener" in client.get("/integrations/_static/integrations.js").text
+
+
+def test_the_catalogue_json_offers_nothing_to_connect_for_a_coming_soon_connector(
+    client: TestClient,
+) -> None:
+    listed = {c["id"]: c for c in client.get("/api/integrations").json()["connectors"]}
+    assert listed["soon"]["status"] == {"connected": False, "error": "not_connectable"}
+    assert set(listed["soon"]["links"]) == {"details"}
+    assert "connect" in listed["acme-key"]["links"]

@@ -368,3 +368,34 @@ def test_connecting_through_the_sandbox_in_a_browser(browser: Browser, tmp_path:
             expect(state).to_contain_text("organization sandbox-org")
         finally:
             context.close()
+
+
+def test_a_sandbox_left_on_behind_a_real_host_name_sends_no_browser_to_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.testclient import TestClient
+
+    # The public URL left at its loopback default on a server reached as app.example.com.
+    settings = Settings.from_env(
+        {
+            "CONNECTORS_DATABASE_URL": f"sqlite:///{tmp_path / 'host.sqlite3'}",
+            "CONNECTORS_SECRET_KEYS": generate_key(),
+        }
+    )
+    app = create_app(
+        discover(allow=["evencio"]),
+        settings=settings,
+        sandbox=True,
+        authenticator=lambda request: "t1",
+    )
+    with TestClient(app, base_url="https://app.example.com") as client:
+        connect = client.get(
+            "/api/integrations/evencio/connect",
+            headers={"Accept": "application/json"},
+            follow_redirects=False,
+        )
+        consent = client.get("/sandbox/oauth/authorize?client_id=sandbox-evencio")
+    assert connect.json()["error"] == "not_configured"
+    assert "sandbox" not in connect.headers.get("location", "")
+    assert consent.status_code == 403
+    assert "refusing to send a browser at app.example.com to the sandbox" in caplog.text
