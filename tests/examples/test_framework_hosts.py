@@ -350,8 +350,17 @@ def test_the_sign_in_never_returns_to_another_site(host: Host, target: str) -> N
     assert response.headers["location"] == "/"
 
 
-def test_a_sign_in_posted_by_another_site_is_refused(host: Host) -> None:
-    cross_site = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+@pytest.mark.parametrize(
+    "cross_site",
+    [
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://evil.example"},  # a browser that sends no Sec-Fetch-Site
+    ],
+    ids=["fetch-metadata", "origin-only"],
+)
+def test_a_sign_in_posted_by_another_site_is_refused(
+    host: Host, cross_site: dict[str, str]
+) -> None:
     with httpx2.Client(base_url=host.origin, follow_redirects=False) as client:
         response = submit_sign_in(client, ADA, headers=cross_site)
         assert response.status_code == 403

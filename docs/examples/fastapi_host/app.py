@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from html import escape
 from typing import Annotated, NamedTuple
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -56,6 +57,16 @@ def current_user(request: Request) -> Identity | None:
     if user is None:
         return None
     return Identity(tenant=user.organization, user=email, name=user.name)
+
+
+def posted_from_here(headers: Mapping[str, str]) -> bool:
+    """Whether a form was posted by a page of this site: ``Sec-Fetch-Site`` where the
+    browser sends it, else ``Origin`` (older browsers), else (neither) yes."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == headers.get("host")
 
 
 def local_path(target: str) -> str:
@@ -118,7 +129,7 @@ def sign_in(
 ) -> Response:
     # A sign-in posted by another site would sign this browser in to someone else's
     # account, whose organization the user might then connect their accounts to.
-    if request.headers.get("sec-fetch-site", "same-origin") != "same-origin":
+    if not posted_from_here(request.headers):
         return Response("cross-site sign-in refused", status_code=403)
     user = USERS.get(username)
     if user is None or not hmac.compare_digest(user.password.encode(), password.encode()):

@@ -30,6 +30,7 @@ import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from a2wsgi import WSGIMiddleware
 from flask import Flask, abort, redirect, render_template_string, request, session
@@ -37,6 +38,7 @@ from flask.typing import ResponseReturnValue
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Mount
+from werkzeug.datastructures import Headers
 
 from connectors_core import Registry
 from connectors_core.web import Identity, create_app
@@ -103,6 +105,16 @@ def current_user(request: Request) -> Identity | None:
     return identity(opened.get("user", "")) if opened is not None else None
 
 
+def posted_from_here(headers: Headers) -> bool:
+    """Whether a form was posted by a page of this site: ``Sec-Fetch-Site`` where the
+    browser sends it, else ``Origin`` (older browsers), else (neither) yes."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == headers.get("host")
+
+
 def local_path(target: str) -> str:
     """``target`` if it is a path on this site, else the home page.
 
@@ -127,7 +139,7 @@ def sign_in() -> ResponseReturnValue:
     if request.method == "POST":
         # A sign-in posted by another site would sign this browser in to someone else's
         # account, whose organization the user might then connect their accounts to.
-        if request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
+        if not posted_from_here(request.headers):
             abort(403)
         email, password = request.form.get("username", ""), request.form.get("password", "")
         user = USERS.get(email)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from html import escape
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -59,6 +60,16 @@ def current_user(request: Request) -> Identity | None:
     if user is None:
         return None
     return Identity(tenant=user.organization, user=email, name=user.name)
+
+
+def posted_from_here(headers: Mapping[str, str]) -> bool:
+    """Whether a form was posted by a page of this site: ``Sec-Fetch-Site`` where the
+    browser sends it, else ``Origin`` (older browsers), else (neither) yes."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == headers.get("host")
 
 
 def local_path(target: str) -> str:
@@ -110,7 +121,7 @@ async def sign_in_form(request: Request) -> HTMLResponse:
 async def sign_in(request: Request) -> Response:
     # A sign-in posted by another site would sign this browser in to someone else's
     # account, whose organization the user might then connect their accounts to.
-    if request.headers.get("sec-fetch-site", "same-origin") != "same-origin":
+    if not posted_from_here(request.headers):
         return Response("cross-site sign-in refused", status_code=403)
     async with request.form() as form:
         email, password, target = (str(form.get(k, "")) for k in ("username", "password", "next"))
