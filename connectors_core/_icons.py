@@ -245,6 +245,10 @@ class _SvgChecker:
             target = value.strip().rpartition(":")[2]
             if target == "href" or target.lower().startswith("on"):
                 _refuse(f"<{element}> animates {value.strip()[:40]!r}, which is refused")
+        if name == "src":
+            _reference(value, f"<{element}> src")
+        if name == "style":
+            _plain_css(value, f"<{element}> style=")
         for target in _URL_FUNCTION.findall(value):
             _reference(target, f"<{element}> {name}=")
 
@@ -257,8 +261,19 @@ class _SvgChecker:
             css, self.style = "".join(self.style), None
             if "@import" in css.lower():
                 _refuse("has @import in a <style> element")
+            _plain_css(css, "<style>")
             for target in _URL_FUNCTION.findall(css):
                 _reference(target, "<style> url()")
+
+
+def _plain_css(css: str, where: str) -> None:
+    """Refuse CSS that could spell a reference the checks above would not recognise:
+    escapes (``u\\72l(``, ``@\\69mport``) and ``image-set()``/``image()`` with strings."""
+    if "\\" in css:
+        _refuse(f"{where} has a CSS escape (a backslash), which an icon has no use for")
+    lowered = css.lower()
+    if "image-set(" in lowered or "image(" in lowered or "@import" in lowered:
+        _refuse(f"{where} loads an image by CSS, which an icon has no use for")
 
 
 def _reference(value: str, where: str) -> None:

@@ -109,6 +109,30 @@ BAD: dict[str, tuple[str, dict[str, str | bytes], str]] = {
         {"icon.svg": svg("<style>@import 'https://evil.example.net/a.css';</style>")},
         "has @import in a <style> element",
     ),
+    "css-escape": (
+        "icon.svg",
+        {"icon.svg": svg("<style>rect { fill: u\\72l(https://evil.example.net/p) }</style>")},
+        "<style> has a CSS escape",
+    ),
+    "css-escaped-import": (
+        "icon.svg",
+        {"icon.svg": svg("<style>@\\69mport 'https://evil.example.net/a.css';</style>")},
+        "<style> has a CSS escape",
+    ),
+    "css-image-set": (
+        "icon.svg",
+        {
+            "icon.svg": svg(
+                "<rect style=\"background: image-set('https://evil.example.net/p' 1x)\"/>"
+            )
+        },
+        "<rect> style= loads an image by CSS",
+    ),
+    "image-src": (
+        "icon.svg",
+        {"icon.svg": svg('<image src="https://evil.example.net/p.png"/>')},
+        "<image> src refers to 'https://evil.example.net/p.png'",
+    ),
     "foreign-object": (
         "icon.svg",
         {"icon.svg": svg("<foreignObject><p>hi</p></foreignObject>")},
