@@ -114,7 +114,8 @@ def audit(page: Page, axe: Path, include: str | None = None) -> None:
     assert not found, f"{page.url} at {page.viewport_size}:\n{report(found)}"
     # What axe does not check: the page reflows to the screen (WCAG 1.4.10), no sideways
     # scrolling at 390 px.
-    width = (page.viewport_size or {}).get("width", 0)
+    assert page.viewport_size is not None
+    width = page.viewport_size["width"]
     scroll = page.evaluate("() => document.documentElement.scrollWidth")
     assert scroll <= width, f"{page.url} is {scroll} px wide in a {width} px viewport"
 
