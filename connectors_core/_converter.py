@@ -395,20 +395,33 @@ _OMIT_DEFAULT = {
 
 
 def _register_class(cls: type) -> None:
+    """Register ``cls``'s structure and unstructure hooks.
+
+    Each generated function is made on first use, not here: cattrs generates
+    and compiles code per class, and a discovery that validates one new plugin
+    should not pay for the classes its manifests do not use. By then every
+    hook is registered, so generation sees the same hooks as at import.
+    """
     rules = _RULES.get(cls, {})
     class_rules = CLASS_RULES.get(cls, ())
-    structure_overrides: dict[str, Any] = {
-        name: override(rename=wire, struct_hook=rules.get(name))
-        for name, wire in _wire_names(cls).items()
-    }
-    inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
-        cls, converter, _cattrs_forbid_extra_keys=True, **structure_overrides
-    )
+    generated: dict[str, Callable[..., Any]] = {}
+
+    def inner(value: Mapping[str, Any]) -> Any:
+        function = generated.get("structure")
+        if function is None:
+            structure_overrides: dict[str, Any] = {
+                name: override(rename=wire, struct_hook=rules.get(name))
+                for name, wire in _wire_names(cls).items()
+            }
+            function = generated["structure"] = make_dict_structure_fn(
+                cls, converter, _cattrs_forbid_extra_keys=True, **structure_overrides
+            )
+        return function(value, cls)
 
     def structure(value: object, _: Any) -> Any:
         if not isinstance(value, Mapping):
             raise checks.Invalid(f"expected an object, got {checks.describe(value)}")
-        result = inner(value, cls)
+        result = inner(value)
         problems = [problem for rule in class_rules for problem in rule(result)]
         if problems:
             raise _Problems(problems)
@@ -416,16 +429,22 @@ def _register_class(cls: type) -> None:
 
     converter.register_structure_hook(cls, structure)
 
-    unstructure_overrides: dict[str, Any] = {
-        a.name: override(
-            rename=checks.camel(a.name),
-            omit_if_default=a.default is None or (cls, a.name) in _OMIT_DEFAULT,
-        )
-        for a in attrs.fields(cls)
-    }
-    plain: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
-        cls, converter, **unstructure_overrides
-    )
+    def plain(obj: Any) -> dict[str, Any]:
+        function = generated.get("unstructure")
+        if function is None:
+            unstructure_overrides: dict[str, Any] = {
+                a.name: override(
+                    rename=checks.camel(a.name),
+                    omit_if_default=a.default is None or (cls, a.name) in _OMIT_DEFAULT,
+                )
+                for a in attrs.fields(cls)
+            }
+            function = generated["unstructure"] = make_dict_unstructure_fn(
+                cls, converter, **unstructure_overrides
+            )
+        result: dict[str, Any] = function(obj)
+        return result
+
     tag = cls.type if cls in AUTH_TYPES.values() else None  # type: ignore[attr-defined]
     if tag is None:
         converter.register_unstructure_hook(cls, plain)
@@ -460,8 +479,8 @@ converter.register_unstructure_hook_func(
     _is_model_map, lambda items: {key: converter.unstructure(v) for key, v in items.items()}
 )
 converter.register_structure_hook(Auth, _structure_auth)
-# Leaves first: a class's unstructure function is generated with the hooks its
-# attributes' classes have at that moment.
+# Leaves first (a habit from when the functions were generated here: a class's
+# function is generated with the hooks its attributes' classes have at that moment).
 for _cls in (
     TokenResponsePaths,
     Retry,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ._bulk import PausedGC
 from ._entrypoints import GROUP, EntryPointSpec, normalize, scan
 from ._index import ENV_INDEX, Index, index_directory
 from ._outcome import Outcome
@@ -92,7 +93,8 @@ def discover(
     :raises DiscoveryError: in strict mode, listing every failed plugin.
     :raises ConfigurationError: when an environment variable is malformed.
     """
-    registry, strict = _discover(allow, deny, strict, use_index, environ)
+    with PausedGC():  # a warm discovery only allocates, and keeps all it allocates
+        registry, strict = _discover(allow, deny, strict, use_index, environ)
     if strict and registry.failures:
         from ._exceptions import DiscoveryError
 
@@ -107,7 +109,8 @@ def survey(*, strict: bool | None = None) -> Registry:
     mode, the checks that only strict discovery makes (hook-like functions
     without ``@hookimpl``) fail their plugin here too.
     """
-    return _discover(None, None, strict, None, None)[0]
+    with PausedGC():
+        return _discover(None, None, strict, None, None)[0]
 
 
 def _discover(
@@ -137,9 +140,9 @@ def _discover(
         if reason is not None:
             outcomes.append(Outcome.disabled(spec, reason))
             continue
-        manifests, changed = index.lookup(spec) if index is not None else (None, [])
-        if manifests is not None:
-            outcome = Outcome.cached(spec, manifests)
+        cached, changed = index.lookup(spec) if index is not None else (None, [])
+        if cached is not None:
+            outcome = Outcome.cached(spec, *cached)
         else:
             from . import _loading
 

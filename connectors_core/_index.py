@@ -4,11 +4,18 @@ One file per Python environment (interpreter and ``sys.path``) in the user's
 cache folder. It holds, for every installed distribution that declares entry
 points, the stat of its ``entry_points.txt`` and what that file declared; and
 for every plugin that loaded, the stat of each of its module files (and of
-the icon files its manifests name, checked when it loaded) and the manifests
-it provided, validated, in wire form. A later ``discover()`` stats
-the same files (no plugin import, no metadata parsing) and reuses every entry
-whose files are unchanged at full ``st_mtime_ns`` precision; whatever changed
-is read or loaded again, and the file is rewritten.
+the icon files its manifests name, checked when it loaded), the ids of the
+connectors it provided and their validated manifests in wire form. A later
+``discover()`` stats the same files (no plugin import, no metadata parsing)
+and reuses every entry whose files are unchanged at full ``st_mtime_ns``
+precision; whatever changed is read or loaded again, and the file is
+rewritten with the fresh entries, the others carried over as they were.
+
+Each plugin's manifests are kept as one marshalled ``bytes`` value inside the
+file, decoded only when one of its connectors is first asked for: a start-up
+that needs the ids (or a few connectors) does not decode a thousand
+manifests, and rewriting the file after one install copies the others' bytes
+as they are.
 
 The file is a cache in the same sense as a ``.pyc`` file and uses the same
 serialization, :mod:`marshal`: a magic string, the CRC-32 of the payload, and
@@ -45,7 +52,7 @@ ENV_INDEX = "CONNECTORS_DISCOVERY_INDEX"
 ENV_INDEX_DIR = "CONNECTORS_INDEX_DIR"
 """Folder for index files (default: ``$XDG_CACHE_HOME/connectors-core``)."""
 
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"connectors-core index\n"
 _KEEP_FILES = 32  # index files kept per folder (one per distinct environment)
 
@@ -91,7 +98,8 @@ class Index:
     ) -> tuple[str | None, str | None, list[tuple[str, str]]]:
         """Name, version and ``group`` entry points of ``dist``, from the index when fresh."""
         cached = self._old_dists.get(dist.path)
-        if cached is not None and _same_stat(cached["stat"], dist.entry_points_stat):
+        # marshal keeps tuples, so a stored stat compares equal to a fresh one (None too).
+        if cached is not None and cached["stat"] == dist.entry_points_stat:
             self._dists[dist.path] = cached
             return cached["name"], cached["version"], cached["entryPoints"]
         self.changed = True
@@ -111,22 +119,23 @@ class Index:
     def _key(spec: EntryPointSpec) -> str:
         return f"{spec.dist_path}\n{spec.name}\n{spec.value}"
 
-    def lookup(self, spec: EntryPointSpec) -> tuple[list[dict[str, Any]] | None, list[str]]:
-        """The manifests ``spec``'s plugin provided, if none of its files changed.
+    def lookup(self, spec: EntryPointSpec) -> tuple[tuple[list[str], bytes] | None, list[str]]:
+        """The connectors ``spec``'s plugin provided, if none of its files changed.
 
-        :return: ``(manifests, [])`` when the entry is fresh; ``(None, changed)``
-            otherwise, where ``changed`` lists the module files edited since.
+        :return: ``((ids, manifests), [])`` when the entry is fresh, where
+            ``manifests`` is the marshalled list of wire manifests (see
+            :func:`load_manifests`); ``(None, changed)`` otherwise, where
+            ``changed`` lists the module files edited since.
         """
         key = self._key(spec)
         cached = self._old_plugins.get(key)
         if cached is None:
             return None, []
-        changed = [path for path, stat in cached["files"] if not _same_stat(stat, stat_file(path))]
+        changed = [path for path, stat in cached["files"] if stat != stat_file(path)]
         if changed:
             return None, changed
         self._plugins[key] = cached
-        manifests: list[dict[str, Any]] = cached["manifests"]
-        return manifests, []
+        return (cached["ids"], cached["manifests"]), []
 
     def store(
         self,
@@ -135,7 +144,11 @@ class Index:
         manifests: Sequence[dict[str, Any]],
     ) -> None:
         """Remember a plugin that loaded: its module files and validated manifests."""
-        self._plugins[self._key(spec)] = {"files": list(files), "manifests": list(manifests)}
+        self._plugins[self._key(spec)] = {
+            "files": list(files),
+            "ids": [str(m["id"]) for m in manifests],
+            "manifests": marshal.dumps(list(manifests)),
+        }
         self.changed = True
 
     # --- persistence ---------------------------------------------------------
@@ -159,10 +172,10 @@ class Index:
         _prune(directory)
 
 
-def _same_stat(cached: Any, current: FileStat) -> bool:
-    if cached is None or current is None:
-        return cached is None and current is None
-    return tuple(cached) == current
+def load_manifests(data: bytes) -> list[dict[str, Any]]:
+    """Decode the manifests :meth:`Index.lookup` returned (covered by the file's checksum)."""
+    manifests: list[dict[str, Any]] = marshal.loads(data)
+    return manifests
 
 
 def _read(path: str, environment: list[Any]) -> dict[str, Any] | None:

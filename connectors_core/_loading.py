@@ -7,18 +7,13 @@ start-up pays for neither pluggy nor cattrs.
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import functools
 import importlib
-import importlib.util
 import os
 import re
 import sys
-import sysconfig
-import traceback
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -29,6 +24,9 @@ from ._entrypoints import EntryPointSpec, FileStat, stat_file
 from ._exceptions import ManifestError, ManifestProblem
 from ._manifest import Connector
 from ._outcome import Outcome
+
+if TYPE_CHECKING:
+    import traceback
 
 __all__ = ["load_object", "new_manager", "process", "register"]
 
@@ -89,18 +87,29 @@ def manifest_error_at(exc: ManifestError, source: str) -> ManifestError:
 
 
 _CORE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
-# Some layouts put site-packages inside the standard library's folder.
-_SITE = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib"))
+
+
+@functools.cache
+def _stdlib_and_site() -> tuple[str, tuple[str, ...]]:
+    # sysconfig and traceback are imported when a plugin fails, not by every discovery.
+    import sysconfig
+
+    stdlib = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+    # Some layouts put site-packages inside the standard library's folder.
+    site = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib"))
+    return stdlib, site
 
 
 def _author_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame not in connectors-core, the standard library or the import system."""
+    import traceback
+
+    stdlib, site = _stdlib_and_site()
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.startswith("<frozen "):
             continue
         path = os.path.abspath(frame.filename)
-        if path.startswith(_CORE) or (path.startswith(_STDLIB) and not path.startswith(_SITE)):
+        if path.startswith(_CORE) or (path.startswith(stdlib) and not path.startswith(site)):
             continue
         return frame
     return None
@@ -229,6 +238,9 @@ def forget_bytecode(sources: Iterable[str]) -> None:
     for source in sources:
         if not source.endswith(".py"):
             continue
+        import contextlib
+        import importlib.util
+
         for optimization in ("", 1, 2):
             with contextlib.suppress(OSError, ValueError):
                 os.remove(importlib.util.cache_from_source(source, optimization=optimization))
@@ -267,6 +279,8 @@ def wire_manifests(outcome: Outcome) -> list[dict[str, Any]]:
 
 
 def _unknown_hooks_message(manager: pluggy.PluginManager, plugin: object) -> str:
+    import difflib
+
     known = [name for name in dir(hookspecs) if manager.parse_hookspec_opts(hookspecs, name)]
     lines = []
     for attr in sorted(dir(plugin)):

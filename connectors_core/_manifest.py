@@ -629,7 +629,7 @@ AUTH_CLASSES: dict[str, type[Auth]] = {
 
 
 def _tuple_of(cls: type) -> Any:
-    return lambda items: tuple(_from_trusted(cls, item) for item in items)
+    return lambda items: tuple([_from_trusted(cls, item) for item in items])
 
 
 def _optional(cls: type) -> Any:
@@ -641,8 +641,7 @@ def _map_of(cls: type) -> Any:
 
 
 def _auth(value: dict[str, Any]) -> Auth:
-    fields = {key: item for key, item in value.items() if key != "type"}
-    auth: Auth = _from_trusted(AUTH_CLASSES[value["type"]], fields)
+    auth: Auth = _from_trusted(AUTH_CLASSES[value["type"]], value)  # "type" is no attribute
     return auth
 
 
@@ -735,13 +734,55 @@ _BUILDERS: dict[type, dict[str, tuple[str, Any]]] = {
 }
 
 
-def _from_trusted(cls: type, data: dict[str, Any]) -> Any:
+_MISSING = object()
+# A class at runtime, though attrs' stubs declare Factory as an overloaded function.
+_FACTORY: type = attrs.Factory  # type: ignore[assignment]
+
+# Per class, made once: (wire name, slot setter, builder or None, default, factory or None)
+# for every attribute, in order.
+_Plan = list[tuple[str, Any, Any, Any, Any]]
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type) -> _Plan:
+    """How to fill each slot of ``cls`` from trusted wire data (made on first use)."""
     builders = _BUILDERS.get(cls, {})
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        attribute, build = builders.get(key, (key, None))
-        kwargs[attribute] = value if build is None else build(value)
-    return cls(**kwargs)
+    by_attribute = {attribute: (wire, build) for wire, (attribute, build) in builders.items()}
+    plan: _Plan = []
+    for field in attrs.fields(cls):
+        wire, build = by_attribute.get(field.name, (field.name, None))
+        # Every model class is slotted: each attribute is a member descriptor, and
+        # setting it directly is what the frozen class's __init__ does too.
+        setter = cls.__dict__[field.name].__set__
+        default = field.default
+        factory = getattr(default, "factory", None) if isinstance(default, _FACTORY) else None
+        plan.append((wire, setter, build, default, factory))
+    _PLANS[cls] = plan
+    return plan
+
+
+def _from_trusted(cls: type, data: dict[str, Any]) -> Any:
+    """Build ``cls`` from trusted wire data, without validation or keyword arguments.
+
+    ``object.__new__`` and then every slot set in turn, as the generated
+    ``__init__`` sets them; an absent key takes the attribute's default (a
+    factory is called anew, as ``__init__`` calls it).
+    """
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _plan(cls)
+    obj: Any = object.__new__(cls)
+    get = data.get
+    for wire, setter, build, default, factory in plan:
+        value = get(wire, _MISSING)
+        if value is _MISSING:
+            if default is attrs.NOTHING:  # a required attribute: the data is not what we wrote
+                raise KeyError(wire)
+            value = default if factory is None else factory()
+        elif build is not None:
+            value = build(value)
+        setter(obj, value)
+    return obj
 
 
 def from_trusted_wire(data: dict[str, Any]) -> Connector:

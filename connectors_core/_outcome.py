@@ -24,7 +24,17 @@ __all__ = ["Outcome"]
 class Outcome:
     """The state of one plugin: loaded (now or from the index), disabled or failed."""
 
-    __slots__ = ("connectors", "error", "manifests", "phase", "plugin", "spec", "state")
+    __slots__ = (
+        "_cached_ids",
+        "_manifests",
+        "_wire",
+        "connectors",
+        "error",
+        "phase",
+        "plugin",
+        "spec",
+        "state",
+    )
 
     def __init__(
         self,
@@ -34,7 +44,8 @@ class Outcome:
         phase: str | None = None,
         error: str | None = None,
         connectors: Sequence[Connector] = (),
-        manifests: Sequence[dict[str, Any]] = (),
+        cached_ids: Sequence[str] = (),
+        wire: bytes | None = None,
         plugin: object = None,
     ) -> None:
         self.spec = spec
@@ -43,8 +54,9 @@ class Outcome:
         self.error = error
         self.connectors = list(connectors)
         """Validated connectors, when the plugin was loaded in this process."""
-        self.manifests = list(manifests)
-        """Validated wire manifests, when they came from the index."""
+        self._cached_ids = list(cached_ids)
+        self._wire = wire  # the index's marshalled manifests, decoded on first use
+        self._manifests: list[dict[str, Any]] | None = None
         self.plugin = plugin
         """The plugin object, or None until it is imported."""
 
@@ -56,9 +68,13 @@ class Outcome:
         return cls(spec, "loaded", connectors=connectors, plugin=plugin)
 
     @classmethod
-    def cached(cls, spec: EntryPointSpec, manifests: Sequence[dict[str, Any]]) -> Outcome:
-        """A plugin whose validated manifests came from the index; not imported yet."""
-        return cls(spec, "loaded", manifests=manifests)
+    def cached(cls, spec: EntryPointSpec, ids: Sequence[str], wire: bytes) -> Outcome:
+        """A plugin whose validated manifests came from the index; not imported yet.
+
+        :param ids: the ids of its connectors, in the order of its manifests.
+        :param wire: its marshalled wire manifests, decoded by :meth:`manifest`.
+        """
+        return cls(spec, "loaded", cached_ids=ids, wire=wire)
 
     @classmethod
     def failed(cls, spec: EntryPointSpec, phase: str, error: str) -> Outcome:
@@ -75,12 +91,22 @@ class Outcome:
         """The ids of the connectors this plugin provides."""
         if self.connectors:
             return [c.id for c in self.connectors]
-        return [str(m["id"]) for m in self.manifests]
+        return list(self._cached_ids)
+
+    def manifest(self, position: int) -> dict[str, Any]:
+        """The validated wire manifest at ``position``, for a plugin taken from the index."""
+        if self._manifests is None:
+            from ._index import load_manifests
+
+            assert self._wire is not None
+            self._manifests = load_manifests(self._wire)
+        return self._manifests[position]
 
     def fail(self, phase: str, error: str) -> None:
         """Mark this plugin failed (its connectors are no longer offered)."""
         self.state, self.phase, self.error = "failed", phase, error
-        self.connectors, self.manifests, self.plugin = [], [], None
+        # The manifests stay: a registry built before this failure still lists them.
+        self.connectors, self._cached_ids, self.plugin = [], [], None
 
     def record(self) -> PluginRecord:
         """The public record of this outcome."""

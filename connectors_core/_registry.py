@@ -1,9 +1,10 @@
 """The registry: every known connector by id, with who provides it.
 
-A registry built from the discovery index holds validated manifests in wire
-form and builds each :class:`Connector` the first time it is asked for, and
+A registry built from the discovery index holds each plugin's validated
+manifests as the index stored them (decoded the first time one of them is
+needed), builds each :class:`Connector` the first time it is asked for, and
 imports a plugin only when one of its hooks is called. So enumerating
-hundreds of connectors at start-up costs little more than reading the index.
+hundreds of connector ids at start-up costs little more than reading the index.
 
 Imports are thread-safe: each plugin has a lock of its own, so a slow import
 of one plugin (in a worker thread) never blocks a hook call on another; the
@@ -22,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from _thread import LockType
     from collections.abc import Iterator, Sequence
-    from typing import Any, TypeVar
+    from typing import TypeVar
 
     import pluggy
 
@@ -35,17 +36,18 @@ __all__ = ["Registry"]
 
 
 class _Entry:
-    __slots__ = ("connector", "outcome", "provider", "wire")
+    __slots__ = ("connector", "outcome", "position", "provider")
 
     def __init__(
         self,
         connector: Connector | None,
-        wire: dict[str, Any] | None,
+        position: int,
         provider: tuple[str, str | None, str | None],
         outcome: Outcome | None,
     ) -> None:
         self.connector = connector
-        self.wire = wire
+        self.position = position
+        """Where its manifest is among its plugin's (when the connector is still to build)."""
         self.provider = provider
         self.outcome = outcome
 
@@ -82,10 +84,12 @@ class Registry:
                 continue
             spec = outcome.spec
             provider = (spec.name, spec.distribution, spec.version)
-            for connector in outcome.connectors:
-                registry._entries[connector.id] = _Entry(connector, None, provider, outcome)
-            for manifest in outcome.manifests:
-                registry._entries[str(manifest["id"])] = _Entry(None, manifest, provider, outcome)
+            if outcome.connectors:
+                for connector in outcome.connectors:
+                    registry._entries[connector.id] = _Entry(connector, 0, provider, outcome)
+            else:
+                for position, connector_id in enumerate(outcome.ids):
+                    registry._entries[connector_id] = _Entry(None, position, provider, outcome)
         return registry
 
     def register(self, connector: Connector, provider: Provider | None = None) -> Connector:
@@ -104,7 +108,7 @@ class Registry:
 
             raise DuplicateConnectorError(connector.id, Provider(*existing.provider), provider)
         self._entries[connector.id] = _Entry(
-            connector, None, (provider.plugin, provider.distribution, provider.version), None
+            connector, 0, (provider.plugin, provider.distribution, provider.version), None
         )
         return connector
 
@@ -121,8 +125,8 @@ class Registry:
         if entry.connector is None:
             from ._manifest import from_trusted_wire
 
-            assert entry.wire is not None
-            entry.connector = from_trusted_wire(entry.wire)
+            assert entry.outcome is not None
+            entry.connector = from_trusted_wire(entry.outcome.manifest(entry.position))
         return entry.connector
 
     def provider(self, connector_id: str) -> Provider:
@@ -305,7 +309,10 @@ class Registry:
     # --- container protocol ----------------------------------------------------
 
     def __iter__(self) -> Iterator[Connector]:
-        return iter([self.get(key) for key in sorted(self._entries)])
+        from ._bulk import PausedGC
+
+        with PausedGC():  # may build every connector at once (see _bulk)
+            return iter([self.get(key) for key in sorted(self._entries)])
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -32,6 +32,12 @@ def test_startup_benchmark_runs_and_reports_every_measure() -> None:
         assert label in result.stdout
     assert "heavy modules imported: []" in result.stdout
     assert "3 connectors, 0 plugin modules in sys.modules" in result.stdout
+    for goal in (
+        "goal: warm discover + 3 objects <= 4.0x python -c pass: ",
+        "goal: first discover after one install, N = 3 <= 5.0x python -c pass: ",
+    ):
+        (line,) = [line for line in result.stdout.splitlines() if goal in line]
+        assert line.endswith(("x (met)", "x (NOT met)")), line
 
 
 def test_client_benchmark_runs_and_reports_the_ratio_against_its_goal() -> None:

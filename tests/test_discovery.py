@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -341,3 +342,22 @@ def test_importing_the_package_loads_no_plugin(plugin_site: Path) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_discovery_and_iteration_leave_the_garbage_collector_as_they_found_it(
+    make_site: MakeSite,
+) -> None:
+    make_site([simple_plugin("alpha", "alpha", "alpha_plugin", "alpha")])
+    assert gc.isenabled()
+    assert [c.id for c in discover(allow=["alpha"])] == ["alpha"]  # cold, then warm below
+    assert [c.id for c in discover(allow=["alpha"])] == ["alpha"]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert [c.id for c in discover(allow=["alpha"])] == ["alpha"]
+        assert not gc.isenabled()  # an application that turned it off keeps it off
+    finally:
+        gc.enable()
+    with pytest.raises(ConfigurationError):  # raised while the collector is paused
+        discover(allow=["alpha"], environ={"CONNECTORS_STRICT": "maybe"})
+    assert gc.isenabled()

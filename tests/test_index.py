@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from connectors_core import DiscoveryError, PluginLoadError, Registry, _index, discover
@@ -89,11 +90,13 @@ def test_index_scan_finds_what_importlib_metadata_finds() -> None:
     assert ours == reference
 
 
-def test_trusted_wire_builds_what_the_converter_builds() -> None:
-    from connectors_core import define_connector, to_wire
-    from tests.test_manifest import shop_wire, wire
+def trusted_corpus() -> list[dict[str, Any]]:
+    """Valid wire manifests using every part and option of the model, for the index's builder."""
+    from connectors_evencio import EVENCIO
+    from tests.test_manifest import VALID_EDGES, kept_wire, shop_wire, wire, with_
 
-    variants = [wire(), shop_wire()]
+    variants = [wire(), shop_wire(), kept_wire(keep=["dc"]), EVENCIO.to_wire()]
+    variants.extend(with_(path, value) for path, value in VALID_EDGES)
     for auth in (
         {"type": "none"},
         {"type": "api-key", "description": "d", "headerName": "X-K"},
@@ -209,9 +212,56 @@ def test_trusted_wire_builds_what_the_converter_builds() -> None:
         }
     )
     variants.append({**wire(), "icon": "https://cdn.acme.com/icon.png", "translations": {}})
-    for data in variants:
+    return variants
+
+
+def parts(value: object) -> list[object]:
+    """``value`` and every model object inside it, depth first."""
+    found = [value]
+    cls: Any = type(value)
+    if attrs.has(cls):
+        for field in attrs.fields(cls):
+            found.extend(parts(getattr(value, field.name)))
+    elif isinstance(value, tuple):
+        for item in value:
+            found.extend(parts(item))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(parts(item))
+    return found
+
+
+def test_trusted_wire_builds_what_the_converter_builds() -> None:
+    from connectors_core import define_connector, to_wire
+
+    for data in trusted_corpus():
         connector = define_connector(data)
         assert from_trusted_wire(to_wire(connector)) == connector
+
+
+def test_the_index_builds_frozen_hashable_objects_identical_to_validated_ones() -> None:
+    from connectors_core import define_connector, to_wire
+
+    for data in trusted_corpus():
+        validated = define_connector(data)
+        built = from_trusted_wire(to_wire(validated))
+        assert hash(built) == hash(validated)
+        assert repr(built) == repr(validated)
+        assert to_wire(built) == to_wire(validated)
+        built_parts, validated_parts = parts(built), parts(validated)
+        assert [type(p) for p in built_parts] == [type(p) for p in validated_parts]
+        for part in built_parts:
+            kind: Any = type(part)
+            if attrs.has(kind) and attrs.fields(kind):
+                first = attrs.fields(kind)[0].name
+                with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                    setattr(part, first, getattr(part, first))
+        # A default made by a factory is a fresh object, never one shared between builds.
+        again = from_trusted_wire(to_wire(validated))
+        assert again.translations is not built.translations
+        if built.api is not None:
+            assert again.api is not None
+            assert again.api.headers is not built.api.headers
 
 
 # --- warm starts import nothing ------------------------------------------------------
@@ -294,6 +344,22 @@ def test_a_plugin_that_cannot_be_imported_later_is_reported_on_hook_use(
         (site / "elsewhere").rename(site / "flaky_plugin")
 
 
+def test_connectors_of_a_plugin_that_fails_to_import_later_can_still_be_built(
+    make_site: MakeSite,
+) -> None:
+    site = make_site([simple_plugin("flaky", "flaky", "flaky_plugin", "flaky")])
+    discover(allow=["flaky"])
+    forget("flaky_plugin")
+    registry = discover(allow=["flaky"])
+    (site / "flaky_plugin").rename(site / "elsewhere")
+    try:
+        registry.import_plugins()  # fails before any connector object was built
+        assert [r.name for r in registry.failures] == ["flaky"]
+        assert [c.id for c in registry] == ["flaky"]  # listed as before the failure
+    finally:
+        (site / "elsewhere").rename(site / "flaky_plugin")
+
+
 def test_hook_for_a_connector_registered_in_code_has_no_implementations() -> None:
     from tests.test_registry import make
 
@@ -318,6 +384,58 @@ def test_a_new_distribution_is_seen(make_site: MakeSite) -> None:
     assert ids() == ["alpha"]
     install(site, simple_plugin("beta", "beta", "beta_plugin", "beta"))
     assert ids() == ["alpha", "beta"]
+
+
+def index_entries(folder: Path) -> dict[str, Any]:
+    """The plugin entries of the one index file in ``folder``, by entry-point name."""
+    (path,) = index_files(folder)
+    _environment, _dists, plugins = marshal.loads(path.read_bytes()[len(_index._MAGIC) + 4 :])
+    return {key.split("\n")[1]: entry for key, entry in plugins.items()}
+
+
+def test_after_an_install_upgrade_or_removal_only_what_changed_is_imported(
+    make_site: MakeSite, index_dir: Path
+) -> None:
+    forget("alpha_plugin", "beta_plugin", "gamma_plugin")  # left over by other tests' installs
+    site = make_site(
+        [
+            simple_plugin("alpha", "alpha", "alpha_plugin", "alpha"),
+            simple_plugin("beta", "beta", "beta_plugin", "beta"),
+        ]
+    )
+    assert ids() == ["alpha", "beta"]
+    before = index_entries(index_dir)
+    forget("alpha_plugin", "beta_plugin")
+
+    install(site, simple_plugin("gamma", "gamma", "gamma_plugin", "gamma"))
+    assert ids() == ["alpha", "beta", "gamma"]
+    assert {"alpha_plugin", "beta_plugin", "gamma_plugin"} & set(sys.modules) == {"gamma_plugin"}
+    after = index_entries(index_dir)
+    assert after["alpha"] == before["alpha"]  # carried over unchanged
+    assert after["beta"] == before["beta"]
+    forget("gamma_plugin")
+
+    module = site / "beta_plugin" / "__init__.py"
+    module.write_text(module.read_text().replace("'Beta'", "'Beta Two'"))
+    registry = discover(allow=["alpha", "beta", "gamma"])
+    assert registry.get("beta").name == "Beta Two"
+    assert {"alpha_plugin", "beta_plugin", "gamma_plugin"} & set(sys.modules) == {"beta_plugin"}
+    forget("beta_plugin")
+
+    uninstall(site, "gamma", "gamma_plugin")
+    assert ids() == ["alpha", "beta"]
+    assert not {"alpha_plugin", "beta_plugin", "gamma_plugin"} & set(sys.modules)
+    assert set(index_entries(index_dir)) == {"alpha", "beta"}
+    forget("gamma_plugin")
+
+
+def uninstall(site: Path, dist_name: str, module: str) -> None:
+    """Remove a distribution installed by :func:`install`, as ``pip uninstall`` would."""
+    import shutil
+
+    shutil.rmtree(site / module)
+    (info,) = site.glob(f"{dist_name}-*.dist-info")
+    shutil.rmtree(info)
 
 
 def test_an_in_place_edit_of_entry_points_txt_is_seen(make_site: MakeSite) -> None:

@@ -19,6 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "connectors_core"
 
 LIGHT_CORE = {
+    "_bulk",
     "_converter",
     "_fields",
     "_discovery",
