@@ -109,10 +109,11 @@ def create_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
 
 
 def is_busy(error: BaseException) -> bool:
-    """Whether ``error`` is SQLite's "database is locked" / "busy": worth trying again."""
-    if not isinstance(error, sa.exc.OperationalError):
-        return False
-    cause = error.orig
+    """Whether ``error`` is SQLite's "database is locked" / "busy": worth trying again.
+
+    ``error`` is SQLAlchemy's, or the ``sqlite3`` module's own.
+    """
+    cause = error.orig if isinstance(error, sa.exc.OperationalError) else error
     if not isinstance(cause, sqlite3.OperationalError):
         return False
     code = getattr(cause, "sqlite_errorcode", None)

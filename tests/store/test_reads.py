@@ -1,0 +1,254 @@
+"""The hot reads below SQLAlchemy (status checks, the page's summaries), on SQLite and
+PostgreSQL: the same answers as the reference store, and their pool closed with the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import psycopg
+import pytest
+
+from connectors_core import ConnectionRequiredError, Registry, discover
+from connectors_core._settings import Settings
+from connectors_core.connections import Connections
+from connectors_core.store import (
+    ConnectionState,
+    Store,
+    StoredConnection,
+    TokenSet,
+    generate_key,
+    open_store,
+)
+from connectors_core.store._crypto import SecretBox
+from connectors_core.store._reads import APPLICATION_NAME
+from connectors_core.store._rotate import rotate_keys
+from connectors_core.store._sql import SQLStore
+from tests.harness import oauth_manifest, simple_manifest
+from tests.postgres import reset
+
+pytestmark = pytest.mark.anyio
+
+OLD, NEW = generate_key(), generate_key()
+NOW = time.time()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    found: str = request.getfixturevalue("postgres_url")
+    reset(found)
+    return found
+
+
+def registry() -> Registry:
+    found = discover(allow=["evencio"])
+    provider = "http://127.0.0.1:9"
+    found.register(oauth_manifest("acme-multi", provider, multiple=True))
+    found.register(
+        simple_manifest("acme-key", {"type": "api-key", "description": "Key.", "headerName": "X"})
+    )
+    found.register(simple_manifest("acme-plain", {"type": "none"}))
+    return found
+
+
+def tokens(refresh: str | None = "refresh") -> TokenSet:
+    return TokenSet("access", refresh, expires_at=NOW + 3600, scopes=("events:read",))
+
+
+def everything() -> list[StoredConnection]:
+    """Every state a status shows, for two tenants."""
+    account = {"organizationId": "org-1", "userId": "user-1"}
+    found = []
+    for tenant in ("t1", "t2"):
+        found += [
+            StoredConnection(
+                tenant,
+                "evencio",
+                ConnectionState.CONNECTED,
+                tokens(),
+                account={**account, "userId": f"user-{tenant}"},
+                created_at=NOW,
+                updated_at=NOW,
+                config={"shop": "acme", "port": 8443, "sandbox": True},
+                secrets={"signingKey": "SIGNING"},
+                verified_at=NOW - 5,
+                last_refreshed_at=NOW - 60,
+                connected_by="u1",
+                connected_by_name="Ada",
+                label="Main",
+                connection_id="conn_0000000000000001",
+            ),
+            StoredConnection(
+                tenant,
+                "acme-key",
+                ConnectionState.CONNECTED,
+                api_key="key-0123456789abcdef",
+                created_at=NOW,
+                updated_at=NOW,
+                verify_reason="invalid_key",
+                connection_id="conn_0000000000000002",
+            ),
+        ]
+    for number, state in enumerate([ConnectionState.CONNECTED, ConnectionState.NEEDS_REAUTH]):
+        found.append(
+            StoredConnection(
+                "t1",
+                "acme-multi",
+                state,
+                tokens(None),
+                account={"organizationId": f"org-{number}", "userId": "u"},
+                account_key=f"org-{number}",
+                created_at=NOW + number,
+                updated_at=NOW + number,
+                state_reason="invalid_grant" if number else None,
+                last_error="invalid_grant" if number else None,
+                requested_scopes=("read",),
+                connection_id=f"conn_100000000000000{number}",
+            )
+        )
+    return found
+
+
+def open_with(url: str, *keys: str) -> Store:
+    return open_store(Settings(database_url=url, secret_keys=keys))
+
+
+async def answers(store: Store) -> dict[str, Any]:
+    """What the status route and the page show, for every tenant and connector."""
+    connections = Connections(registry(), store, Settings(secret_keys=(OLD,)))
+    found: dict[str, Any] = {}
+    for tenant in ("t1", "t2", "t3"):
+        found[f"{tenant} page"] = await connections.statuses(tenant)
+        for connector in ("evencio", "acme-key", "acme-multi", "acme-plain"):
+            found[f"{tenant} {connector}"] = await connections.status(tenant, connector)
+        for summary in await store.list(tenant=tenant):
+            key = f"{tenant} {summary.connector_id} {summary.connection_id}"
+            found[key] = await connections.status(
+                tenant, summary.connector_id, summary.connection_id
+            )
+            found[f"{key} summary"] = await store.summary(
+                tenant, summary.connector_id, summary.connection_id
+            )
+        found[f"{tenant} summaries"] = await store.summaries(tenant)
+    return found
+
+
+@pytest.fixture
+def reference() -> Iterator[dict[str, Any]]:
+    """The answers of the in-memory store, holding the same connections."""
+    memory = open_with("memory://", OLD)
+
+    async def fill() -> dict[str, Any]:
+        for each in everything():
+            await memory.put(each)
+        return await answers(memory)
+
+    yield anyio.run(fill)
+    anyio.run(memory.close)
+
+
+async def test_status_and_summaries_read_fast_are_those_of_the_reference_store(
+    url: str, reference: dict[str, Any]
+) -> None:
+    store = open_with(url, OLD)
+    try:
+        for each in everything():
+            await store.put(each)
+        found = await answers(store)
+        assert found == reference
+        # The same states the status shows, for the record.
+        assert found["t1 evencio"]["connected"] is True
+        multi = found["t1 acme-multi"]["connections"]
+        assert [each["connected"] for each in multi] == [True, False]
+        assert multi[1]["reason"] == "invalid_grant"
+        assert found["t3 summaries"] == []
+        assert found["t3 evencio"]["error"] == "not_connected"
+        with pytest.raises(ConnectionRequiredError):
+            await store.summary("t1", "acme-multi")  # several, and no id named
+    finally:
+        await store.close()
+
+
+def test_the_fast_reads_answer_the_same_after_a_key_rotation(
+    url: str, reference: dict[str, Any]
+) -> None:
+    async def fill() -> None:
+        store = open_with(url, OLD)
+        for each in everything():
+            await store.put(each)
+        await store.close()
+
+    anyio.run(fill)
+    store = open_with(url, OLD)
+    assert isinstance(store, SQLStore)
+    rotate_keys(store.engine, SecretBox([NEW, OLD]))
+    anyio.run(store.close)
+    rotated = open_with(url, NEW)  # the old key is gone
+    try:
+        assert anyio.run(answers, rotated) == reference
+    finally:
+        anyio.run(rotated.close)
+
+
+def _read_sessions(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s",
+            (APPLICATION_NAME,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_the_read_pool_is_closed_with_the_store(postgres_url: str) -> None:
+    reset(postgres_url)
+    store = open_with(postgres_url, OLD)
+    await store.put(everything()[0])
+    async with anyio.create_task_group() as group:
+        for _ in range(20):  # at once: more than one pooled connection
+            group.start_soon(store.summaries, "t1")
+    assert _read_sessions(postgres_url) >= 1
+    await store.close()
+    deadline = time.monotonic() + 10  # the server ends a backend soon after its client left
+    while _read_sessions(postgres_url) and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    assert _read_sessions(postgres_url) == 0
+
+
+async def test_a_read_session_the_server_dropped_is_replaced(postgres_url: str) -> None:
+    reset(postgres_url)
+    store = open_with(postgres_url, OLD)
+    try:
+        stored = await store.put(everything()[0])
+        assert await store.summary("t1", "evencio") is not None
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = %s",
+                (APPLICATION_NAME,),
+            )
+        summary = await store.summary("t1", "evencio")
+        assert summary is not None
+        assert summary.connection_id == stored.connection_id
+    finally:
+        await store.close()
+
+
+async def test_the_sqlite_connections_kept_for_reading_are_given_back_on_close(
+    tmp_path: Path,
+) -> None:
+    store = open_with(f"sqlite:///{tmp_path / 'c.sqlite3'}", OLD)
+    assert isinstance(store, SQLStore)
+    await store.put(everything()[0])
+    await store.summaries("t1")
+    await anyio.to_thread.run_sync(lambda: anyio.run(store.summaries, "t1"))  # another thread
+    assert store.engine.pool.checkedout() == 2  # type: ignore[attr-defined]
+    await store.close()
+    assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
