@@ -27,6 +27,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _MOUNT_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 
 
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced, for an error message."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{slash}{tail}" if rest else url
+
+
 def env_prefix(connector_id: str) -> str:
     """``CONNECTORS_<ID>_`` with the id upper-cased and ``-`` turned into ``_``."""
     return f"CONNECTORS_{connector_id.upper().replace('-', '_')}_"
@@ -174,7 +183,7 @@ class Settings:
                 "CONNECTORS_PUBLIC_URL",
                 "expected an origin such as https://app.example.com, optionally with the "
                 f"path the routes are mounted at (https://app.example.com/settings), "
-                f"got {self.public_url!r}",
+                f"got {_without_credentials(self.public_url)!r}",
             )
 
     def _check_webhook(self) -> None:

@@ -5,13 +5,31 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 import attrs
 
 from .._events import ConnectionEvent
+from .._exceptions import ConnectionRequiredError
 from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
 __all__ = ["EventRecord", "Lease", "Outbox", "Store", "Stream"]
+
+_T = TypeVar("_T")
+
+
+def only_one(found: Sequence[_T], connector_id: str) -> _T | None:
+    """The connection of ``found`` when a connector's only one was asked for (None for
+    none); each store reads at most two to tell.
+
+    :raises ConnectionRequiredError: when there are several.
+    """
+    if len(found) > 1:
+        raise ConnectionRequiredError(
+            f"{connector_id} has several connections: name one by its id",
+            connector_id=connector_id,
+        )
+    return found[0] if found else None
 
 
 class Lease(abc.ABC):

@@ -10,8 +10,8 @@ import anyio
 import attrs
 
 from .._events import ConnectionEvent
-from .._exceptions import AccountTakenError, ConnectionRequiredError, NotConnectedError
-from ._base import EventRecord, Lease, Outbox, Store, Stream
+from .._exceptions import AccountTakenError, NotConnectedError
+from ._base import EventRecord, Lease, Outbox, Store, Stream, only_one
 from ._records import ConnectionSummary, PendingAuthorization, StoredConnection
 
 __all__ = ["MemoryStore"]
@@ -268,12 +268,7 @@ class MemoryStore(Store):
             if connection_id is not None:
                 return self._connections.get((tenant, connector_id, connection_id))
             found = self._of(tenant, connector_id)
-        if len(found) > 1:
-            raise ConnectionRequiredError(
-                f"{connector_id} has several connections: name one by its id",
-                connector_id=connector_id,
-            )
-        return found[0] if found else None
+        return only_one(found, connector_id)
 
     async def by_account(
         self, tenant: str, connector_id: str, account_key: str

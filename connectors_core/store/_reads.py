@@ -142,6 +142,14 @@ def _drop(connection: psycopg.AsyncConnection[Row]) -> None:
     connection.pgconn.finish()
 
 
+def _rows(connection: PoolProxiedConnection, query: Query, params: Any) -> list[Row]:
+    """The rows of one statement on a DB-API connection, as mappings of column to value."""
+    cursor = connection.cursor()
+    cursor.execute(query.sql, params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def _conninfo(engine: Engine) -> str:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -198,10 +206,7 @@ class Reader:
         """One statement on a connection of the engine's pool, through the driver (blocking)."""
         raw = self.engine.raw_connection()
         try:
-            cursor = raw.cursor()
-            cursor.execute(query.sql, params)
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return _rows(raw, query, params)
         finally:
             raw.close()  # back to the pool, which ends any transaction the driver began
 
@@ -213,10 +218,7 @@ class Reader:
             with self._held_guard:
                 self._held.append(held)
         try:
-            cursor = held.cursor()
-            cursor.execute(query.sql, params)
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return _rows(held, query, params)
         except sqlite3.Error as exc:
             if not is_busy(exc):  # something is wrong with it: the next read opens another
                 self._local.connection = None

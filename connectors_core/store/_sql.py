@@ -34,8 +34,8 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 
 from .._events import ConnectionEvent
-from .._exceptions import AccountTakenError, ConnectionRequiredError
-from ._base import Lease, Store
+from .._exceptions import AccountTakenError
+from ._base import Lease, Store, only_one
 from ._crypto import SecretBox, connection_context, state_context
 from ._engine import RETRY_DELAYS, create_engine, is_busy, jittered, write
 from ._keys import check_keys
@@ -447,16 +447,6 @@ class SQLStore(Store):
             password=plain("password"),
         )
 
-    @staticmethod
-    def _only(rows: Any, connector_id: str) -> Any:
-        """The one row of ``rows`` (at most two were read), None for none."""
-        if len(rows) > 1:
-            raise ConnectionRequiredError(
-                f"{connector_id} has several connections: name one by its id",
-                connector_id=connector_id,
-            )
-        return rows[0] if rows else None
-
     async def get(
         self, tenant: str, connector_id: str, connection_id: str | None = None
     ) -> StoredConnection | None:
@@ -464,7 +454,7 @@ class SQLStore(Store):
             rows = await self._read(
                 self._select_only, all_rows=True, tenant=tenant, connector_id=connector_id
             )
-            row = self._only(rows, connector_id)
+            row = only_one(rows, connector_id)
         else:
             row = await self._read(
                 self._select_by_id,
@@ -496,7 +486,7 @@ class SQLStore(Store):
                 connector_id=connector_id,
                 connection_id=connection_id,
             )
-        row = self._only(rows, connector_id)
+        row = only_one(rows, connector_id)
         return None if row is None else _summary(row)
 
     async def summaries(self, tenant: str) -> list[ConnectionSummary]:
