@@ -16,6 +16,15 @@ run on the driver directly:
   so a burst of status checks queues on the loop, not on anyio's 40 threads
   and SQLAlchemy's pool behind them.
 
+A status check is a :class:`KeyedQuery`: on PostgreSQL, the checks that queue
+while every pooled connection is busy are answered together, in one statement
+that takes their keys as arrays (``unnest(...) WITH ORDINALITY`` joined
+``LATERAL`` to the single-key read). Each check queued before that statement
+was sent, so it sees every write that committed before it was asked: as
+fresh as a read of its own. Under load, one round trip then answers many
+checks, instead of each paying the driver's and the server's per-statement
+cost.
+
 Writes, migrations and every other read stay on SQLAlchemy.
 """
 
@@ -26,8 +35,8 @@ import sqlite3
 import sys
 import threading
 import weakref
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -41,10 +50,13 @@ from ._engine import RETRY_DELAYS, is_busy, jittered
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["APPLICATION_NAME", "READ_POOL_SIZE", "Query", "Reader"]
+__all__ = ["APPLICATION_NAME", "BATCH_LIMIT", "READ_POOL_SIZE", "KeyedQuery", "Query", "Reader"]
 
 READ_POOL_SIZE = 10
 """PostgreSQL connections the hot reads hold open per event loop, at most."""
+
+BATCH_LIMIT = 100
+"""Queued keyed reads answered by one statement, at most."""
 
 APPLICATION_NAME = "connectors-core reads"
 """How the hot reads' PostgreSQL sessions name themselves (``pg_stat_activity``), unless
@@ -81,6 +93,61 @@ class Query:
         return tuple(values[name] for name in self.positions)
 
 
+@attrs.frozen
+class KeyedQuery:
+    """A read by key (such as a status check) that queued callers can share a statement for.
+
+    :param one: the read of one key, whose parameters are named in ``keys``.
+    :param many: the read of several keys at once, each of ``keys`` bound to an
+        array of values, each row carrying the 1-based ``position`` of its key
+        (None where reads are not batched: SQLite).
+    """
+
+    one: Query
+    many: Query | None
+    keys: tuple[str, ...]
+
+
+def batched(
+    statement: sa.Select[Any], keys: tuple[str, ...], order: Sequence[sa.Column[Any]] = ()
+) -> sa.Select[Any]:
+    """``statement``, a read of one key (its ``keys`` bound parameters), made a read of many.
+
+    The keys come as arrays, one per name, unnested ``WITH ORDINALITY``; the
+    single-key read becomes a ``LATERAL`` subquery on each of them (its own
+    ``ORDER BY`` and ``LIMIT`` apply per key); each row starts with its key's
+    ``position``, and rows come in key order, then by ``order`` (the columns
+    ``statement`` is ordered by, which it must select). PostgreSQL only.
+    """
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.sql.elements import BindParameter
+    from sqlalchemy.sql.visitors import replacement_traverse
+
+    given = sa.func.unnest(*(sa.bindparam(name, type_=ARRAY(sa.String)) for name in keys))
+    table = given.table_valued(*keys, with_ordinality="position").render_derived(name="keys")
+
+    def per_key(element: Any, **_: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in keys:
+            return table.c[element.key]
+        return None
+
+    options: dict[str, Any] = {}
+    each = cast("sa.Select[Any]", replacement_traverse(statement, options, per_key))
+    found = each.lateral("found")
+    then = [found.corresponding_column(column) for column in order]
+    if any(column is None for column in then):
+        raise ValueError("batched(): order by columns the statement selects")
+    return (
+        sa.select(table.c.position, found)
+        .select_from(table.join(found, sa.true()))
+        .order_by(table.c.position, *cast("list[sa.ColumnElement[Any]]", then))
+    )
+
+
+_Waiting = tuple[KeyedQuery, Mapping[str, Any], "asyncio.Future[list[Row]]"]
+"""A keyed read queued for a worker: its query, its parameters, its caller's future."""
+
+
 class _Pool:
     """psycopg asyncio connections of one event loop, reused; at most ``size`` at once."""
 
@@ -89,6 +156,10 @@ class _Pool:
         self.slots = asyncio.Semaphore(size)
         self.idle: list[psycopg.AsyncConnection[Row]] = []
         self.closed = False
+        self.size = size
+        self.waiting: list[_Waiting] = []
+        self.workers = 0
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def _connect(self) -> psycopg.AsyncConnection[Row]:
         import psycopg
@@ -123,6 +194,84 @@ class _Pool:
                 return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def fetch_keyed(self, query: KeyedQuery, params: Mapping[str, Any]) -> list[Row]:
+        """The rows of ``query`` for one key, read alone or with others queued beside it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Row]] = loop.create_future()
+        self.waiting.append((query, params, future))
+        if self.workers < self.size:
+            # A connection is free: a worker takes this read, with whatever queues meanwhile.
+            # It is a task of its own, so that a caller cancelled while waiting never
+            # cancels the statement that answers the others.
+            self.workers += 1
+            task = loop.create_task(self._work())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await future
+
+    async def _work(self) -> None:
+        try:
+            while self.waiting:
+                query = self.waiting[0][0]
+                taken: list[_Waiting] = []
+                rest: list[_Waiting] = []
+                for each in self.waiting:
+                    same = each[0] is query and len(taken) < BATCH_LIMIT
+                    (taken if same else rest).append(each)
+                self.waiting = rest
+                await self._answer(query, [(params, future) for _, params, future in taken])
+        finally:
+            self.workers -= 1
+
+    async def _answer(
+        self, query: KeyedQuery, taken: list[tuple[Mapping[str, Any], asyncio.Future[list[Row]]]]
+    ) -> None:
+        """Read the keys of ``taken`` in one statement and settle each caller's future."""
+        callers: dict[tuple[Any, ...], list[asyncio.Future[list[Row]]]] = {}
+        for params, future in taken:
+            if not future.done():  # a caller cancelled meanwhile needs no answer
+                callers.setdefault(tuple(params[k] for k in query.keys), []).append(future)
+        try:
+            if len(callers) > 1 and query.many is not None:
+                try:
+                    answers = await self._read_many(query, list(callers))
+                except Exception as exc:
+                    import psycopg
+
+                    if isinstance(exc, psycopg.OperationalError):
+                        raise  # the server is unreachable: for every key alike
+                    # One key the statement refused (a value PostgreSQL cannot store, say)
+                    # must fail its own callers only: each key is read alone below.
+                else:
+                    for rows, futures in zip(answers, callers.values(), strict=True):
+                        _settle(futures, rows)
+                    return
+            for key, futures in callers.items():
+                one = dict(zip(query.keys, key, strict=True))
+                try:
+                    rows = await self.fetch(query.one, query.one.parameters(one))
+                except Exception as exc:  # noqa: BLE001 - this key's callers raise it
+                    _settle(futures, exc)
+                else:
+                    _settle(futures, rows)
+        except asyncio.CancelledError:
+            for futures in callers.values():
+                for future in futures:
+                    future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every caller still waiting raises it
+            for futures in callers.values():
+                _settle(futures, exc)
+
+    async def _read_many(self, query: KeyedQuery, keys: list[tuple[Any, ...]]) -> list[list[Row]]:
+        """The rows of each of ``keys``, in one statement."""
+        assert query.many is not None
+        arrays = {name: [key[i] for key in keys] for i, name in enumerate(query.keys)}
+        answers: list[list[Row]] = [[] for _ in keys]
+        for row in await self.fetch(query.many, query.many.parameters(arrays)):
+            answers[row["position"] - 1].append(row)
+        return answers
+
     def _give_back(self, connection: psycopg.AsyncConnection[Row]) -> None:
         if self.closed:
             _drop(connection)
@@ -134,6 +283,17 @@ class _Pool:
         self.closed = True
         while self.idle:
             _drop(self.idle.pop())
+
+
+def _settle(futures: list[asyncio.Future[list[Row]]], outcome: list[Row] | Exception) -> None:
+    """Answer the callers still waiting with ``outcome``, rows or an error."""
+    for future in futures:
+        if future.done():
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _drop(connection: psycopg.AsyncConnection[Row]) -> None:
@@ -185,14 +345,41 @@ class Reader:
         """``statement`` compiled for this engine's dialect."""
         return Query.compile(statement, self.engine.dialect)
 
+    def compile_keyed(
+        self,
+        statement: sa.Select[Any],
+        keys: tuple[str, ...],
+        order: Sequence[sa.Column[Any]] = (),
+    ) -> KeyedQuery:
+        """``statement``, a read of the key its ``keys`` parameters name, compiled to read one
+        key and (on PostgreSQL) several at once (see :func:`batched` for ``order``)."""
+        many = None if self._sqlite else self.compile(batched(statement, keys, order))
+        return KeyedQuery(self.compile(statement), many, keys)
+
+    async def fetch_keyed(self, query: KeyedQuery, **params: Any) -> list[Row]:
+        """The rows of ``query`` for the key ``params`` name (see :class:`KeyedQuery`)."""
+        pool = self._pool()
+        if pool is None:
+            return await self.fetch(query.one, **params)
+        return await pool.fetch_keyed(query, params)
+
     async def fetch(self, query: Query, **params: Any) -> list[Row]:
         """The rows of ``query`` with ``params``, as mappings of column name to value."""
         if self._sqlite:
             return await self._fetch_sqlite(query, query.parameters(params))
+        pool = self._pool()
+        if pool is None:
+            return await anyio.to_thread.run_sync(self._fetch_raw, query, query.parameters(params))
+        return await pool.fetch(query, query.parameters(params))
+
+    def _pool(self) -> _Pool | None:
+        """The running loop's PostgreSQL pool; None on SQLite or a Windows proactor loop."""
+        if self._sqlite:
+            return None
         loop = asyncio.get_running_loop()
         if sys.platform == "win32" and type(loop).__name__ == "ProactorEventLoop":
             # psycopg's asyncio connections cannot run on a proactor loop (Windows).
-            return await anyio.to_thread.run_sync(self._fetch_raw, query, query.parameters(params))
+            return None
         pool = self._pools.get(loop)
         if pool is None:
             if self._conninfo is None:
@@ -200,7 +387,7 @@ class Reader:
             pool = self._pools[loop] = _Pool(self._conninfo, self.pool_size)
             # A loop that is gone (asyncio.run returned) takes its connections with it.
             weakref.finalize(loop, pool.close)
-        return await pool.fetch(query, query.parameters(params))
+        return pool
 
     def _fetch_raw(self, query: Query, params: Any) -> list[Row]:
         """One statement on a connection of the engine's pool, through the driver (blocking)."""

@@ -176,9 +176,13 @@ class SQLStore(Store):
         self._order = (connections.c.tenant, connections.c.connector_id, *first)
         # Status checks and the page read below SQLAlchemy, one round trip (._reads).
         self._reads = Reader(engine)
-        self._summary_by_id = self._reads.compile(sa.select(*summary_columns).where(one))
-        self._summary_only = self._reads.compile(
-            sa.select(*summary_columns).where(key).order_by(*first).limit(2)
+        self._summary_by_id = self._reads.compile_keyed(
+            sa.select(*summary_columns).where(one), ("tenant", "connector_id", "connection_id")
+        )
+        self._summary_only = self._reads.compile_keyed(
+            sa.select(*summary_columns).where(key).order_by(*first).limit(2),
+            ("tenant", "connector_id"),
+            first,
         )
         self._select_summaries = self._reads.compile(
             sa.select(*summary_columns)
@@ -476,11 +480,11 @@ class SQLStore(Store):
         self, tenant: str, connector_id: str, connection_id: str | None = None
     ) -> ConnectionSummary | None:
         if connection_id is None:
-            rows = await self._reads.fetch(
+            rows = await self._reads.fetch_keyed(
                 self._summary_only, tenant=tenant, connector_id=connector_id
             )
         else:
-            rows = await self._reads.fetch(
+            rows = await self._reads.fetch_keyed(
                 self._summary_by_id,
                 tenant=tenant,
                 connector_id=connector_id,

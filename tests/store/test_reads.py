@@ -252,3 +252,123 @@ async def test_the_sqlite_connections_kept_for_reading_are_given_back_on_close(
     assert store.engine.pool.checkedout() == 2  # type: ignore[attr-defined]
     await store.close()
     assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+# --- status checks at once: answered together on PostgreSQL, each as if alone ----------
+
+
+def _keys() -> list[tuple[str, str, str | None]]:
+    """Status reads of every kind: by connector, by id, unknown, several, repeated."""
+    keys: list[tuple[str, str, str | None]] = []
+    for tenant in ("t1", "t2", "t3"):
+        for connector in ("evencio", "acme-key", "acme-multi", "acme-plain"):
+            keys.append((tenant, connector, None))
+    for each in everything():
+        keys.append((each.tenant, each.connector_id, each.connection_id))
+    keys.append(("t1", "evencio", "conn_ffffffffffffffff"))  # no such connection
+    return keys * 3
+
+
+async def _read(store: Store, key: tuple[str, str, str | None]) -> object:
+    """A summary, or the type of error the read raised."""
+    try:
+        return await store.summary(*key)
+    except Exception as exc:  # noqa: BLE001 - compared, as a name, with the other reads
+        return type(exc).__name__
+
+
+async def _at_once(store: Store, keys: list[tuple[str, str, str | None]]) -> list[object]:
+    found: list[object] = [None] * len(keys)
+
+    async def one(position: int) -> None:
+        found[position] = await _read(store, keys[position])
+
+    async with anyio.create_task_group() as group:
+        for position in range(len(keys)):
+            group.start_soon(one, position)
+    return found
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many keys each PostgreSQL read statement answered (1 for a single-key read)."""
+    from connectors_core.store import _reads
+
+    counted: list[int] = []
+    fetch = _reads._Pool.fetch
+
+    async def counting(self: Any, query: Any, params: Any) -> Any:
+        values = params.values() if isinstance(params, dict) else params
+        lists = [len(v) for v in values if isinstance(v, list)]
+        counted.append(lists[0] if lists else 1)
+        return await fetch(self, query, params)
+
+    monkeypatch.setattr(_reads._Pool, "fetch", counting)
+    return counted
+
+
+async def test_status_reads_at_once_answer_as_each_alone(url: str, statements: list[int]) -> None:
+    store = open_with(url, OLD)
+    try:
+        for each in everything():
+            await store.put(each)
+        keys = _keys()
+        alone = [await _read(store, key) for key in keys]
+        assert "ConnectionRequiredError" in alone
+        assert None in alone
+        statements.clear()
+        assert await _at_once(store, keys) == alone
+        if url.startswith("postgresql"):
+            # Queued reads shared statements: each key read once (a key asked for three
+            # times at once is read once), several keys a statement, within the limit.
+            assert sum(statements) == len(set(keys))
+            assert len(statements) < len(set(keys))
+            assert max(statements) > 1
+            from connectors_core.store._reads import BATCH_LIMIT
+
+            assert max(statements) <= BATCH_LIMIT
+    finally:
+        await store.close()
+
+
+async def test_a_read_a_batch_cannot_take_fails_alone(postgres_url: str) -> None:
+    reset(postgres_url)
+    store = open_with(postgres_url, OLD)
+    try:
+        for each in everything():
+            await store.put(each)
+        keys = _keys()[:20]
+        alone = [await _read(store, key) for key in keys]
+        # PostgreSQL stores no NUL in text: this key fails the statement it is in.
+        found = await _at_once(store, [*keys, ("t\x00", "evencio", None)])
+        assert found[:-1] == alone
+        assert found[-1] == "DataError"
+    finally:
+        await store.close()
+
+
+async def test_a_status_read_cancelled_while_queued_leaves_the_others_answered(
+    postgres_url: str,
+) -> None:
+    import asyncio
+
+    reset(postgres_url)
+    store = open_with(postgres_url, OLD)
+    try:
+        for each in everything():
+            await store.put(each)
+        keys = _keys()
+        alone = [await _read(store, key) for key in keys]
+        tasks = [asyncio.ensure_future(_read(store, key)) for key in keys]
+        await asyncio.sleep(0)  # each read queued (or started)
+        for task in tasks[::7]:
+            task.cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        for position, result in enumerate(done):
+            if position % 7:
+                assert result == alone[position]
+            else:
+                assert isinstance(result, asyncio.CancelledError)
+        assert [await _read(store, key) for key in keys] == alone  # and reads go on
+    finally:
+        await store.close()
