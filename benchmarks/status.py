@@ -1,7 +1,8 @@
 """Throughput and tail latency of the integrations status endpoint against a bare Starlette route.
 
 Two apps, each served by uvicorn in a process of its own with the same settings (one
-worker, default loop and HTTP implementation, no access log, a free port on 127.0.0.1):
+worker, default loop and HTTP implementation, no access log, a free port on 127.0.0.1,
+start-up's objects frozen once it completes, as ``connectors serve`` does):
 ``status`` is ``create_app`` with the Evencio plugin, a store holding one connected
 (encrypted) Evencio connection, and a constant authenticator, measured at
 ``GET /api/integrations/evencio/status``; ``bare`` is a one-route ``Starlette`` app
@@ -67,7 +68,7 @@ from connectors_core.store import (
     generate_key,
     open_store,
 )
-from connectors_core.web import create_app
+from connectors_core.web import create_app, freeze_after_startup
 
 TARGETS = {
     "bare": "/bare",
@@ -153,7 +154,13 @@ def serve(target: str, port: int) -> None:
     bare_app = Starlette(routes=[Route("/bare", bare)])
     app = bare_app if target == "bare" else status_app(port)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        # Both apps as `connectors serve` serves one: start-up's objects frozen.
+        freeze_after_startup(app),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     uvicorn.Server(config).run()
 

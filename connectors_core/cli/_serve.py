@@ -35,6 +35,7 @@ def serve(host: str, port: int, demo: bool, authenticator: str | None) -> None:
     try:
         import uvicorn
 
+        from ..web._heap import freeze_after_startup
         from ..web._server import AccessLogFilter, create_server, public_url_for
     except ImportError:
         raise ConnectorsError(
@@ -64,4 +65,5 @@ def serve(host: str, port: int, demo: bool, authenticator: str | None) -> None:
     elif demo:
         click.echo("Sandbox: every OAuth connector has a client; nothing to stand in for.")
     logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    server = freeze_after_startup(app)  # full collections skip start-up's objects
+    uvicorn.run(server, host=host, port=port, log_level="info", proxy_headers=False)

@@ -1,6 +1,7 @@
 """The web layer: a mountable Starlette app with the integration routes (``server`` extra)."""
 
 from ._app import ROUTES, create_app
+from ._heap import freeze_after_startup
 from ._security import (
     Action,
     Authenticator,
@@ -22,6 +23,7 @@ __all__ = [
     "Identity",
     "by_role",
     "create_app",
+    "freeze_after_startup",
     "identity_of",
     "is_loopback",
     "local_tenant",
