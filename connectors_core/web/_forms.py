@@ -11,7 +11,7 @@ connector's through its manifest's ``translations``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,27 @@ def day(timestamp: float | None) -> str:
 BUILTIN = HERE / "templates"
 
 
+class _PackageLoader(FileSystemLoader):
+    """The built-in templates: files of the installed package, never edited while it runs,
+    so that rendering them does not stat each one (a page with 100 cards includes the card
+    template 100 times). A host's template folders are checked for edits as usual."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, _uptodate = super().get_source(environment, template)
+        return source, filename, _unchanged
+
+
+def _unchanged() -> bool:
+    return True
+
+
 def environment(folders: Sequence[str | os.PathLike[str]] = ()) -> Environment:
     """The Jinja environment of the pages: the host's template ``folders`` first, then the
     built-in templates, which are also reachable as ``connectors_core/<name>`` (so that a
     host's ``card.html`` can extend ``connectors_core/card.html`` and change one block)."""
-    builtin = FileSystemLoader(BUILTIN)
+    builtin = _PackageLoader(BUILTIN)
     loader = ChoiceLoader(
         [
             *(FileSystemLoader(Path(folder)) for folder in folders),

@@ -48,21 +48,41 @@ class Urls:
     def __init__(self, settings: Settings, routes: Sequence[BaseRoute] = ()) -> None:
         self.settings = settings
         self.router = Router(routes=list(routes))
+        # The route each name was found on: a page writes hundreds of links, and the
+        # router would try every route in turn (raising NoMatchFound from each) for each.
+        self._named: dict[str, BaseRoute] = {}
 
     def path(self, scope: Scope, name: str, /, **params: Any) -> str:
         """The path of route ``name`` with its path parameters, mount point included.
 
         :raises starlette.routing.NoMatchFound: no route of that name (or parameters).
         """
-        return mount_point(scope, self.settings) + str(self.router.url_path_for(name, **params))
+        return mount_point(scope, self.settings) + self._path(name, params)
 
     def has(self, name: str, **params: Any) -> bool:
         """Whether a route of that name (taking those parameters) exists."""
         try:
-            self.router.url_path_for(name, **params)
+            self._path(name, params)
         except NoMatchFound:
             return False
         return True
+
+    def _path(self, name: str, params: dict[str, Any]) -> str:
+        """The route's own path (what ``Router.url_path_for`` gives), the route remembered."""
+        known = self._named.get(name)
+        if known is not None:
+            try:
+                return str(known.url_path_for(name, **params))
+            except NoMatchFound:
+                pass  # other parameters: another route of that name may take them
+        for route in self.router.routes:
+            try:
+                found = route.url_path_for(name, **params)
+            except NoMatchFound:
+                continue
+            self._named[name] = route
+            return str(found)
+        raise NoMatchFound(name, params)
 
     def page(self, scope: Scope, **query: str) -> str:
         """Where a browser goes back to after a flow: the fixed ``return_path`` if the
