@@ -31,6 +31,7 @@ Writes, migrations and every other read stay on SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 import sys
 import threading
@@ -121,9 +122,18 @@ def batched(
     """
     from sqlalchemy.dialects.postgresql import ARRAY
     from sqlalchemy.sql.elements import BindParameter
-    from sqlalchemy.sql.visitors import replacement_traverse
+    from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
-    given = sa.func.unnest(*(sa.bindparam(name, type_=ARRAY(sa.String)) for name in keys))
+    # Each array of the element type its parameter has in the one-key read (a VARCHAR
+    # array compared with an integer column would fail every batch).
+    types: dict[str, Any] = {}
+    for element in iterate(statement):
+        if isinstance(element, BindParameter) and element.key in keys:
+            types.setdefault(element.key, element.type)
+    missing = [name for name in keys if name not in types]
+    if missing:
+        raise ValueError(f"batched(): the statement has no parameter {missing[0]!r}")
+    given = sa.func.unnest(*(sa.bindparam(name, type_=ARRAY(types[name])) for name in keys))
     table = given.table_valued(*keys, with_ordinality="position").render_derived(name="keys")
 
     def per_key(element: Any, **_: Any) -> Any:
@@ -133,7 +143,7 @@ def batched(
 
     options: dict[str, Any] = {}
     each = cast("sa.Select[Any]", replacement_traverse(statement, options, per_key))
-    found = each.lateral("found")
+    found = each.correlate(table).lateral("found")  # keys from the outer query, always
     then = [found.corresponding_column(column) for column in order]
     if any(column is None for column in then):
         raise ValueError("batched(): order by columns the statement selects")
@@ -144,8 +154,8 @@ def batched(
     )
 
 
-_Waiting = tuple[KeyedQuery, Mapping[str, Any], "asyncio.Future[list[Row]]"]
-"""A keyed read queued for a worker: its query, its parameters, its caller's future."""
+_Waiting = tuple[KeyedQuery, tuple[Any, ...], "asyncio.Future[list[Row]]"]
+"""A keyed read queued for a worker: its query, its key, its caller's future."""
 
 
 class _Pool:
@@ -194,43 +204,66 @@ class _Pool:
                 return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def fetch_keyed(self, query: KeyedQuery, params: Mapping[str, Any]) -> list[Row]:
-        """The rows of ``query`` for one key, read alone or with others queued beside it."""
+    async def fetch_keyed(self, query: KeyedQuery, key: tuple[Any, ...]) -> list[Row]:
+        """The rows of ``query`` for ``key`` (its values in ``query.keys`` order), read
+        alone or with others queued beside it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Row]] = loop.create_future()
-        self.waiting.append((query, params, future))
+        self.waiting.append((query, key, future))
         if self.workers < self.size:
             # A connection is free: a worker takes this read, with whatever queues meanwhile.
-            # It is a task of its own, so that a caller cancelled while waiting never
-            # cancels the statement that answers the others.
-            self.workers += 1
-            task = loop.create_task(self._work())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._start_worker(loop)
         return await future
 
+    def _start_worker(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A task of its own, so that a caller cancelled while waiting never cancels the
+        # statement that answers the others; in a context of its own, not the caller's
+        # (whose context variables, a tracing span say, are not those of the others).
+        self.workers += 1
+        task = loop.create_task(self._work(), context=contextvars.Context())
+        self.tasks.add(task)
+        task.add_done_callback(self._worker_ended)
+
     async def _work(self) -> None:
-        try:
-            while self.waiting:
-                query = self.waiting[0][0]
-                taken: list[_Waiting] = []
-                rest: list[_Waiting] = []
-                for each in self.waiting:
-                    same = each[0] is query and len(taken) < BATCH_LIMIT
-                    (taken if same else rest).append(each)
-                self.waiting = rest
-                await self._answer(query, [(params, future) for _, params, future in taken])
-        finally:
-            self.workers -= 1
+        while self.waiting:
+            query = self.waiting[0][0]
+            taken: list[_Waiting] = []
+            rest: list[_Waiting] = []
+            for each in self.waiting:
+                same = each[0] is query and len(taken) < BATCH_LIMIT
+                (taken if same else rest).append(each)
+            self.waiting = rest
+            try:
+                await self._answer(query, [(key, future) for _, key, future in taken])
+            except BaseException:
+                # Cancelled (the event loop is closing): the callers it took did not ask
+                # to be cancelled, and must not wait for ever.
+                for _, _, future in taken:
+                    _settle([future], RuntimeError("the read was interrupted; try again"))
+                raise
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """Count a worker out (also one cancelled before it started), and make sure the
+        reads still queued have one."""
+        self.tasks.discard(task)
+        self.workers -= 1
+        if not self.waiting or self.workers:
+            return
+        if task.cancelled() or task.get_loop().is_closed():
+            waiting, self.waiting = self.waiting, []
+            for _, _, future in waiting:
+                _settle([future], RuntimeError("the read was interrupted; try again"))
+        else:  # queued after the last worker's last look, before it was counted out
+            self._start_worker(task.get_loop())
 
     async def _answer(
-        self, query: KeyedQuery, taken: list[tuple[Mapping[str, Any], asyncio.Future[list[Row]]]]
+        self, query: KeyedQuery, taken: list[tuple[tuple[Any, ...], asyncio.Future[list[Row]]]]
     ) -> None:
         """Read the keys of ``taken`` in one statement and settle each caller's future."""
         callers: dict[tuple[Any, ...], list[asyncio.Future[list[Row]]]] = {}
-        for params, future in taken:
+        for key, future in taken:
             if not future.done():  # a caller cancelled meanwhile needs no answer
-                callers.setdefault(tuple(params[k] for k in query.keys), []).append(future)
+                callers.setdefault(key, []).append(future)
         try:
             if len(callers) > 1 and query.many is not None:
                 try:
@@ -254,11 +287,6 @@ class _Pool:
                     _settle(futures, exc)
                 else:
                     _settle(futures, rows)
-        except asyncio.CancelledError:
-            for futures in callers.values():
-                for future in futures:
-                    future.cancel()
-            raise
         except Exception as exc:  # noqa: BLE001 - every caller still waiting raises it
             for futures in callers.values():
                 _settle(futures, exc)
@@ -269,7 +297,8 @@ class _Pool:
         arrays = {name: [key[i] for key in keys] for i, name in enumerate(query.keys)}
         answers: list[list[Row]] = [[] for _ in keys]
         for row in await self.fetch(query.many, query.many.parameters(arrays)):
-            answers[row["position"] - 1].append(row)
+            # Without its position: rows as a one-key read gives them (psycopg's dict rows).
+            answers[cast("dict[str, Any]", row).pop("position") - 1].append(row)
         return answers
 
     def _give_back(self, connection: psycopg.AsyncConnection[Row]) -> None:
@@ -357,11 +386,22 @@ class Reader:
         return KeyedQuery(self.compile(statement), many, keys)
 
     async def fetch_keyed(self, query: KeyedQuery, **params: Any) -> list[Row]:
-        """The rows of ``query`` for the key ``params`` name (see :class:`KeyedQuery`)."""
+        """The rows of ``query`` for the key ``params`` name (see :class:`KeyedQuery`).
+
+        The rows may be shared with other callers of the same key: read them, do
+        not change them.
+
+        :raises TypeError: ``params`` do not name exactly ``query.keys``, or a value
+            cannot be a key (it is not hashable).
+        """
+        if params.keys() != set(query.keys):
+            raise TypeError(f"a keyed read takes {', '.join(query.keys)}; got {sorted(params)}")
+        key = tuple(params[name] for name in query.keys)
+        hash(key)  # a value that cannot be a key fails its own caller, not a batch
         pool = self._pool()
         if pool is None:
             return await self.fetch(query.one, **params)
-        return await pool.fetch_keyed(query, params)
+        return await pool.fetch_keyed(query, key)
 
     async def fetch(self, query: Query, **params: Any) -> list[Row]:
         """The rows of ``query`` with ``params``, as mappings of column name to value."""

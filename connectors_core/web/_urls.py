@@ -48,9 +48,10 @@ class Urls:
     def __init__(self, settings: Settings, routes: Sequence[BaseRoute] = ()) -> None:
         self.settings = settings
         self.router = Router(routes=list(routes))
-        # The route each name was found on: a page writes hundreds of links, and the
-        # router would try every route in turn (raising NoMatchFound from each) for each.
-        self._named: dict[str, BaseRoute] = {}
+        # The route each name (with those parameter names) was found on: a page writes
+        # hundreds of links, and the router would try every route in turn, raising
+        # NoMatchFound from each, for each of them.
+        self._named: dict[tuple[str, frozenset[str]], BaseRoute] = {}
 
     def path(self, scope: Scope, name: str, /, **params: Any) -> str:
         """The path of route ``name`` with its path parameters, mount point included.
@@ -69,18 +70,16 @@ class Urls:
 
     def _path(self, name: str, params: dict[str, Any]) -> str:
         """The route's own path (what ``Router.url_path_for`` gives), the route remembered."""
-        known = self._named.get(name)
+        asked = (name, frozenset(params))
+        known = self._named.get(asked)
         if known is not None:
-            try:
-                return str(known.url_path_for(name, **params))
-            except NoMatchFound:
-                pass  # other parameters: another route of that name may take them
-        for route in self.router.routes:
+            return str(known.url_path_for(name, **params))
+        for route in self.router.routes:  # in order, as the router does: the first wins
             try:
                 found = route.url_path_for(name, **params)
             except NoMatchFound:
                 continue
-            self._named[name] = route
+            self._named[asked] = route
             return str(found)
         raise NoMatchFound(name, params)
 

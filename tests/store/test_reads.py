@@ -283,9 +283,10 @@ async def _at_once(store: Store, keys: list[tuple[str, str, str | None]]) -> lis
     async def one(position: int) -> None:
         found[position] = await _read(store, keys[position])
 
-    async with anyio.create_task_group() as group:
-        for position in range(len(keys)):
-            group.start_soon(one, position)
+    with anyio.fail_after(60):  # a read left waiting fails the test, never hangs it
+        async with anyio.create_task_group() as group:
+            for position in range(len(keys)):
+                group.start_soon(one, position)
     return found
 
 
@@ -363,7 +364,8 @@ async def test_a_status_read_cancelled_while_queued_leaves_the_others_answered(
         await asyncio.sleep(0)  # each read queued (or started)
         for task in tasks[::7]:
             task.cancel()
-        done = await asyncio.gather(*tasks, return_exceptions=True)
+        with anyio.fail_after(60):
+            done = await asyncio.gather(*tasks, return_exceptions=True)
         for position, result in enumerate(done):
             if position % 7:
                 assert result == alone[position]
@@ -371,4 +373,100 @@ async def test_a_status_read_cancelled_while_queued_leaves_the_others_answered(
                 assert isinstance(result, asyncio.CancelledError)
         assert [await _read(store, key) for key in keys] == alone  # and reads go on
     finally:
+        await store.close()
+
+
+async def test_a_keyed_read_with_wrong_parameters_fails_alone(url: str) -> None:
+    store = open_with(url, OLD)
+    assert isinstance(store, SQLStore)
+    try:
+        await store.put(everything()[0])
+        reader, query = store._reads, store._summary_only
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                found: dict[str, object] = {}
+
+                async def read(name: str, params: dict[str, Any]) -> None:
+                    try:
+                        found[name] = len(await reader.fetch_keyed(query, **params))
+                    except TypeError as exc:
+                        found[name] = str(exc)
+
+                group.start_soon(read, "good", {"tenant": "t1", "connector_id": "evencio"})
+                group.start_soon(read, "missing", {"tenant": "t1"})
+                group.start_soon(read, "unhashable", {"tenant": "t1", "connector_id": ["x"]})
+                group.start_soon(read, "also good", {"tenant": "t1", "connector_id": "evencio"})
+        assert found["good"] == found["also good"] == 1
+        assert found["missing"] == "a keyed read takes tenant, connector_id; got ['tenant']"
+        assert "unhashable" in str(found["unhashable"])
+    finally:
+        await store.close()
+
+
+def _echo(reader: Any) -> Any:
+    """A keyed read of an integer key (no table): its rows say which key they answer."""
+    import sqlalchemy as sa
+
+    number = sa.bindparam("number", type_=sa.Integer)
+    return reader.compile_keyed(sa.select((number * 2).label("double")), ("number",))
+
+
+async def test_keys_that_are_not_text_are_read_together(
+    postgres_url: str, statements: list[int]
+) -> None:
+    from connectors_core.store._reads import Reader
+
+    store = open_with(postgres_url, OLD)
+    assert isinstance(store, SQLStore)
+    reader = Reader(store.engine)
+    try:
+        query = _echo(reader)
+        found: dict[int, Any] = {}
+
+        async def read(number: int) -> None:
+            found[number] = await reader.fetch_keyed(query, number=number)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for number in range(30):
+                    group.start_soon(read, number)
+        assert found == {number: [{"double": 2 * number}] for number in range(30)}
+        assert len(statements) < 30  # batched, and no batch failed over to single reads
+        assert max(statements) > 1
+    finally:
+        reader.close()
+        await store.close()
+
+
+async def test_a_worker_cancelled_mid_read_leaves_no_caller_waiting(postgres_url: str) -> None:
+    import asyncio
+
+    from connectors_core.store._reads import Reader
+
+    store = open_with(postgres_url, OLD)
+    assert isinstance(store, SQLStore)
+    reader = Reader(store.engine, pool_size=1)
+    try:
+        query = _echo(reader)
+        taken = asyncio.ensure_future(reader.fetch_keyed(query, number=1))
+        await asyncio.sleep(0)  # the read queued, its worker started
+        await asyncio.sleep(0)  # the worker took it and began reading
+        queued = asyncio.ensure_future(reader.fetch_keyed(query, number=2))
+        await asyncio.sleep(0)  # queued behind the only worker
+        (pool,) = reader._pools.values()
+        assert pool.workers == 1
+        assert len(pool.waiting) == 1
+        for worker in list(pool.tasks):
+            worker.cancel()  # as a closing event loop does
+        with anyio.fail_after(30):
+            results = await asyncio.gather(taken, queued, return_exceptions=True)
+        for result in results:
+            assert isinstance(result, RuntimeError)
+            assert str(result) == "the read was interrupted; try again"
+        assert pool.workers == 0
+        assert pool.waiting == []
+        with anyio.fail_after(30):
+            assert await reader.fetch_keyed(query, number=3) == [{"double": 6}]
+    finally:
+        reader.close()
         await store.close()
