@@ -859,13 +859,15 @@ def _connection_id(status: Mapping[str, Any]) -> str | None:
 
 
 ROUTES: list[tuple[str, str, str, Endpoint]] = [
+    # The status check first: the route most requests take (pages poll it), and no
+    # other route matches its paths, so it is tried before the others.
+    ("integrations:status", "GET", f"{_ONE}/status", lambda a: a.status),
     ("integrations:catalogue", "GET", "/api/integrations", lambda a: a.catalogue),
     ("integrations:csrf", "GET", "/api/integrations/csrf", lambda a: a.csrf),
     ("integrations:openapi", "GET", "/api/integrations/openapi.json", lambda a: a.openapi),
     ("integrations:connect", "GET", f"{_ONE}/connect", lambda a: a.connect),
     ("integrations:submit", "POST", f"{_ONE}/connect", lambda a: a.submit),
     ("integrations:callback", "GET", f"{_ONE}/callback", lambda a: a.callback),
-    ("integrations:status", "GET", f"{_ONE}/status", lambda a: a.status),
     (
         "integrations:confirm-disconnect",
         "GET",
