@@ -1,6 +1,7 @@
 """The web layer: a mountable Starlette app with the integration routes (``server`` extra)."""
 
-from ._app import ROUTES, create_app
+from ._app import ROUTES
+from ._create import create_app
 from ._heap import freeze_after_startup
 from ._security import (
     Action,

@@ -1,4 +1,4 @@
-"""The integration routes, as a mountable Starlette application.
+"""The integration routes: what each one does (:func:`._create.create_app` serves them).
 
 One declarative list of named routes (:data:`ROUTES`), served for every
 connector that declares ``connection`` paths::
@@ -10,6 +10,7 @@ connector that declares ``connection`` paths::
     GET  /api/integrations/{id}/disconnect   the page asking "disconnect?" (its form posts)
     POST /api/integrations/{id}/disconnect   revoke and forget (CSRF-protected, idempotent)
     POST /api/integrations/{id}/test         verify the stored credentials (CSRF-protected)
+    GET  /api/integrations                   the catalogue as JSON (:mod:`._catalogue`)
     GET  /api/integrations/csrf              the CSRF token of this browser session
     GET  /api/integrations/openapi.json      the OpenAPI document of these routes
 
@@ -49,20 +50,12 @@ connector's inputs, at most 8 KiB, or none at all.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
-import random
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-import anyio
-import httpx2
-from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
@@ -71,31 +64,28 @@ from starlette.responses import (
     RedirectResponse,
     Response,
 )
-from starlette.routing import BaseRoute, Match, Mount, Route
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
-from .._checks import icon_is_url
 from .._exceptions import (
     ConnectionRequiredError,
     IntegrationError,
     InvalidFieldsError,
     UnknownConnectorError,
 )
-from .._manifest import Connector, Status
+from .._manifest import Connector
 from .._reasons import Reason
 from .._registry import Registry
 from .._settings import Settings, env_prefix
-from ..connections import Connections, Deliverer, Listener
-from ..connections._plugins import import_in_background, plugin_hooks
+from ..connections import Connections
+from ..connections._plugins import plugin_hooks
 from ..flows import ConnectStep, Redirect, ReplaceCheck, flow_for
-from ..sandbox import SANDBOX_PATH, Sandbox, is_loopback_url
-from ..store import ConnectionSummary, Store
+from ..sandbox import Sandbox, is_loopback_url
+from ..store import ConnectionSummary
 from . import _openapi
 from ._body import FORM, csrf_failed, form_token, media_type, parse, read_body
-from ._forms import Forms, Pages, plugin_failures
-from ._i18n import LocaleOption, is_tag
-from ._sandboxing import connections_for, sandbox_option
+from ._catalogue import Catalogue
+from ._forms import Forms, Pages
 from ._security import (
     Action,
     Authenticator,
@@ -103,15 +93,11 @@ from ._security import (
     CsrfGuard,
     Identity,
     is_allowed,
-    local_tenant,
     resolve_identity,
 )
-from ._urls import Urls, full_path, mount_point
+from ._urls import full_path, mount_point
 
-__all__ = ["ROUTES", "create_app"]
-
-# Our own generator: jitter never touches (or depends on) the global random state.
-_jitter = random.Random()
+__all__ = ["ROUTES"]
 
 log = logging.getLogger("connectors_core.web")
 
@@ -284,7 +270,7 @@ class _App:
 
         return check
 
-    async def _visible(
+    async def visible(
         self, request: Request, connector: Connector, tenant: str, status: dict[str, Any]
     ) -> dict[str, Any]:
         """A status listing several connections, without those the user may not view."""
@@ -347,7 +333,7 @@ class _App:
             self.urls.page(request.scope, connector=connector_id, **outcome), status_code=303
         )
 
-    def _url(self, request: Request, name: str, /, **params: Any) -> str:
+    def url(self, request: Request, name: str, /, **params: Any) -> str:
         """The path of a route, where this app is mounted."""
         return self.urls.path(request.scope, name, **params)
 
@@ -451,14 +437,14 @@ class _App:
             request,
             connector,
             action=(
-                self._url(
+                self.url(
                     request,
                     "integrations:connection-submit",
                     connector_id=connector.id,
                     connection_id=connection_id,
                 )
                 if connection_id is not None
-                else self._url(request, "integrations:submit", connector_id=connector.id)
+                else self.url(request, "integrations:submit", connector_id=connector.id)
             ),
             again=connection_id is not None,
             csrf_token=self.guard.token(session_id),
@@ -621,7 +607,7 @@ class _App:
         await self._authorize(request, Action.VIEW, connector, connection)
         connection_id = named.connection_id if named else None
         status = await self.connections.status(tenant, connector.id, connection_id)
-        return JSONResponse(await self._visible(request, connector, tenant, status))
+        return JSONResponse(await self.visible(request, connector, tenant, status))
 
     async def confirm_disconnect(self, request: Request) -> Response:
         """The page asking "disconnect?", whose form posts to the disconnect route."""
@@ -639,14 +625,14 @@ class _App:
             connector,
             status,
             action=(
-                self._url(
+                self.url(
                     request,
                     "integrations:connection-disconnect",
                     connector_id=connector.id,
                     connection_id=named.connection_id,
                 )
                 if named
-                else self._url(request, "integrations:disconnect", connector_id=connector.id)
+                else self.url(request, "integrations:disconnect", connector_id=connector.id)
             ),
             csrf_token=self.guard.token(session_id),
         )
@@ -707,85 +693,6 @@ class _App:
         if _wants_html(request):
             return self._return(request, connector.id, result="renamed")
         return JSONResponse(status)
-
-    async def catalogue(self, request: Request) -> Response:
-        """Every connector the user may view, its manifest and this tenant's status.
-
-        Each manifest's display strings are in the best language its ``translations``
-        have for ``?locale=`` if given, else as the pages choose (``create_app(locale=)``,
-        then ``Accept-Language``), else English.
-
-        :raises IntegrationError: ``unauthenticated``; ``invalid_request`` for a
-            ``locale`` that is not a language tag.
-        """
-        identity = await resolve_identity(self.authenticator, request)
-        if identity is None:
-            raise IntegrationError("sign in to manage integrations", reason="unauthenticated")
-        asked = request.query_params.get("locale")
-        if asked is not None and not is_tag(asked):
-            raise IntegrationError(
-                "locale must be a language tag such as fr or pt-BR", reason="invalid_request"
-            )
-        wanted = [asked] if asked else self.pages.languages.preferences(request)
-        tenant = identity.tenant
-        summaries = await self.connections.store.summaries(tenant)
-        states = await self.connections.statuses(tenant, summaries)
-        first: dict[str, ConnectionSummary] = {}
-        for summary in summaries:
-            first.setdefault(summary.connector_id, summary)
-        listed = []
-        for connector in self.registry:
-            only = None if _multiple(connector) else first.get(connector.id)
-            if not await is_allowed(self.authorizer, request, Action.VIEW, connector, only):
-                continue
-            state = states.get(connector.id)
-            if state is None or connector.status is Status.COMING_SOON:
-                # As the page decides: nothing to connect (yet).
-                state = {"connected": False, "error": "not_connectable"}
-            else:
-                state = await self._visible(request, connector, tenant, state)
-            entry = {
-                **connector.localized(wanted).to_wire(),
-                "status": state,
-                "links": await self._links(request, connector, state, only),
-            }
-            if self.sandbox is not None and connector.id in self.sandbox.connector_ids:
-                entry["sandbox"] = True  # connecting it leads to the sandbox, not the provider
-            listed.append(entry)
-        body: dict[str, Any] = {"connectors": listed}
-        if self.sandbox is not None:
-            body["sandbox"] = True
-        if await is_allowed(self.authorizer, request, Action.MANAGE, None):
-            body["failures"] = plugin_failures(self.registry)
-        return JSONResponse(body, headers={"Vary": "Accept-Language"})
-
-    async def _links(
-        self,
-        request: Request,
-        connector: Connector,
-        state: Mapping[str, Any],
-        connection: ConnectionSummary | None,
-    ) -> dict[str, str]:
-        """Where a host's own page sends the browser for a connector (this app's routes),
-        for what the user may do: its details, icon, status, connect and disconnect."""
-        links: dict[str, str] = {}
-        if self.urls.has("integrations:details", connector_id=connector.id):
-            links["details"] = self._url(request, "integrations:details", connector_id=connector.id)
-        if connector.icon is not None:
-            if icon_is_url(connector.icon):
-                links["icon"] = connector.icon
-            elif self.urls.has("integrations:icon", connector_id=connector.id):
-                links["icon"] = self._url(request, "integrations:icon", connector_id=connector.id)
-        if state.get("error") == "not_connectable":
-            return links
-        links["status"] = self._url(request, "integrations:status", connector_id=connector.id)
-        for key, name, action in (
-            ("connect", "integrations:connect", Action.CONNECT),
-            ("disconnect", "integrations:confirm-disconnect", Action.DISCONNECT),
-        ):
-            if await is_allowed(self.authorizer, request, action, connector, connection):
-                links[key] = self._url(request, name, connector_id=connector.id)
-        return links
 
     async def openapi(self, request: Request) -> Response:
         document = _openapi.document(self.registry)
@@ -862,7 +769,7 @@ ROUTES: list[tuple[str, str, str, Endpoint]] = [
     # The status check first: the route most requests take (pages poll it), and no
     # other route matches its paths, so it is tried before the others.
     ("integrations:status", "GET", f"{_ONE}/status", lambda a: a.status),
-    ("integrations:catalogue", "GET", "/api/integrations", lambda a: a.catalogue),
+    ("integrations:catalogue", "GET", "/api/integrations", lambda a: Catalogue(a).render),
     ("integrations:csrf", "GET", "/api/integrations/csrf", lambda a: a.csrf),
     ("integrations:openapi", "GET", "/api/integrations/openapi.json", lambda a: a.openapi),
     ("integrations:connect", "GET", f"{_ONE}/connect", lambda a: a.connect),
@@ -895,257 +802,3 @@ ROUTES: list[tuple[str, str, str, Endpoint]] = [
     ("integrations:connection-rename", "POST", f"{_EACH}/rename", lambda a: a.rename),
 ]
 """(name, method, path, endpoint) of every route, in matching order."""
-
-
-class _SecurityHeaders:
-    """Adds headers that keep responses out of caches and referrers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                for name, value in (
-                    (b"cache-control", b"no-store"),
-                    (b"x-content-type-options", b"nosniff"),
-                    # same-origin: no Referer (with a callback's code) leaves the site,
-                    # and the site's own form posts keep their Origin header.
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ):
-                    if name not in present:
-                        headers.append((name, value))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-async def keep_alive(connections: Connections, interval: float) -> None:
-    """Renew what is due every ``interval`` seconds (``CONNECTORS_REFRESH_INTERVAL``), forever.
-
-    Each run renews what expires before the next one; replicas doing the same
-    renew each token once (the lease). A run that fails is logged and the
-    next one comes all the same.
-    """
-    await anyio.sleep(interval * _jitter.random())  # replicas started together spread out
-    while True:
-        try:
-            report = await connections.refresh_due(within=interval)
-        except Exception:  # the loop outlives a failed run (a database restart)
-            log.exception("renewing the connections that are due failed; trying again later")
-        else:
-            if report.outcomes:
-                log.info(
-                    "renewed %d connection(s); %d failed, %d need the user again",
-                    report.count("refreshed"),
-                    report.count("failed"),
-                    report.count("needs_reauth"),
-                )
-        await anyio.sleep(interval)
-
-
-def _loopback_only(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """``app`` for browsers on loopback only, unless in dev mode (the sandbox's consent
-    page on a server whose public URL was left at its loopback default)."""
-
-    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-        host = Headers(scope=scope).get("host", "") if scope["type"] == "http" else ""
-        if host and not settings.dev_mode and not is_loopback_url(f"http://{host}"):
-            response = PlainTextResponse(
-                "the sandbox is for local development only", status_code=403
-            )
-            await response(scope, receive, send)
-            return
-        await app(scope, receive, send)
-
-    return guarded
-
-
-def create_app(
-    registry: Registry | None = None,
-    *,
-    settings: Settings | None = None,
-    store: Store | None = None,
-    connections: Connections | None = None,
-    authenticator: Authenticator | None = None,
-    authorizer: Authorizer | None = None,
-    transport: httpx2.AsyncBaseTransport | None = None,
-    page: bool = True,
-    sandbox: bool | Sandbox = False,
-    demo: bool | None = None,
-    on_event: Listener | Sequence[Listener] | None = None,
-    deliver_events: bool = True,
-    login_url: str | None = None,
-    templates: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
-    home: tuple[str, str] | None = None,
-    locale: LocaleOption = None,
-) -> Starlette:
-    """The integration routes as an ASGI app, to serve or mount in a host application.
-
-    :param registry: the connectors; default :func:`connectors_core.discover`.
-    :param settings: default :meth:`Settings.from_env`.
-    :param store: default the store ``settings.database_url`` names.
-    :param connections: the :class:`Connections` to serve (then ``registry``,
-        ``settings``, ``store`` and ``transport`` come from it); share it with
-        the host's jobs, which call its ``get_access_token``.
-    :param authenticator: resolves who asks (``request -> str | Identity | None``:
-        the tenant, or an :class:`Identity` naming the user and their roles too; sync
-        or async). Default: one local tenant, for loopback only.
-    :param authorizer: decides what they may do (``(request, action, connector,
-        connection) -> bool``, sync or async; see :func:`by_role`), asked before each
-        action and by the page, which hides the rest. Default: everything.
-    :param transport: an httpx2 transport for calls to providers (tests, proxies).
-    :param page: serve the Integrations page at ``/integrations`` too.
-    :param sandbox: serve a sandbox OAuth provider at ``<mount point>/sandbox`` and
-        point every OAuth connector without a configured client at it (a
-        :class:`~connectors_core.sandbox.Sandbox`: the one the given ``connections``
-        were built with); every page and the JSON catalogue say so. Only on a
-        loopback public URL or with ``CONNECTORS_DEV_MODE=1``; see ``docs/mounting.md``.
-    :param demo: deprecated, the former name of ``sandbox``.
-    :param on_event: a listener (or several) given each connection event, sync or
-        async, at least once and in order per connection, off the request path.
-    :param deliver_events: run the loop that delivers events (to ``on_event``, plugins'
-        ``on_connection_event`` hooks and ``CONNECTORS_WEBHOOK_URL``); every replica
-        may run it, each event reaching each destination once.
-    :param login_url: the host's sign-in page: a signed-out browser is sent to
-        ``<login_url>?next=<the path it asked for>`` (API clients get JSON 401).
-        Default: a page saying to sign in.
-    :param templates: the host's template folder(s), searched before the built-in
-        templates (which stay reachable as ``connectors_core/<name>``); see
-        ``docs/theming.md``.
-    :param home: ``(label, url)`` of the host application, linked from every page.
-    :param locale: the language of the pages (and of the JSON catalogue's manifests):
-        None to follow each request's ``Accept-Language`` (English when none fits), a
-        tag (``"fr"``) for every request, or a function ``request -> str | None`` (sync)
-        giving a tag from the host's own user preference (None, or a language without
-        a catalogue: ``Accept-Language`` decides). See ``docs/i18n.md``.
-    :raises ConfigurationError: for a missing encryption key or a bad setting, or a
-        sandbox where it may not run.
-    :raises ValueError: for a template folder that is not a directory, or
-        ``sandbox=True`` with ``connections`` (pass the ``Sandbox`` they were built with),
-        or a ``locale`` tag without a catalogue.
-    """
-    connections, sandboxed = connections_for(
-        sandbox_option(sandbox, demo),
-        registry=registry,
-        settings=settings,
-        store=store,
-        connections=connections,
-        transport=transport,
-    )
-    registry, settings, store = connections.registry, connections.settings, connections.store
-    # This app's listeners: the service's, and on_event (the service is left as it is).
-    listeners = [*connections.listeners]
-    if on_event is not None:
-        listeners.extend([on_event] if callable(on_event) else on_event)
-    secret = (
-        hashlib.sha256(b"connectors-core csrf\0" + settings.secret_keys[0].encode()).digest()
-        if settings.secret_keys
-        else os.urandom(32)
-    )
-    guard = CsrfGuard(
-        secret, origin=settings.origin, secure_cookies=settings.origin.startswith("https://")
-    )
-    urls = Urls(settings)
-    folders = [templates] if isinstance(templates, (str, os.PathLike)) else list(templates)
-    for folder in folders:
-        if not os.path.isdir(folder):
-            raise ValueError(f"the template folder {os.fspath(folder)!r} is not a directory")
-    pages = Pages(urls, folders=folders, home=home, sandbox=sandboxed is not None, locale=locale)
-    app = _App(
-        registry,
-        connections,
-        settings,
-        authenticator or local_tenant,
-        guard,
-        pages,
-        authorizer=authorizer,
-        login_url=login_url,
-        sandbox=sandboxed,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> Any:
-        # Plugins taken from the discovery index are imported now, in a daemon thread,
-        # so that first requests rarely wait; start-up and the event loop never do.
-        import_in_background(registry)
-        if sandboxed is not None:
-            try:
-                await sandboxed.forget_lost_grants(connections)
-            except Exception:  # the database may be down yet: the page will say so
-                log.exception("marking the connections of a reset sandbox failed")
-        async with anyio.create_task_group() as group:
-            if settings.refresh_interval:
-                group.start_soon(keep_alive, connections, settings.refresh_interval)
-            if deliver_events:
-                deliverer = Deliverer(connections, listeners=listeners)
-                try:
-                    # Before the first request: its events are then for every destination.
-                    await deliverer.register()
-                except Exception:  # the database may be down yet: the loop registers later
-                    log.exception("registering the event destinations failed; trying again")
-                group.start_soon(deliverer.run)
-            yield
-            group.cancel_scope.cancel()
-        await store.close()
-
-    routes: list[BaseRoute] = [
-        _Route(path, endpoint(app), methods=[method], name=name)
-        for name, method, path, endpoint in ROUTES
-    ]
-    if page:
-        from ._page import STATIC, IntegrationsPage
-
-        view = IntegrationsPage(app)
-        routes += [
-            _Route("/integrations", view.render, methods=["GET"], name="integrations:page"),
-            Mount(
-                "/integrations/_static",
-                StaticFiles(directory=STATIC),
-                name="integrations:static",
-            ),
-            _Route(
-                "/integrations/_icons/{connector_id}",
-                view.icon,
-                methods=["GET"],
-                name="integrations:icon",
-            ),
-            _Route(
-                "/integrations/{connector_id}",
-                view.details,
-                methods=["GET"],
-                name="integrations:details",
-            ),
-        ]
-    if sandboxed is not None:
-        # Only the consent page: the server calls the rest in-process (Sandbox.transport).
-        routes.append(
-            Mount(
-                SANDBOX_PATH,
-                app=_loopback_only(sandboxed.browser_app, settings),
-                name="integrations:sandbox",
-            )
-        )
-    app.routes = routes
-    urls.router.routes = routes
-    starlette = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        exception_handlers={
-            HTTPException: app.http_error,
-            IntegrationError: app.integration_error,
-        },
-    )
-    starlette.add_middleware(_SecurityHeaders)
-    starlette.state.connections = connections
-    starlette.state.registry = registry
-    starlette.state.sandbox = sandboxed
-    return starlette

@@ -27,7 +27,7 @@ from .._registry import Registry
 from .._settings import Settings
 from ..connections import Connections
 from ..sandbox import SANDBOX_PATH
-from ._app import create_app
+from ._create import create_app
 from ._security import Authenticator, is_loopback, local_tenant
 
 __all__ = ["SANDBOX_PATH", "AccessLogFilter", "create_server", "public_url_for"]
