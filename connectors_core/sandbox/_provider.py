@@ -36,7 +36,6 @@ answer (tokens really issued and rotated) whose JSON is then altered; and
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -50,7 +49,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -61,6 +60,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._faults import ENDPOINTS, Fault, FaultInjection
 from ._quirks import Quirks, quirks_for, verify_answer
 from ._wire import (
     NO_STORE,
@@ -86,13 +86,11 @@ __all__ = [
     "verify_answer",
 ]
 
-_ENDPOINTS = frozenset({"token", "revoke", "status"})
 # BASE64URL(SHA-256(...)) without padding is always 43 characters (RFC 7636 §4.2).
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-_FAULT_ERRORS = {429: "too_many_requests", 503: "temporarily_unavailable"}
 
 
 ALL_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
@@ -164,19 +162,7 @@ class _Token:
     revoked: bool = False
 
 
-@attrs.frozen
-class _Fault:
-    """One injected behaviour of an endpoint, used by the next request to it."""
-
-    kind: Literal["status", "timeout", "canned", "delay", "tamper"]
-    status: int = 200
-    body: bytes = b""
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    delay: float = 0.0
-    change: Callable[[dict[str, Any]], Any] | None = None
-
-
-class OAuthProvider:
+class OAuthProvider(FaultInjection):
     """A strict OAuth 2.0 authorization server, served by the ASGI app `app`.
 
     `clients` are the registered clients, `account` the resource owner behind
@@ -254,7 +240,7 @@ class OAuthProvider:
         if self.state_path is not None:
             self._load()
         self._pending: dict[str, _Authorization] = {}
-        self._faults: dict[str, deque[_Fault]] = {name: deque() for name in _ENDPOINTS}
+        self._faults: dict[str, deque[Fault]] = {name: deque() for name in ENDPOINTS}
         # Set when the server stops, so that injected timeouts do not hold up shutdown.
         self._stopping = threading.Event()
         authorization = [
@@ -429,72 +415,6 @@ class OAuthProvider:
     def now(self) -> float:
         """The provider's clock: the real time plus `clock_offset`."""
         return time.time() + self.clock_offset
-
-    def fail_next(self, endpoint: str, failure: int | str, count: int = 1) -> None:
-        """Make the next `count` requests to `endpoint` fail, after any failures already queued.
-
-        `endpoint` is ``"token"``, ``"revoke"`` or ``"status"``. `failure` is an
-        HTTP error status (429 comes with ``Retry-After: 1``) or ``"timeout"``:
-        the response (a 504) is held for `timeout_delay` seconds.
-        """
-        if endpoint not in _ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {sorted(_ENDPOINTS)}, not {endpoint!r}")
-        if failure != "timeout" and not (isinstance(failure, int) and 400 <= failure <= 599):
-            raise ValueError(f"failure must be an HTTP error status or 'timeout', not {failure!r}")
-        fault = _Fault("timeout") if isinstance(failure, str) else _Fault("status", status=failure)
-        self._queue(endpoint, fault, count)
-
-    def respond_next(
-        self,
-        endpoint: str,
-        status: int,
-        body: str | bytes | object = b"",
-        *,
-        content_type: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        count: int = 1,
-    ) -> None:
-        """Answer the next `count` requests to `endpoint` with exactly this response.
-
-        `body` is sent as is when it is ``str`` or ``bytes`` (default content
-        type ``text/html``), and as JSON otherwise (``application/json``), so a
-        test can send whatever a misbehaving provider or gateway would.
-        """
-        if not 100 <= status <= 599:
-            raise ValueError(f"status must be an HTTP status, not {status!r}")
-        if isinstance(body, bytes | str):
-            raw = body.encode() if isinstance(body, str) else body
-            kind = content_type or "text/html; charset=utf-8"
-        else:
-            raw = json.dumps(body).encode()
-            kind = content_type or "application/json"
-        all_headers = {**NO_STORE, "content-type": kind, **(headers or {})}
-        self._queue(endpoint, _Fault("canned", status=status, body=raw, headers=all_headers), count)
-
-    def delay_next(self, endpoint: str, seconds: float, count: int = 1) -> None:
-        """Hold the next `count` requests to `endpoint` for `seconds`, then answer them normally."""
-        if seconds < 0:
-            raise ValueError("seconds must not be negative")
-        self._queue(endpoint, _Fault("delay", delay=seconds), count)
-
-    def tamper_next(
-        self, endpoint: str, change: Callable[[dict[str, Any]], Any], count: int = 1
-    ) -> None:
-        """Answer the next `count` requests normally, then replace the JSON body by `change(body)`.
-
-        The provider's state changes as for a normal answer (a refresh token
-        is really rotated), so a test sees what a client does with a correct
-        grant wrapped in a malformed response.
-        """
-        self._queue(endpoint, _Fault("tamper", change=change), count)
-
-    def _queue(self, endpoint: str, fault: _Fault, count: int) -> None:
-        if endpoint not in _ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {sorted(_ENDPOINTS)}, not {endpoint!r}")
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._faults[endpoint].extend([fault] * count)
 
     def is_active(self, token: str) -> bool:
         """Whether an access or refresh token would currently be accepted."""
@@ -853,30 +773,6 @@ in organization {html.escape(self.account.organization_id)}, with these scopes:<
             with contextlib.suppress(OAuthError):
                 client_id, _ = basic_credentials(header)
         return self._clients.get(client_id) or _DEFAULT_CLIENT
-
-    async def _inject(self, endpoint: str) -> Response | _Fault | None:
-        """The next injected behaviour: a response to send instead, a fault to apply, or None."""
-        with self._lock:
-            queue = self._faults[endpoint]
-            fault = queue.popleft() if queue else None
-            delay = self.timeout_delay
-        if fault is None:
-            return None
-        if fault.kind in ("timeout", "delay"):
-            deadline = time.monotonic() + (delay if fault.kind == "timeout" else fault.delay)
-            while (remaining := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
-                await asyncio.sleep(min(remaining, 0.05))
-            if fault.kind == "delay":
-                return None
-            return json_body({"error": "temporarily_unavailable"}, 504)
-        if fault.kind == "canned":
-            return Response(fault.body, fault.status, dict(fault.headers))
-        if fault.kind == "tamper":
-            return fault
-        status = fault.status
-        error = _FAULT_ERRORS.get(status, "server_error" if status >= 500 else "invalid_request")
-        body = {"error": error, "error_description": "injected failure"}
-        return json_body(body, status, {"Retry-After": "1"} if status == 429 else None)
 
 
 def _check_authorization(
